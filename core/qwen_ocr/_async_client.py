@@ -1,0 +1,283 @@
+"""``AsyncQwenOCR``: the asynchronous client, natively async on ``httpx.AsyncClient``.
+
+Image preparation (decode, rotate, downscale, encode) is CPU work; it runs in a worker thread so the event loop
+stays responsive. Everything else is the same pure code the sync client uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Iterable
+from types import TracebackType
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+from tenacity import AsyncRetrying
+
+from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, transport_error
+from .errors import BatchOCRError, QwenOCRError, error_from_response
+from .imaging import ImageInput
+from .models import DEFAULT_MODEL
+from .protocols.base import OCRCall
+from .results import OCRChunk, OCRResult
+from .retry import RetryPolicy, tenacity_kwargs
+from .tasks import Schema, Task
+
+__all__ = ["AsyncQwenOCR"]
+
+
+class AsyncQwenOCR(BaseClient):
+    """Asynchronous Qwen-OCR client; the same settings and methods as :class:`QwenOCR`, awaited.
+
+    Example::
+
+        import asyncio
+        from qwen_ocr import AsyncQwenOCR
+
+        async def main() -> None:
+            async with AsyncQwenOCR() as client:
+                result = await client.ocr("receipt.jpg", task="key_information_extraction")
+                print(result.fields)
+                async for chunk in client.stream("page.png"):
+                    print(chunk.text, end="")
+                results = await client.ocr_many(["a.png", "b.png"])
+
+        asyncio.run(main())
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | SecretStr | None = None,
+        base_url: str | None = None,
+        region: str = "intl",
+        workspace: str | None = None,
+        model: str = DEFAULT_MODEL,
+        protocol: Protocol = "dashscope",
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        max_retries: int | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        retry: RetryPolicy | None = None,
+        data_inspection: bool = False,
+        default_headers: dict[str, str] | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(
+            api_key=api_key,
+            base_url=base_url,
+            region=region,
+            workspace=workspace,
+            model=model,
+            protocol=protocol,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_concurrency=max_concurrency,
+            retry=retry,
+            data_inspection=data_inspection,
+            default_headers=default_headers,
+        )
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise TypeError("http_client must be an httpx.AsyncClient (use QwenOCR for an httpx.Client)")
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=self._timeout(), limits=self._limits())
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (only those of a client this object created)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncQwenOCR:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- public API --------------------------------------------------------------------------------------------
+
+    async def ocr(
+        self,
+        image: ImageInput,
+        *,
+        task: Task | str | None = None,
+        schema: Schema | str | type | None = None,
+        prompt: str | None = None,
+        model: str | None = None,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+        enable_rotate: bool | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> OCRResult:
+        """Read one image; see :meth:`QwenOCR.ocr`.
+
+        Example::
+
+            result = await client.ocr("table.png", task="table_parsing")
+        """
+        call = await self._acall(
+            image,
+            task=task,
+            schema=schema,
+            prompt=prompt,
+            model=model,
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
+            enable_rotate=enable_rotate,
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
+        return await self._execute(call)
+
+    async def stream(
+        self,
+        image: ImageInput,
+        *,
+        task: Task | str | None = None,
+        schema: Schema | str | type | None = None,
+        prompt: str | None = None,
+        model: str | None = None,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+        enable_rotate: bool | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> AsyncIterator[OCRChunk]:
+        """Read one image as a stream of text deltas; see :meth:`QwenOCR.stream`.
+
+        Example::
+
+            async for chunk in client.stream("page.png"):
+                print(chunk.text, end="")
+        """
+        call = await self._acall(
+            image,
+            task=task,
+            schema=schema,
+            prompt=prompt,
+            model=model,
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
+            enable_rotate=enable_rotate,
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
+        request = self._request(call, stream=True)
+        headers = self._headers(request)
+        url, content = self._url(request), request.content()
+        async with self._semaphore():
+            response = await self._open_stream(url, headers, content)
+            try:
+                if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
+                    result = self._parse(200, response.headers, await response.aread(), call)
+                    yield OCRChunk(
+                        text=result.raw_text,
+                        finish_reason=result.finish_reason or "stop",
+                        usage=result.usage,
+                        request_id=result.request_id,
+                    )
+                    return
+                assembler = self._assembler(call, response.headers)
+                async for data in response.aiter_bytes():
+                    for chunk in assembler.feed(data):
+                        yield chunk
+                for chunk in assembler.close():
+                    yield chunk
+            except httpx.HTTPError as exc:
+                raise transport_error(exc) from exc
+            finally:
+                await response.aclose()
+
+    async def ocr_many(
+        self,
+        images: Iterable[ImageInput],
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        **options: Any,
+    ) -> list[OCRResult | QwenOCRError]:
+        """Read many images concurrently, results in input order; see :meth:`QwenOCR.ocr_many`.
+
+        Example::
+
+            results = await client.ocr_many(paths, return_exceptions=True)
+        """
+        opts = self._split_options(options)
+        workers = max_concurrency or self.max_concurrency
+        iterator = enumerate(images)
+        results: dict[int, OCRResult | QwenOCRError] = {}
+
+        async def worker() -> None:
+            for index, image in iterator:  # shared iterator: each worker takes the next input
+                try:
+                    results[index] = await self.ocr(image, **opts)
+                except QwenOCRError as exc:
+                    results[index] = exc
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        ordered = [results[i] for i in range(len(results))]
+        if not return_exceptions and any(isinstance(r, QwenOCRError) for r in ordered):
+            raise BatchOCRError(ordered)
+        return ordered
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        semaphore = self._slots.get(loop)
+        if semaphore is None:
+            semaphore = self._slots[loop] = asyncio.Semaphore(self.max_concurrency)
+        return semaphore
+
+    async def _acall(self, image: ImageInput, **options: Any) -> OCRCall:
+        if isinstance(image, str) and image.strip()[:8].lower().startswith(("http://", "https://", "oss://")):
+            return self._call(image, **options)  # nothing to read or decode: no thread hop
+        return await asyncio.to_thread(self._call, image, **options)
+
+    async def _execute(self, call: OCRCall) -> OCRResult:
+        request = self._request(call, stream=False)
+        headers = self._headers(request)
+        url, content = self._url(request), request.content()
+        result: OCRResult | None = None
+        async for attempt in AsyncRetrying(**tenacity_kwargs(self.retry)):
+            with attempt:
+                result = await self._send_once(url, headers, content, call)
+        assert result is not None
+        return result
+
+    async def _send_once(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> OCRResult:
+        async with self._semaphore():
+            try:
+                response = await self._http.post(url, content=content, headers=headers)
+            except httpx.HTTPError as exc:
+                raise transport_error(exc) from exc
+        return self._parse(response.status_code, response.headers, response.content, call)
+
+    async def _open_stream(self, url: str, headers: dict[str, str], content: bytes) -> httpx.Response:
+        opened: httpx.Response | None = None
+        async for attempt in AsyncRetrying(**tenacity_kwargs(self.retry)):
+            with attempt:
+                request = self._http.build_request("POST", url, content=content, headers=headers)
+                try:
+                    response = await self._http.send(request, stream=True)
+                except httpx.HTTPError as exc:
+                    raise transport_error(exc) from exc
+                if response.status_code != 200:
+                    try:
+                        body = await response.aread()
+                    except httpx.HTTPError as exc:
+                        raise transport_error(exc) from exc
+                    finally:
+                        await response.aclose()
+                    raise error_from_response(response.status_code, body, response.headers)
+                opened = response
+        assert opened is not None
+        return opened

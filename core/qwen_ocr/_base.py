@@ -1,0 +1,246 @@
+"""What the sync and async clients share: settings, turning ``ocr()`` arguments into a call, auth, errors.
+
+The clients themselves (``_client.py``, ``_async_client.py``) only move bytes; every decision is made here or in
+the pure protocol modules, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import httpx
+from pydantic import SecretStr
+
+from ._version import __version__
+from .config import missing_key_error, resolve_api_key, resolve_base_url
+from .errors import (
+    APIConnectionError,
+    APITimeoutError,
+    InvalidArgumentError,
+    QwenOCRError,
+    UnsupportedTaskError,
+)
+from .imaging import ImageInput, prepare_image
+from .models import DEFAULT_MODEL, model_spec
+from .protocols import native
+from .protocols.base import HTTPRequest, OCRCall, StreamAssembler
+from .results import OCRResult
+from .retry import RetryPolicy
+from .tasks import Schema, Task, coerce_task, normalize_schema
+
+__all__ = ["DEFAULT_TIMEOUT", "BaseClient", "OCROptions", "Protocol"]
+
+logger = logging.getLogger("qwen_ocr")
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds; the default of the AI gateway plugin's ``timeoutMillisecond``."""
+DEFAULT_MAX_CONCURRENCY = 8
+
+Protocol = Literal["dashscope", "openai"]
+
+OCROptions = dict[str, Any]
+"""Keyword options of ``ocr()``: task, schema, prompt, model, min_pixels, max_pixels, enable_rotate, max_tokens,
+temperature."""
+
+_OPTION_NAMES = frozenset(
+    {
+        "task",
+        "schema",
+        "prompt",
+        "model",
+        "min_pixels",
+        "max_pixels",
+        "enable_rotate",
+        "max_tokens",
+        "temperature",
+    }
+)
+
+
+class BaseClient:
+    """Settings and pure helpers shared by :class:`QwenOCR` and :class:`AsyncQwenOCR`."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | SecretStr | None = None,
+        base_url: str | None = None,
+        region: str = "intl",
+        workspace: str | None = None,
+        model: str = DEFAULT_MODEL,
+        protocol: Protocol = "dashscope",
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        max_retries: int | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        retry: RetryPolicy | None = None,
+        data_inspection: bool = False,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if protocol not in ("dashscope", "openai"):
+            raise InvalidArgumentError(
+                f"unknown protocol {protocol!r}; use 'dashscope' (native) or 'openai' (compatible mode).",
+                code="InvalidProtocol",
+            )
+        if protocol == "openai":
+            raise UnsupportedTaskError(
+                "protocol='openai' is not available in this version yet; use protocol='dashscope'.",
+                code="UnsupportedProtocol",
+            )
+        if max_concurrency < 1:
+            raise InvalidArgumentError("max_concurrency must be at least 1.", code="InvalidConcurrency")
+        if not model or not isinstance(model, str):
+            raise InvalidArgumentError("model must be a non-empty string such as 'qwen-vl-ocr'.")
+        self.api_key: SecretStr | None = resolve_api_key(api_key)
+        self.base_url: str = resolve_base_url(base_url, region)
+        self.region = region
+        self.workspace = workspace
+        self.model = model
+        self.protocol: Protocol = protocol
+        self.timeout = timeout
+        policy = retry or RetryPolicy()
+        if max_retries is not None:
+            policy = RetryPolicy(
+                max_retries=max_retries,
+                initial_delay=policy.initial_delay,
+                max_delay=policy.max_delay,
+                jitter=policy.jitter,
+                max_retry_after=policy.max_retry_after,
+            )
+        self.retry = policy
+        self.max_concurrency = max_concurrency
+        self.data_inspection = data_inspection
+        self._default_headers = dict(default_headers or {})
+
+    @property
+    def max_retries(self) -> int:
+        """Retries after the first attempt."""
+        return self.retry.max_retries
+
+    def __repr__(self) -> str:
+        key = "set" if self.api_key is not None else "missing"
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, model={self.model!r}, protocol={self.protocol!r}, "
+            f"api_key=<{key}>, max_retries={self.max_retries}, max_concurrency={self.max_concurrency})"
+        )
+
+    # -- building a call ------------------------------------------------------------------------------------
+
+    def _call(
+        self,
+        image: ImageInput,
+        *,
+        task: Task | str | None = None,
+        schema: Schema | str | type | None = None,
+        prompt: str | None = None,
+        model: str | None = None,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+        enable_rotate: bool | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> OCRCall:
+        """Validate the options and prepare the image (CPU work: decode, rotate, downscale, encode)."""
+        the_task = coerce_task(task)
+        the_schema = normalize_schema(schema)
+        if the_schema is not None:
+            if the_task is None:
+                the_task = Task.KEY_INFORMATION_EXTRACTION
+            elif the_task is not Task.KEY_INFORMATION_EXTRACTION:
+                raise InvalidArgumentError(
+                    f"schema= goes with task='key_information_extraction', not {the_task.value!r}.",
+                    code="InvalidSchema",
+                )
+        spec = model_spec(model or self.model)
+        if the_task is not None and not spec.supports_tasks:
+            raise UnsupportedTaskError(
+                f"{spec.name} ignores built-in tasks; use qwen-vl-ocr-2025-04-13 or later (e.g. "
+                "model='qwen-vl-ocr-latest') for task=.",
+            )
+        if the_task is Task.ADVANCED_RECOGNITION and not spec.supports_advanced_recognition:
+            raise UnsupportedTaskError(
+                f"advanced_recognition needs qwen-vl-ocr-2025-08-28 or later; {spec.name} cannot do it. "
+                "Use model='qwen-vl-ocr-latest'.",
+            )
+        _check_pixels(min_pixels, max_pixels, spec.max_pixels_ceiling)
+        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+            raise InvalidArgumentError("max_tokens must be a positive integer.", code="InvalidMaxTokens")
+        if temperature is not None and not 0 <= temperature < 2:
+            raise InvalidArgumentError("temperature must be within [0, 2).", code="InvalidTemperature")
+        prepared = prepare_image(image, model=spec, min_pixels=min_pixels, max_pixels=max_pixels)
+        return OCRCall(
+            image=prepared,
+            spec=spec,
+            task=the_task,
+            schema=the_schema,
+            prompt=prompt,
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
+            enable_rotate=enable_rotate,
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
+
+    @staticmethod
+    def _split_options(options: Mapping[str, Any]) -> OCROptions:
+        unknown = set(options) - _OPTION_NAMES
+        if unknown:
+            raise InvalidArgumentError(
+                f"unknown option(s) {sorted(unknown)}; ocr() accepts {sorted(_OPTION_NAMES)}.",
+                code="InvalidOption",
+            )
+        return dict(options)
+
+    # -- HTTP pieces (pure) ------------------------------------------------------------------------------------
+
+    def _request(self, call: OCRCall, *, stream: bool) -> HTTPRequest:
+        return native.build_request(call, stream=stream, workspace=self.workspace, data_inspection=self.data_inspection)
+
+    def _headers(self, request: HTTPRequest) -> dict[str, str]:
+        if self.api_key is None:
+            raise missing_key_error()
+        headers = {"User-Agent": f"qwen-ocr-python/{__version__}", **self._default_headers, **request.headers}
+        headers["Authorization"] = f"Bearer {self.api_key.get_secret_value()}"
+        return headers
+
+    def _url(self, request: HTTPRequest) -> str:
+        return self.base_url + request.path
+
+    def _parse(self, status: int, headers: Mapping[str, str], content: bytes, call: OCRCall) -> OCRResult:
+        return native.parse_response(status, headers, content, call)
+
+    def _assembler(self, call: OCRCall, headers: Mapping[str, str]) -> StreamAssembler:
+        return native.NativeStreamAssembler(call, headers)
+
+    def _timeout(self) -> httpx.Timeout:
+        if isinstance(self.timeout, httpx.Timeout):
+            return self.timeout
+        if self.timeout is None:
+            return httpx.Timeout(None)
+        return httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
+
+    def _limits(self) -> httpx.Limits:
+        return httpx.Limits(max_connections=max(self.max_concurrency, 1) * 2, max_keepalive_connections=None)
+
+
+def _check_pixels(min_pixels: int | None, max_pixels: int | None, ceiling: int) -> None:
+    for name, value in (("min_pixels", min_pixels), ("max_pixels", max_pixels)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise InvalidArgumentError(f"{name} must be a positive integer.", code="InvalidPixels")
+    if max_pixels is not None and max_pixels > ceiling:
+        raise InvalidArgumentError(
+            f"max_pixels={max_pixels:,} is above this model's ceiling of {ceiling:,}.", code="InvalidPixels"
+        )
+    if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
+        raise InvalidArgumentError("min_pixels must not exceed max_pixels.", code="InvalidPixels")
+
+
+def transport_error(exc: httpx.HTTPError) -> QwenOCRError:
+    """A typed, retryable error for an httpx transport failure (the key is never in its text)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(
+            f"no answer within the timeout ({type(exc).__name__}). Raise timeout= for very large images or "
+            "long outputs."
+        )
+    return APIConnectionError(f"the connection to the service failed ({type(exc).__name__}: {exc}).")

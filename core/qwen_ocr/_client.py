@@ -1,0 +1,324 @@
+"""``QwenOCR``: the synchronous client, a thin shell over ``httpx.Client`` and the pure protocol modules."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from types import TracebackType
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+from tenacity import Retrying
+
+from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, transport_error
+from .errors import BatchOCRError, QwenOCRError, error_from_response
+from .imaging import ImageInput
+from .models import DEFAULT_MODEL
+from .protocols.base import OCRCall
+from .results import OCRChunk, OCRResult
+from .retry import RetryPolicy, tenacity_kwargs
+from .tasks import Schema, Task
+
+__all__ = ["QwenOCR"]
+
+
+class QwenOCR(BaseClient):
+    """Synchronous Qwen-OCR client.
+
+    Example::
+
+        from qwen_ocr import QwenOCR
+
+        with QwenOCR() as client:                      # key from DASHSCOPE_API_KEY
+            print(client.ocr("receipt.jpg").text)
+            fields = client.ocr("receipt.jpg", schema={"Total": "", "Date": ""}).fields
+            for chunk in client.stream("page.png"):
+                print(chunk.text, end="")
+            results = client.ocr_many(["a.png", "b.png"], task="table_parsing")
+
+    Args:
+        api_key: the DashScope key; else ``DASHSCOPE_API_KEY``; else ``dashscope_api_key`` in
+            ``~/.alibabacloud/credentials``. A missing key is reported at the first call.
+        base_url: a host root such as ``http://127.0.0.1:8000`` (a trailing ``/api/v1`` or
+            ``/compatible-mode/v1`` is accepted); else ``DASHSCOPE_BASE_URL``; else the region's host.
+        region: ``"intl"`` (Singapore, default), ``"cn"`` (Beijing) or ``"us"`` (Virginia). Keys are region-bound.
+        workspace: a Model Studio workspace id, sent as ``X-DashScope-WorkSpace``.
+        model: the default model (``qwen-vl-ocr``); each call may override it.
+        protocol: ``"dashscope"`` (the native protocol with built-in tasks).
+        timeout: seconds per request (default 30), or an ``httpx.Timeout``.
+        max_retries: retries of retryable failures (default 2); see :class:`RetryPolicy` for the backoff.
+        max_concurrency: requests in flight at once from this client (default 8).
+        retry: a full :class:`RetryPolicy`.
+        data_inspection: ask the service for content inspection (``X-DashScope-DataInspection: enable``).
+        default_headers: extra headers for every request.
+        http_client: your own ``httpx.Client`` (proxies, certificates, transports); you close it.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | SecretStr | None = None,
+        base_url: str | None = None,
+        region: str = "intl",
+        workspace: str | None = None,
+        model: str = DEFAULT_MODEL,
+        protocol: Protocol = "dashscope",
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        max_retries: int | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        retry: RetryPolicy | None = None,
+        data_inspection: bool = False,
+        default_headers: dict[str, str] | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(
+            api_key=api_key,
+            base_url=base_url,
+            region=region,
+            workspace=workspace,
+            model=model,
+            protocol=protocol,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_concurrency=max_concurrency,
+            retry=retry,
+            data_inspection=data_inspection,
+            default_headers=default_headers,
+        )
+        if http_client is not None and not isinstance(http_client, httpx.Client):
+            raise TypeError("http_client must be an httpx.Client (use AsyncQwenOCR for an httpx.AsyncClient)")
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(timeout=self._timeout(), limits=self._limits())
+        self._slots = threading.BoundedSemaphore(self.max_concurrency)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the HTTP connections (only those of a client this object created)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> QwenOCR:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- public API --------------------------------------------------------------------------------------------
+
+    def ocr(
+        self,
+        image: ImageInput,
+        *,
+        task: Task | str | None = None,
+        schema: Schema | str | type | None = None,
+        prompt: str | None = None,
+        model: str | None = None,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+        enable_rotate: bool | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> OCRResult:
+        """Read one image.
+
+        Args:
+            image: a path, an http(s) / ``data:`` / ``oss://`` URL, bytes, or a ``PIL.Image``.
+            task: a built-in task (:class:`Task` or its string); ``None`` reads plain text.
+            schema: for ``key_information_extraction``: the fields to fill (dict, JSON string or pydantic
+                model; at most 3 levels of nesting). Implies that task when ``task`` is not given.
+            prompt: a custom instruction (the service ignores it when a task is set).
+            model: overrides the client's model for this call.
+            min_pixels, max_pixels: the pixel budget of the image (the model's defaults otherwise).
+            enable_rotate: let the service straighten rotated images.
+            max_tokens, temperature: generation limits.
+
+        Returns:
+            The :class:`OCRResult`, with the views the task calls for.
+
+        Raises:
+            InvalidImageError: the image was refused before sending (nothing was billed).
+            AuthenticationError: the key is missing or wrong.
+            QwenOCRError: any other failure, typed (see ``qwen_ocr.errors``).
+
+        Example::
+
+            client.ocr("poster.png", task="advanced_recognition").lines[0].location
+        """
+        call = self._call(
+            image,
+            task=task,
+            schema=schema,
+            prompt=prompt,
+            model=model,
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
+            enable_rotate=enable_rotate,
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
+        return self._execute(call)
+
+    def stream(
+        self,
+        image: ImageInput,
+        *,
+        task: Task | str | None = None,
+        schema: Schema | str | type | None = None,
+        prompt: str | None = None,
+        model: str | None = None,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+        enable_rotate: bool | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Iterator[OCRChunk]:
+        """Read one image as a stream of text deltas; the last chunk carries ``finish_reason`` and ``usage``.
+
+        Arguments are validated (and the image prepared) when this is called; the request is sent when iteration
+        starts. Failures before the first chunk are retried; an in-stream error raises its typed error.
+
+        Example::
+
+            for chunk in client.stream("page.png"):
+                print(chunk.text, end="", flush=True)
+        """
+        call = self._call(
+            image,
+            task=task,
+            schema=schema,
+            prompt=prompt,
+            model=model,
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
+            enable_rotate=enable_rotate,
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
+        request = self._request(call, stream=True)
+        headers = self._headers(request)
+        return self._stream(call, self._url(request), headers, request.content())
+
+    def ocr_many(
+        self,
+        images: Iterable[ImageInput],
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+        **options: Any,
+    ) -> list[OCRResult | QwenOCRError]:
+        """Read many images concurrently; results come back in input order.
+
+        Args:
+            images: any iterable of inputs ``ocr()`` accepts; consumed lazily.
+            max_concurrency: images in flight at once (default: the client's ``max_concurrency``).
+            return_exceptions: put each failed item's ``QwenOCRError`` in its place instead of raising.
+            **options: any ``ocr()`` option, applied to every image.
+
+        Raises:
+            BatchOCRError: (``return_exceptions=False``) after every item finished, if any failed; its
+                ``.results`` holds every result and error in input order.
+
+        Example::
+
+            results = client.ocr_many(paths, task="text_recognition", return_exceptions=True)
+        """
+        opts = self._split_options(options)
+        workers = max_concurrency or self.max_concurrency
+        results: dict[int, OCRResult | QwenOCRError] = {}
+
+        def one(image: ImageInput) -> OCRResult | QwenOCRError:
+            try:
+                return self.ocr(image, **opts)
+            except QwenOCRError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qwen-ocr") as pool:
+            pending: dict[Future[OCRResult | QwenOCRError], int] = {}
+            for index, image in enumerate(images):
+                if len(pending) >= workers * 2:
+                    self._collect(pending, results, wait(pending, return_when=FIRST_COMPLETED).done)
+                pending[pool.submit(one, image)] = index
+            self._collect(pending, results, wait(pending).done)
+        ordered = [results[i] for i in range(len(results))]
+        if not return_exceptions and any(isinstance(r, QwenOCRError) for r in ordered):
+            raise BatchOCRError(ordered)
+        return ordered
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _collect(
+        pending: dict[Future[OCRResult | QwenOCRError], int],
+        results: dict[int, OCRResult | QwenOCRError],
+        done: set[Future[OCRResult | QwenOCRError]],
+    ) -> None:
+        for future in done:
+            results[pending.pop(future)] = future.result()
+
+    def _execute(self, call: OCRCall) -> OCRResult:
+        request = self._request(call, stream=False)
+        headers = self._headers(request)
+        url = self._url(request)
+        content = request.content()
+        result: OCRResult | None = None
+        for attempt in Retrying(**tenacity_kwargs(self.retry)):
+            with attempt:
+                result = self._send_once(url, headers, content, call)
+        assert result is not None
+        return result
+
+    def _send_once(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> OCRResult:
+        with self._slots:
+            try:
+                response = self._http.post(url, content=content, headers=headers)
+            except httpx.HTTPError as exc:
+                raise transport_error(exc) from exc
+        return self._parse(response.status_code, response.headers, response.content, call)
+
+    def _open_stream(self, url: str, headers: dict[str, str], content: bytes) -> httpx.Response:
+        opened: httpx.Response | None = None
+        for attempt in Retrying(**tenacity_kwargs(self.retry)):
+            with attempt:
+                request = self._http.build_request("POST", url, content=content, headers=headers)
+                try:
+                    response = self._http.send(request, stream=True)
+                except httpx.HTTPError as exc:
+                    raise transport_error(exc) from exc
+                if response.status_code != 200:
+                    try:
+                        body = response.read()
+                    except httpx.HTTPError as exc:
+                        raise transport_error(exc) from exc
+                    finally:
+                        response.close()
+                    raise error_from_response(response.status_code, body, response.headers)
+                opened = response
+        assert opened is not None
+        return opened
+
+    def _stream(self, call: OCRCall, url: str, headers: dict[str, str], content: bytes) -> Iterator[OCRChunk]:
+        with self._slots:
+            response = self._open_stream(url, headers, content)
+            try:
+                if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
+                    result = self._parse(200, response.headers, response.read(), call)
+                    yield OCRChunk(
+                        text=result.raw_text,
+                        finish_reason=result.finish_reason or "stop",
+                        usage=result.usage,
+                        request_id=result.request_id,
+                    )
+                    return
+                assembler = self._assembler(call, response.headers)
+                for data in response.iter_bytes():
+                    yield from assembler.feed(data)
+                yield from assembler.close()
+            except httpx.HTTPError as exc:
+                raise transport_error(exc) from exc
+            finally:
+                response.close()

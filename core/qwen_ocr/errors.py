@@ -1,0 +1,429 @@
+"""The exception tree, and the pure mapping from a service error reply to the right exception.
+
+Every error this library raises is a :class:`QwenOCRError`. Errors that come from the service carry the service's
+``code``, ``message``, ``request_id`` and HTTP ``status_code``; errors found on our side (a bad image, a missing key)
+carry a ``code`` of their own and say what to do about it.
+
+Example::
+
+    from qwen_ocr import QwenOCR, RateLimitError, AuthenticationError
+
+    try:
+        QwenOCR().ocr("receipt.jpg")
+    except AuthenticationError as exc:
+        print("fix the key:", exc.message)
+    except RateLimitError as exc:
+        print("slow down; retry after", exc.retry_after, "seconds")
+
+The service's codes (``ERROR_CODE_TABLE.md`` in the protocol notes) map as follows:
+
+========================  ======================================================================
+exception                 codes
+========================  ======================================================================
+AuthenticationError       401 ``InvalidApiKey`` (and the missing-key error raised before any request)
+PermissionDeniedError     403 ``AccessDenied``, ``Workspace.AccessDenied``, ``Model.AccessDenied``,
+                          ``AccessDenied.Unpurchased``
+NotFoundError             404 ``ModelNotFound``, ``WorkSpaceNotFound``
+BadRequestError           400 ``InvalidParameter``, ``BadRequest.*``, ``UnsupportedOperation``,
+                          ``invalid_request_error``, 413 ``BadRequest.TooLarge``
+InvalidImageError         400 ``InvalidURL``, 415 ``BadRequest.InputDownloadFailed``,
+                          ``BadRequest.UnsupportedFileFormat``, and every image we refuse locally
+ContentFilteredError      400 ``DataInspectionFailed``
+QuotaExceededError        400 ``Arrearage``, 429 ``PrepaidBillOverdue``, ``PostpaidBillOverdue``,
+                          ``CommodityNotPurchased``, ``Throttling.AllocationQuota`` "Free allocated
+                          quota exceeded"
+RateLimitError            429 ``Throttling``, ``Throttling.RateQuota``, ``Throttling.AllocationQuota``,
+                          ``LimitRequests``
+ServerError               408 ``RequestTimeOut``, 5xx ``InternalError*``, ``SystemError``,
+                          ``ModelServiceFailed``, ``ModelUnavailable``
+========================  ======================================================================
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .results import OCRResult
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BatchOCRError",
+    "ContentFilteredError",
+    "InvalidArgumentError",
+    "InvalidImageError",
+    "MissingAPIKeyError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "QuotaExceededError",
+    "QwenOCRError",
+    "RateLimitError",
+    "ResponseDecodeError",
+    "ServerError",
+    "UnsupportedTaskError",
+    "error_from_response",
+    "is_retryable",
+    "parse_retry_after",
+]
+
+
+class QwenOCRError(Exception):
+    """Base class of every error raised by this library.
+
+    Attributes:
+        message: what went wrong and, where we know it, how to fix it.
+        code: the service's error code (``"InvalidApiKey"``) or one of ours (``"MissingAPIKey"``).
+        request_id: the service's request id, to quote to support; ``None`` for local errors.
+        status_code: the HTTP status of the reply; ``None`` for local errors.
+    """
+
+    default_code: str = "QwenOCRError"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        request_id: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.request_id = request_id
+        self.status_code = status_code
+
+    def __str__(self) -> str:
+        details = [f"code={self.code}"]
+        if self.status_code is not None:
+            details.insert(0, f"HTTP {self.status_code}")
+        if self.request_id:
+            details.append(f"request_id={self.request_id}")
+        return f"{self.message} ({', '.join(details)})"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(message={self.message!r}, code={self.code!r}, "
+            f"status_code={self.status_code!r}, request_id={self.request_id!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep keyword attributes across pickling (multiprocessing, joblib, Ray).
+        return (_rebuild, (type(self), self.message, self.__dict__))
+
+
+def _rebuild(cls: type[QwenOCRError], message: str, state: dict[str, Any]) -> QwenOCRError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class InvalidArgumentError(QwenOCRError, ValueError):
+    """A call's arguments are wrong (an unknown task, a schema nested too deeply, ...). Nothing was sent."""
+
+    default_code = "InvalidArgument"
+
+
+class UnsupportedTaskError(InvalidArgumentError):
+    """The chosen provider or model cannot do this task; the message names one that can."""
+
+    default_code = "UnsupportedTask"
+
+
+class APIError(QwenOCRError):
+    """The service answered with an error."""
+
+    default_code = "APIError"
+
+
+class AuthenticationError(APIError):
+    """The API key is missing, wrong, or from another region (HTTP 401)."""
+
+    default_code = "InvalidApiKey"
+
+
+class MissingAPIKeyError(AuthenticationError):
+    """No API key was configured; raised at the first call, before any request is sent."""
+
+    default_code = "MissingAPIKey"
+
+
+class PermissionDeniedError(APIError):
+    """The key may not use this model or workspace (HTTP 403)."""
+
+    default_code = "AccessDenied"
+
+
+class NotFoundError(APIError):
+    """The model or workspace does not exist in this region (HTTP 404)."""
+
+    default_code = "ModelNotFound"
+
+
+class BadRequestError(APIError):
+    """The service rejected the request as malformed (HTTP 400, 413, 415). Never retried."""
+
+    default_code = "InvalidParameter"
+
+
+class InvalidImageError(BadRequestError):
+    """The image cannot be used: refused locally before sending, or refused by the service."""
+
+    default_code = "InvalidImage"
+
+
+class ContentFilteredError(BadRequestError):
+    """The service's content inspection refused the input or the output (``DataInspectionFailed``)."""
+
+    default_code = "DataInspectionFailed"
+
+
+class QuotaExceededError(APIError):
+    """Billing or quota problem (arrears, overdue bill, model not purchased, free quota used up). Never retried."""
+
+    default_code = "Arrearage"
+
+
+class RateLimitError(APIError):
+    """Too many requests (HTTP 429 throttling). Retried with backoff, honouring ``retry_after``."""
+
+    default_code = "Throttling"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(APIError):
+    """The service failed (HTTP 408 or 5xx). Retried."""
+
+    default_code = "InternalError"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ResponseDecodeError(APIError):
+    """The service's reply could not be read (garbled JSON, a stream cut short). Retried."""
+
+    default_code = "ResponseDecodeError"
+
+
+class APIConnectionError(QwenOCRError):
+    """The request did not get an answer: connection refused or dropped, DNS failure. Retried."""
+
+    default_code = "ConnectionError"
+
+
+class APITimeoutError(APIConnectionError):
+    """No answer within the configured ``timeout``. Retried.
+
+    Named so that it does not shadow the builtin :class:`TimeoutError`.
+    """
+
+    default_code = "Timeout"
+
+
+class BatchOCRError(QwenOCRError):
+    """Some items of an ``ocr_many`` call failed; raised after every item finished.
+
+    Attributes:
+        results: one entry per input, in input order: an ``OCRResult`` or the ``QwenOCRError`` of that item.
+        errors: ``(index, error)`` pairs of the failed items.
+    """
+
+    default_code = "BatchFailed"
+
+    def __init__(self, results: Sequence[OCRResult | QwenOCRError]) -> None:
+        self.results: list[OCRResult | QwenOCRError] = list(results)
+        self.errors: list[tuple[int, QwenOCRError]] = [
+            (i, r) for i, r in enumerate(self.results) if isinstance(r, QwenOCRError)
+        ]
+        first_index, first = self.errors[0] if self.errors else (-1, None)
+        super().__init__(
+            f"{len(self.errors)} of {len(self.results)} items failed; the others succeeded and are in "
+            f".results. First failure, item {first_index}: {first}",
+            code=first.code if first else None,
+        )
+        self.__cause__ = first
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.results,))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Mapping a service reply to an exception (pure).
+
+_BILLING_CODES = frozenset(
+    {"Arrearage", "PrepaidBillOverdue", "PostpaidBillOverdue", "CommodityNotPurchased", "insufficient_quota"}
+)
+_THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "Throttling.RateQuota",
+        "Throttling.AllocationQuota",
+        "LimitRequests",
+        "rate_limit_exceeded",
+    }
+)
+_IMAGE_CODES = frozenset({"InvalidURL", "BadRequest.InputDownloadFailed", "BadRequest.UnsupportedFileFormat"})
+
+_HINTS: dict[type[APIError], str] = {
+    AuthenticationError: (
+        "Check the key in api_key= or DASHSCOPE_API_KEY. Keys are bound to a region: a key from Beijing works only "
+        "with region='cn', one from Singapore only with region='intl', one from Virginia only with region='us'."
+    ),
+    PermissionDeniedError: "Check that this key's account and workspace may use the model (Model Studio console).",
+    NotFoundError: "Check the model name and region; qwen-vl-ocr models are listed in the Model Studio console.",
+    QuotaExceededError: "This is a billing problem of the account; retrying will not help. See the Model Studio "
+    "console's billing page.",
+    ContentFilteredError: "The service's content inspection refused the input or output; retrying will not help.",
+    RateLimitError: "The account's rate limit was hit; lower max_concurrency or let the client retry.",
+}
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Read a ``Retry-After`` header (seconds, or an HTTP date) as seconds from now; ``None`` if absent or unreadable.
+
+    >>> parse_retry_after("2")
+    2.0
+    >>> parse_retry_after(None) is None
+    True
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN or infinite
+        return None
+    return max(0.0, seconds)
+
+
+def _class_for(status: int | None, code: str, message: str) -> type[APIError]:
+    if code in _BILLING_CODES or (code == "Throttling.AllocationQuota" and "free" in message.lower()):
+        return QuotaExceededError
+    if code == "DataInspectionFailed" or code == "data_inspection_failed":
+        return ContentFilteredError
+    if code in _IMAGE_CODES or "url error" in message.lower():
+        return InvalidImageError
+    if code in _THROTTLING_CODES:
+        return RateLimitError
+    if code == "InvalidApiKey" or code == "invalid_api_key":
+        return AuthenticationError
+    if status == 401:
+        return AuthenticationError
+    if status == 403 or code.startswith("AccessDenied") or code.endswith(".AccessDenied"):
+        return PermissionDeniedError
+    if status == 404 or code in ("ModelNotFound", "WorkSpaceNotFound", "model_not_found"):
+        return NotFoundError
+    if status == 429:
+        return RateLimitError
+    if status == 408 or (status is not None and status >= 500):
+        return ServerError
+    if code.startswith(("InternalError", "SystemError")) or code in (
+        "ModelServiceFailed",
+        "ModelUnavailable",
+    ):
+        return ServerError if status is None or status >= 500 or status == 200 else BadRequestError
+    return BadRequestError
+
+
+def error_from_response(
+    status_code: int | None,
+    body: Mapping[str, Any] | bytes | str | None,
+    headers: Mapping[str, str] | None = None,
+) -> APIError:
+    """Build the exception for an error reply of either protocol.
+
+    Accepts the native body (``{"code", "message", "request_id"}``), the OpenAI-compatible body
+    (``{"error": {"code", "message", "type"}, "request_id"}``), raw bytes, or nothing at all.
+
+    >>> err = error_from_response(401, {"code": "InvalidApiKey", "message": "Invalid API-key provided."})
+    >>> type(err).__name__, err.code
+    ('AuthenticationError', 'InvalidApiKey')
+    """
+    data: Mapping[str, Any] = {}
+    raw_text = ""
+    if isinstance(body, (bytes, bytearray)):
+        raw_text = bytes(body).decode("utf-8", "replace")
+    elif isinstance(body, str):
+        raw_text = body
+    elif isinstance(body, Mapping):
+        data = body
+    if raw_text:
+        try:
+            parsed = json.loads(raw_text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, Mapping):
+            data = parsed
+
+    nested = data.get("error")
+    if isinstance(nested, Mapping):
+        code = nested.get("code") or nested.get("type") or ""
+        message = nested.get("message") or ""
+    else:
+        code = data.get("code") or ""
+        message = data.get("message") or ""
+    code = str(code)
+    message = str(message) if message else ""
+    request_id = data.get("request_id") or data.get("id")
+    if not request_id and headers is not None:
+        request_id = _header(headers, "x-request-id") or _header(headers, "x-dashscope-request-id")
+    request_id = str(request_id) if request_id else None
+
+    cls = _class_for(status_code, code, message)
+    if not message:
+        snippet = raw_text.strip()[:200]
+        message = f"The service answered HTTP {status_code} without an error message" + (
+            f": {snippet!r}" if snippet else "."
+        )
+    hint = _HINTS.get(cls)
+    if hint is None and cls is InvalidImageError:
+        hint = "Check that the URL is public and the file is a BMP, JPEG, PNG, TIFF, WEBP or HEIC image."
+    full = f"{message} {hint}" if hint and hint not in message else message
+    retry_after = parse_retry_after(_header(headers, "retry-after")) if headers is not None else None
+    kwargs: dict[str, Any] = {"code": code or None, "request_id": request_id, "status_code": status_code}
+    if cls in (RateLimitError, ServerError):
+        kwargs["retry_after"] = retry_after
+    return cls(full, **kwargs)
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    if headers is None:
+        return None
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    for key, val in headers.items():
+        if key.lower() == lowered:
+            return val
+    return None
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether a failed request may be sent again: throttling, 408/5xx, transport errors, garbled replies.
+
+    Billing codes, bad requests, authentication and permission errors are never retried.
+    """
+    return isinstance(error, (RateLimitError, ServerError, APIConnectionError, ResponseDecodeError))

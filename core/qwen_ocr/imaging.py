@@ -1,0 +1,578 @@
+"""Image inputs: recognise, check, orient and downscale them before any request (CPU only, no network).
+
+What the service accepts: BMP, JPEG, PNG, TIFF, WEBP, HEIC; each side > 10 px; aspect ratio <= 200:1; at most
+10 MB (also as a base64 string). It resizes every image with ``smart_resize`` into its pixel budget, so a larger
+image only costs upload bytes: we downscale it here to exactly what the model would use, and remember the scale so
+that boxes come back in the pixels of the image you passed in.
+
+Example::
+
+    from qwen_ocr import estimate_tokens, smart_resize
+    smart_resize(4000, 3000, patch=32, min_pixels=3072, max_pixels=8388608)   # (3328, 2496)
+    estimate_tokens("scan.png", model="qwen-vl-ocr-latest")
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InvalidArgumentError, InvalidImageError
+from .models import ModelSpec, model_spec
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+__all__ = [
+    "MAX_ASPECT_RATIO",
+    "MAX_DECODED_PIXELS",
+    "MAX_ENCODED_BYTES",
+    "MIN_SIDE",
+    "SUPPORTED_FORMATS",
+    "ImageInput",
+    "PreparedImage",
+    "describe_bytes",
+    "estimate_tokens",
+    "prepare_image",
+    "smart_resize",
+    "sniff_format",
+]
+
+ImageInput: TypeAlias = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Image.Image]
+"""What ``ocr()`` accepts: a path, an http(s)/``data:``/``oss://`` URL, raw bytes, or a ``PIL.Image``."""
+
+SUPPORTED_FORMATS = ("BMP", "JPEG", "PNG", "TIFF", "WEBP", "HEIC")
+MIN_SIDE = 11  # "each side > 10 px"
+MAX_ASPECT_RATIO = 200.0
+MAX_ENCODED_BYTES = 10 * 1024 * 1024
+"""The service's limit on one image and on its base64 string; we keep the ``data:`` URL under it."""
+MAX_DECODED_PIXELS = 178_956_970
+"""Images larger than this once decoded are refused before decoding (decompression bombs)."""
+
+_MIME = {
+    "BMP": "image/bmp",
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "TIFF": "image/tiff",
+    "WEBP": "image/webp",
+    "HEIC": "image/heic",
+}
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The supported image format of these leading bytes, or ``None``.
+
+    >>> sniff_format(b"\\x89PNG\\r\\n\\x1a\\n....")
+    'PNG'
+    """
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"BM") and len(head) >= 14:
+        return "BMP"
+    if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
+        return "TIFF"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "HEIC"
+    return None
+
+
+def describe_bytes(head: bytes) -> str:
+    """A short human description of what some bytes look like, for error messages.
+
+    >>> describe_bytes(b"%PDF-1.7")
+    'a PDF document'
+    """
+    fmt = sniff_format(head)
+    if fmt:
+        return f"a {fmt} image"
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if not head:
+        return "an empty file"
+    if head.startswith(b"%PDF"):
+        return "a PDF document"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "a GIF image"
+    if head[4:8] == b"ftyp" and head[8:12] == b"avif":
+        return "an AVIF image"
+    if stripped.startswith(b"<svg") or (stripped.startswith(b"<?xml") and b"<svg" in head):
+        return "an SVG drawing"
+    if stripped.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        return "an HTML page"
+    if stripped.startswith(b"<?xml"):
+        return "an XML document"
+    if stripped.startswith((b"{", b"[")):
+        return "JSON or other text"
+    if head.startswith(b"PK\x03\x04"):
+        return "a ZIP archive (or an Office document)"
+    if head.startswith(b"\x1f\x8b"):
+        return "a gzip archive"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data of an unknown kind"
+    return "plain text"
+
+
+def smart_resize(
+    width: int,
+    height: int,
+    *,
+    patch: int = 32,
+    min_pixels: int = 3072,
+    max_pixels: int = 8_388_608,
+) -> tuple[int, int]:
+    """The size the service resizes an image to: each side a multiple of ``patch``, area within the budget.
+
+    This is the documented ``smart_resize`` (Qwen2-VL and Qwen-OCR docs): round each side to the nearest
+    multiple of ``patch``; if the area is over ``max_pixels``, scale down (flooring); if under ``min_pixels``,
+    scale up (ceiling); the aspect ratio is kept as closely as the rounding allows.
+
+    >>> smart_resize(1000, 500, patch=28, min_pixels=3136, max_pixels=6422528)
+    (1008, 504)
+    """
+    if width <= 0 or height <= 0:
+        raise InvalidArgumentError(f"image size must be positive, got {width}x{height}")
+    h_bar = max(patch, _round_by(height, patch))
+    w_bar = max(patch, _round_by(width, patch))
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(patch, math.floor(height / beta / patch) * patch)
+        w_bar = max(patch, math.floor(width / beta / patch) * patch)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / patch) * patch
+        w_bar = math.ceil(width * beta / patch) * patch
+    return w_bar, h_bar
+
+
+def _round_by(value: float, factor: int) -> int:
+    # Python's round() rounds half to even, as the reference implementation does.
+    return round(value / factor) * factor
+
+
+def tokens_for_size(
+    width: int,
+    height: int,
+    *,
+    model: str | ModelSpec = "qwen-vl-ocr",
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+) -> int:
+    """Image tokens for an image of this size: ``resized area / patch**2 + 2``, capped per image."""
+    spec = model if isinstance(model, ModelSpec) else model_spec(model)
+    w, h = smart_resize(
+        width,
+        height,
+        patch=spec.patch,
+        min_pixels=min_pixels or spec.min_pixels,
+        max_pixels=max_pixels or spec.max_pixels,
+    )
+    return min((w * h) // (spec.patch * spec.patch), spec.max_image_tokens) + 2
+
+
+def estimate_tokens(
+    image: ImageInput | tuple[int, int],
+    *,
+    model: str | ModelSpec = "qwen-vl-ocr",
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+) -> int:
+    """Image tokens an image will cost, from its size alone (only its header is read).
+
+    ``image`` may be anything ``ocr()`` accepts except a URL, or a ``(width, height)`` pair.
+
+    >>> estimate_tokens((1000, 1000), model="qwen-vl-ocr-latest")
+    963
+    """
+    if isinstance(image, tuple):
+        width, height = image
+    else:
+        width, height = _peek_size(image)
+    return tokens_for_size(width, height, model=model, min_pixels=min_pixels, max_pixels=max_pixels)
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image ready to send.
+
+    Attributes:
+        url: what goes on the wire: the caller's http(s)/``oss://`` URL, or a ``data:`` URL we built.
+        original_size: ``(width, height)`` as the caller passed it in (after EXIF rotation); ``None`` for URLs.
+        sent_size: ``(width, height)`` of the image sent; ``None`` for URLs.
+        scale: factors that map coordinates of the sent image back to the original.
+        mime: the MIME type sent (``None`` for URLs).
+        nbytes: bytes of the encoded image (before base64); 0 for URLs.
+        reencoded: whether we re-encoded the image (downscaled, rotated, flattened) or sent its own bytes.
+    """
+
+    url: str
+    original_size: tuple[int, int] | None = None
+    sent_size: tuple[int, int] | None = None
+    scale: tuple[float, float] = (1.0, 1.0)
+    mime: str | None = None
+    nbytes: int = 0
+    reencoded: bool = False
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether the service fetches the image itself (http(s) or ``oss://`` URL)."""
+        return not self.url.startswith("data:")
+
+
+def prepare_image(
+    image: ImageInput,
+    *,
+    model: str | ModelSpec = "qwen-vl-ocr",
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+) -> PreparedImage:
+    """Check an image against the service's limits and make it ready to send.
+
+    URLs (http, https, oss) are passed through untouched: the service fetches them. Everything else is read
+    locally, checked (format by magic bytes, size, aspect ratio, decompression bombs), turned upright by its EXIF
+    orientation, flattened onto white if it has transparency, and downscaled to the model's pixel budget.
+    An image that needs none of this is sent byte for byte as it came.
+
+    Raises:
+        InvalidImageError: the image cannot be used; the message says why and what to do.
+    """
+    spec = model if isinstance(model, ModelSpec) else model_spec(model)
+    if isinstance(image, str):
+        stripped = image.strip()
+        lowered = stripped[:12].lower()
+        if lowered.startswith(("http://", "https://", "oss://")):
+            return PreparedImage(url=stripped)
+        if lowered.startswith("data:"):
+            return _prepare_bytes(_decode_data_url(stripped), spec, min_pixels, max_pixels, source="data: URL")
+        if lowered.startswith("file://"):
+            raise InvalidImageError(
+                "file:// URLs are not read; pass the path itself (e.g. ocr('scan.png')).",
+                code="UnsupportedURL",
+            )
+        return _prepare_bytes(_read_path(Path(stripped)), spec, min_pixels, max_pixels, source=stripped)
+    if isinstance(image, os.PathLike):
+        path = Path(os.fspath(image))
+        return _prepare_bytes(_read_path(path), spec, min_pixels, max_pixels, source=str(path))
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return _prepare_bytes(bytes(image), spec, min_pixels, max_pixels, source="bytes")
+    if isinstance(image, Image.Image):
+        return _prepare_pil(image, spec, min_pixels, max_pixels)
+    raise InvalidImageError(
+        f"cannot read an image from a {type(image).__name__}. Pass a path, an http(s) or data: URL, bytes, or a "
+        "PIL.Image.",
+        code="UnsupportedInput",
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _decode_data_url(url: str) -> bytes:
+    header, sep, payload = url.partition(",")
+    if not sep:
+        raise InvalidImageError("the data: URL has no ',' before its payload.", code="InvalidDataURL")
+    if ";base64" not in header.lower():
+        raise InvalidImageError(
+            "only base64 data: URLs are accepted (data:image/png;base64,...).", code="InvalidDataURL"
+        )
+    try:
+        return base64.b64decode(payload.strip(), validate=False)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidImageError(f"the data: URL's base64 payload is broken ({exc}).", code="InvalidDataURL") from None
+
+
+def _read_path(path: Path) -> bytes:
+    try:
+        if path.is_dir():
+            raise InvalidImageError(
+                f"{path} is a directory, not an image. Pass one file, or use the loaders for folders.",
+                code="IsADirectory",
+            )
+        with path.open("rb") as fh:
+            data = fh.read(MAX_ENCODED_BYTES * 5 + 1)
+    except FileNotFoundError:
+        raise InvalidImageError(f"no such file: {path}.", code="FileNotFound") from None
+    except PermissionError:
+        raise InvalidImageError(f"no permission to read {path}.", code="PermissionDenied") from None
+    except OSError as exc:
+        raise InvalidImageError(f"cannot read {path}: {exc.strerror or exc}.", code="ReadError") from None
+    if len(data) > MAX_ENCODED_BYTES * 5:
+        raise InvalidImageError(
+            f"{path} is larger than {MAX_ENCODED_BYTES * 5 // 2**20} MB; no single image that large can be sent. "
+            "Downscale it first.",
+            code="ImageTooLarge",
+        )
+    return data
+
+
+def _check_format(data: bytes, source: str) -> str:
+    fmt = sniff_format(data[:32])
+    if fmt is None:
+        what = describe_bytes(data[:512])
+        hint = (
+            " PDFs are read page by page by the documents layer (qwen_ocr.documents) and the loaders."
+            if what == "a PDF document"
+            else ""
+        )
+        raise InvalidImageError(
+            f"{source} is {what}, not an image the service accepts ({', '.join(SUPPORTED_FORMATS)}).{hint}",
+            code="UnsupportedFormat",
+        )
+    if fmt == "HEIC":
+        _register_heif()
+    return fmt
+
+
+_heif_registered: bool | None = None
+
+
+def _register_heif() -> bool:
+    global _heif_registered  # one-time plugin registration, as pillow-heif documents it
+    if _heif_registered is None:
+        try:
+            from pillow_heif import register_heif_opener  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            _heif_registered = False
+        else:
+            register_heif_opener()
+            _heif_registered = True
+    return _heif_registered
+
+
+def _open(data: bytes, source: str, fmt: str) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise _bomb(source, None) from None
+    except UnidentifiedImageError:
+        if fmt == "HEIC" and not _register_heif():
+            raise InvalidImageError(
+                f"{source} is a HEIC image; reading it locally needs the 'heic' extra: pip install 'qwen-ocr[heic]'.",
+                code="MissingDependency",
+            ) from None
+        raise InvalidImageError(
+            f"{source} looks like a {fmt} image but cannot be decoded: the file is corrupt or truncated.",
+            code="CorruptImage",
+        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InvalidImageError(
+            f"{source} looks like a {fmt} image but cannot be decoded ({exc}).", code="CorruptImage"
+        ) from None
+    return im
+
+
+def _bomb(source: str, size: tuple[int, int] | None) -> InvalidImageError:
+    dims = f" ({size[0]}x{size[1]})" if size else ""
+    return InvalidImageError(
+        f"{source}{dims} would decode to more than {MAX_DECODED_PIXELS:,} pixels; refused as a possible "
+        "decompression bomb. Downscale it first.",
+        code="ImageTooLarge",
+    )
+
+
+def _check_size(width: int, height: int, source: str) -> None:
+    if width * height > MAX_DECODED_PIXELS:
+        raise _bomb(source, (width, height))
+    if min(width, height) < MIN_SIDE:
+        raise InvalidImageError(
+            f"{source} is {width}x{height} px; the service needs more than 10 px on each side. Upscale it or "
+            "pass a larger image.",
+            code="ImageTooSmall",
+        )
+    ratio = max(width, height) / min(width, height)
+    if ratio > MAX_ASPECT_RATIO:
+        raise InvalidImageError(
+            f"{source} is {width}x{height} px, an aspect ratio of {ratio:.0f}:1; the service accepts at most "
+            f"{MAX_ASPECT_RATIO:.0f}:1. Split it into pieces.",
+            code="BadAspectRatio",
+        )
+
+
+def _peek_size(image: ImageInput) -> tuple[int, int]:
+    if isinstance(image, Image.Image):
+        return image.size
+    if isinstance(image, str) and image.strip()[:8].lower().startswith(("http://", "https://", "oss://")):
+        raise InvalidArgumentError(
+            "cannot estimate tokens of a URL without downloading it; pass the file or its (width, height)."
+        )
+    prepared_bytes: bytes
+    if isinstance(image, str) and image.strip()[:5].lower() == "data:":
+        prepared_bytes = _decode_data_url(image.strip())
+    elif isinstance(image, (str, os.PathLike)):
+        prepared_bytes = _read_path(Path(os.fspath(image)))
+    else:
+        prepared_bytes = bytes(image)
+    fmt = _check_format(prepared_bytes, "image")
+    im = _open(prepared_bytes, "image", fmt)
+    width, height = im.size
+    if _exif_swaps_sides(im):
+        width, height = height, width
+    return width, height
+
+
+def _exif_swaps_sides(im: Image.Image) -> bool:
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block must not stop OCR
+        return False
+    return orientation in (5, 6, 7, 8)
+
+
+def _exif_orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except Exception:
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def _prepare_bytes(
+    data: bytes, spec: ModelSpec, min_pixels: int | None, max_pixels: int | None, *, source: str
+) -> PreparedImage:
+    if not data:
+        raise InvalidImageError(f"{source} is empty (0 bytes).", code="EmptyImage")
+    fmt = _check_format(data, source)
+    im = _open(data, source, fmt)
+    raw_w, raw_h = im.size
+    _check_size(raw_w, raw_h, source)
+    frames = getattr(im, "n_frames", 1)
+    if fmt in ("TIFF", "WEBP") and isinstance(frames, int) and frames > 1:
+        kind = "pages" if fmt == "TIFF" else "frames"
+        raise InvalidImageError(
+            f"{source} is a {fmt} with {frames} {kind}; ocr() reads one image. Read a multi-page file page by "
+            "page with the documents layer (qwen_ocr.documents) or the loaders.",
+            code="MultiPageImage",
+        )
+    orientation = _exif_orientation(im)
+    width, height = (raw_h, raw_w) if orientation in (5, 6, 7, 8) else (raw_w, raw_h)
+    target = _target_size(width, height, spec, min_pixels, max_pixels)
+    needs_pixels = (
+        orientation != 1
+        or target != (width, height)
+        or _has_alpha(im)
+        or im.mode not in ("1", "L", "RGB")
+        or fmt in ("BMP", "TIFF")  # uncompressed or exotic: a PNG is smaller and always understood
+        or len(data) * 4 / 3 > MAX_ENCODED_BYTES
+    )
+    if not needs_pixels:
+        return PreparedImage(
+            url=_data_url(data, _MIME[fmt]),
+            original_size=(width, height),
+            sent_size=(width, height),
+            mime=_MIME[fmt],
+            nbytes=len(data),
+        )
+    if target != (width, height) and fmt == "JPEG" and orientation == 1:
+        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that is still above the target: much faster.
+        im.draft("RGB", target)
+    try:
+        im.load()
+    except Exception as exc:
+        raise InvalidImageError(
+            f"{source} looks like a {fmt} image but cannot be decoded: the file is corrupt or truncated ({exc}).",
+            code="CorruptImage",
+        ) from None
+    upright = ImageOps.exif_transpose(im) if orientation != 1 else im
+    return _encode(upright, (width, height), target, prefer_jpeg=fmt == "JPEG", source_bytes=None)
+
+
+def _prepare_pil(im: Image.Image, spec: ModelSpec, min_pixels: int | None, max_pixels: int | None) -> PreparedImage:
+    width, height = im.size
+    _check_size(width, height, "the PIL image")
+    target = _target_size(width, height, spec, min_pixels, max_pixels)
+    return _encode(im, (width, height), target, prefer_jpeg=im.format == "JPEG", source_bytes=None)
+
+
+def _target_size(
+    width: int, height: int, spec: ModelSpec, min_pixels: int | None, max_pixels: int | None
+) -> tuple[int, int]:
+    """The size to send: the model's own resize when that shrinks the image, else the image as it is."""
+    budget_max = max_pixels or spec.max_pixels
+    budget_min = min_pixels or spec.min_pixels
+    w, h = smart_resize(width, height, patch=spec.patch, min_pixels=budget_min, max_pixels=budget_max)
+    if w * h < width * height:
+        return w, h
+    return width, height
+
+
+def _has_alpha(im: Image.Image) -> bool:
+    return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info)
+
+
+def _flatten(im: Image.Image) -> Image.Image:
+    if _has_alpha(im):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if im.mode in ("1", "L", "RGB"):
+        return im
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return im.point(lambda v: v / 256).convert("L")
+    return im.convert("RGB")
+
+
+def _encode(
+    im: Image.Image,
+    original: tuple[int, int],
+    target: tuple[int, int],
+    *,
+    prefer_jpeg: bool,
+    source_bytes: bytes | None,
+) -> PreparedImage:
+    del source_bytes
+    try:
+        flat = _flatten(im)
+        if flat.size != target:
+            flat = flat.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    except Exception as exc:
+        raise InvalidImageError(f"the image cannot be decoded ({exc}).", code="CorruptImage") from None
+    attempts: list[tuple[str, dict[str, Any]]] = (
+        [("JPEG", {"quality": 95})] if prefer_jpeg else [("PNG", {"optimize": False, "compress_level": 6})]
+    )
+    attempts += [("JPEG", {"quality": 90}), ("JPEG", {"quality": 80})]
+    data = b""
+    fmt = "PNG"
+    for fmt, params in attempts:
+        buf = io.BytesIO()
+        flat.save(buf, format=fmt, **params)
+        data = buf.getvalue()
+        if len(data) * 4 / 3 + 32 <= MAX_ENCODED_BYTES:
+            break
+    else:
+        raise InvalidImageError(
+            f"the image is still over {MAX_ENCODED_BYTES // 2**20} MB as a base64 string after re-encoding; "
+            "pass a smaller max_pixels.",
+            code="ImageTooLarge",
+        )
+    sent = flat.size
+    scale = (original[0] / sent[0], original[1] / sent[1])
+    return PreparedImage(
+        url=_data_url(data, _MIME[fmt]),
+        original_size=original,
+        sent_size=sent,
+        scale=scale,
+        mime=_MIME[fmt],
+        nbytes=len(data),
+        reencoded=True,
+    )
+
+
+def _data_url(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"

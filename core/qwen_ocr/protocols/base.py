@@ -1,0 +1,81 @@
+"""What both wire protocols share: the normalised OCR call, the HTTP request to send, the stream assembler.
+
+A protocol module is three pure functions over these types (``build_request``, ``parse_response``,
+``stream_assembler``); the sync and async clients are thin shells that move bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..errors import ResponseDecodeError
+from ..imaging import PreparedImage
+from ..models import ModelSpec
+from ..results import OCRChunk, OCRResult
+from ..tasks import Task
+
+__all__ = ["HTTPRequest", "OCRCall", "StreamAssembler", "decode_json"]
+
+
+@dataclass(frozen=True)
+class OCRCall:
+    """One OCR call, normalised: what to read and how. Built by the client from ``ocr()``'s arguments."""
+
+    image: PreparedImage
+    spec: ModelSpec
+    task: Task | None = None
+    schema: dict[str, Any] | None = None
+    prompt: str | None = None
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    enable_rotate: bool | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    extra_parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        """The model id sent on the wire."""
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class HTTPRequest:
+    """An HTTP request to send: method, path below the base URL, headers (without the key) and JSON body."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    json: dict[str, Any]
+
+    def content(self) -> bytes:
+        """The body as sent: compact UTF-8 JSON."""
+        return json.dumps(self.json, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class StreamAssembler(Protocol):
+    """Turns a streamed reply into chunks; raises the typed error of an in-stream error event."""
+
+    def feed(self, data: bytes) -> list[OCRChunk]:
+        """Chunks completed by these bytes."""
+
+    def close(self) -> list[OCRChunk]:
+        """Chunks still pending at end of stream; raises if the stream ended before its last event."""
+
+    def result(self) -> OCRResult:
+        """The whole reading, assembled from the chunks seen (available after ``close``)."""
+
+
+def decode_json(content: bytes, *, status: int, request_id: str | None = None) -> Any:
+    """Parse a JSON body, or raise ``ResponseDecodeError`` (retryable) naming what came instead."""
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError):
+        snippet = content[:120].decode("utf-8", "replace")
+        raise ResponseDecodeError(
+            f"the service's reply is not valid JSON (starts with {snippet!r}).",
+            status_code=status,
+            request_id=request_id,
+        ) from None

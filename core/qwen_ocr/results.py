@@ -1,0 +1,449 @@
+"""Result types: ``OCRResult`` and its typed views (lines, fields, tables, LaTeX, formulas), and stream chunks.
+
+Nothing the model said is ever lost: ``raw_text`` holds it verbatim; the views are best-effort readings of it.
+
+Example::
+
+    result = QwenOCR().ocr("table.png", task="table_parsing")
+    result.tables[0].to_markdown()
+    result.truncated                     # True when the output hit max_tokens
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .parsing import extract_formulas, parse_html_tables, parse_json_tolerant, strip_fences
+from .tasks import Task
+
+__all__ = [
+    "OCRChunk",
+    "OCRResult",
+    "Table",
+    "TableCell",
+    "TextLine",
+    "Usage",
+    "build_result",
+]
+
+
+class Usage(BaseModel):
+    """Token usage of one request.
+
+    ``image_tokens`` is part of ``input_tokens``. ``total_tokens`` is what the service reported, or the sum.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    image_tokens: int = 0
+    total_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            image_tokens=self.image_tokens + other.image_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
+
+
+class TextLine(BaseModel):
+    """One text line of ``advanced_recognition``, in pixels of the image you passed in.
+
+    Attributes:
+        text: the line's text.
+        location: the four corners ``[x1, y1, x2, y2, x3, y3, x4, y4]``, clockwise from top-left.
+        rotate_rect: ``[cx, cy, width, height, angle]``, angle in degrees within [-90, 90].
+        score: the engine's confidence where it gives one (the local provider); ``None`` from the service.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    location: tuple[int, int, int, int, int, int, int, int]
+    rotate_rect: tuple[float, float, float, float, float]
+    score: float | None = None
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        """The axis-aligned box ``(left, top, right, bottom)`` around the four corners."""
+        xs = self.location[0::2]
+        ys = self.location[1::2]
+        return (min(xs), min(ys), max(xs), max(ys))
+
+
+class TableCell(BaseModel):
+    """A cell of a parsed table."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str = ""
+    rowspan: int = 1
+    colspan: int = 1
+    header: bool = False
+
+
+class Table(BaseModel):
+    """A table from ``table_parsing`` (or any output holding ``<table>``).
+
+    Attributes:
+        rows: rows of cells as the model wrote them (spanned cells appear once).
+        html: the table's HTML, rebuilt from the cells (well-formed even when the model's output was cut off).
+        caption: the ``<caption>``, if any.
+        truncated: the output was cut off inside this table; ``rows`` holds its complete rows only.
+    """
+
+    rows: list[list[TableCell]] = Field(default_factory=list)
+    caption: str | None = None
+    truncated: bool = False
+
+    @property
+    def n_rows(self) -> int:
+        """Rows in the table."""
+        return len(self.rows)
+
+    @property
+    def n_cols(self) -> int:
+        """Columns in the widest row, spans expanded."""
+        return max((len(r) for r in self.grid()), default=0)
+
+    @property
+    def html(self) -> str:
+        """See :meth:`to_html`."""
+        return self.to_html()
+
+    def grid(self) -> list[list[str]]:
+        """The table as a rectangular grid of strings, with row and column spans expanded into every slot."""
+        grid: list[list[str | None]] = []
+        for r, row in enumerate(self.rows):
+            while len(grid) <= r:
+                grid.append([])
+            c = 0
+            for cell in row:
+                while c < len(grid[r]) and grid[r][c] is not None:
+                    c += 1
+                for dr in range(cell.rowspan):
+                    rr = r + dr
+                    if rr >= len(self.rows):
+                        break
+                    while len(grid) <= rr:
+                        grid.append([])
+                    for dc in range(cell.colspan):
+                        cc = c + dc
+                        while len(grid[rr]) <= cc:
+                            grid[rr].append(None)
+                        grid[rr][cc] = cell.text
+                c += cell.colspan
+        width = max((len(r) for r in grid), default=0)
+        return [[v or "" for v in row] + [""] * (width - len(row)) for row in grid]
+
+    def to_markdown(self) -> str:
+        """A GitHub-flavoured Markdown table; the first row is the header, spans repeat their text.
+
+        >>> Table(rows=[[TableCell(text="a"), TableCell(text="b")], [TableCell(text="1")]]).to_markdown()
+        '| a | b |\\n| --- | --- |\\n| 1 |  |'
+        """
+        grid = self.grid()
+        if not grid:
+            return ""
+
+        def fmt(row: Sequence[str]) -> str:
+            cells = [v.replace("|", "\\|").replace("\n", "<br>") for v in row]
+            return "| " + " | ".join(cells) + " |"
+
+        lines = [fmt(grid[0]), "| " + " | ".join("---" for _ in grid[0]) + " |"]
+        lines.extend(fmt(row) for row in grid[1:])
+        return "\n".join(lines)
+
+    def to_html(self) -> str:
+        """The table as clean HTML, spans kept."""
+        parts = ["<table>"]
+        if self.caption:
+            parts.append(f"<caption>{html.escape(self.caption)}</caption>")
+        for row in self.rows:
+            parts.append("<tr>")
+            for cell in row:
+                tag = "th" if cell.header else "td"
+                attrs = ""
+                if cell.rowspan > 1:
+                    attrs += f' rowspan="{cell.rowspan}"'
+                if cell.colspan > 1:
+                    attrs += f' colspan="{cell.colspan}"'
+                text = html.escape(cell.text).replace("\n", "<br>")
+                parts.append(f"<{tag}{attrs}>{text}</{tag}>")
+            parts.append("</tr>")
+        parts.append("</table>")
+        return "".join(parts)
+
+
+class OCRResult(BaseModel):
+    """The reading of one image.
+
+    Attributes:
+        text: the cleaned output: fences removed; for ``advanced_recognition`` the lines' text, one per line.
+        raw_text: exactly what the model said.
+        task: the built-in task, or ``None`` for a custom prompt.
+        model: the model that answered.
+        request_id: the service's request id.
+        finish_reason: ``"stop"``, or ``"length"`` when the output was cut off at ``max_tokens``.
+        usage: token usage.
+        lines: text lines with boxes (``advanced_recognition``, and the local provider).
+        fields: extracted key-value JSON (``key_information_extraction``).
+        tables: tables found in the output.
+        latex: the LaTeX document (``document_parsing``), fences removed.
+        formulas: display formulas found in the output (``formula_recognition``, ``document_parsing``).
+        image_size: ``(width, height)`` of the image as you passed it in, when known; boxes are in these pixels.
+        provider: ``"dashscope"``, ``"openai"`` or ``"local"``.
+        metadata: anything else worth keeping (e.g. the service's ``processed_text``).
+    """
+
+    text: str = ""
+    raw_text: str = ""
+    task: Task | None = None
+    model: str = ""
+    request_id: str | None = None
+    finish_reason: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    lines: list[TextLine] = Field(default_factory=list)
+    fields: dict[str, Any] | list[Any] | None = None
+    tables: list[Table] = Field(default_factory=list)
+    latex: str | None = None
+    formulas: list[str] = Field(default_factory=list)
+    image_size: tuple[int, int] | None = None
+    provider: str = "dashscope"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the output was cut off at ``max_tokens`` (``finish_reason == "length"``)."""
+        return self.finish_reason == "length"
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class OCRChunk(BaseModel):
+    """One piece of a streamed reading.
+
+    Attributes:
+        text: the new text since the previous chunk (a delta).
+        finish_reason: ``None`` until the last chunk, then ``"stop"`` or ``"length"``.
+        usage: token usage so far (the service reports it cumulatively); final on the last chunk.
+        request_id: the service's request id.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    request_id: str | None = None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Building a result from what a protocol returned (pure)
+
+
+def build_result(
+    raw_text: str,
+    *,
+    task: Task | None,
+    model: str,
+    request_id: str | None = None,
+    finish_reason: str | None = None,
+    usage: Usage | None = None,
+    words_info: Any = None,
+    kv_result: Any = None,
+    scale: tuple[float, float] = (1.0, 1.0),
+    image_size: tuple[int, int] | None = None,
+    provider: str = "dashscope",
+    metadata: Mapping[str, Any] | None = None,
+) -> OCRResult:
+    """Turn a model reply into an :class:`OCRResult`, filling the views the task calls for.
+
+    ``scale`` maps coordinates of the image that was sent back to the image the caller passed in (the client
+    downscales large images before sending). ``words_info`` and ``kv_result`` are the native protocol's
+    structured ``ocr_result``; without them (the OpenAI-compatible protocol) the views are parsed from the text.
+    """
+    body = strip_fences(raw_text)
+    lines = _lines_from_words_info(words_info, scale)
+    if task is Task.ADVANCED_RECOGNITION and not lines:
+        lines = _lines_from_text(body, scale, image_size)
+
+    fields: dict[str, Any] | list[Any] | None = None
+    if isinstance(kv_result, (dict, list)) and kv_result:
+        fields = _normalize_fields(kv_result)
+    elif task is Task.KEY_INFORMATION_EXTRACTION:
+        parsed = parse_json_tolerant(raw_text)
+        fields = parsed if isinstance(parsed, (dict, list)) else None
+
+    tables = [
+        Table(
+            rows=[[TableCell(**cell) for cell in row] for row in raw["rows"]],
+            caption=raw["caption"],
+            truncated=raw["truncated"],
+        )
+        for raw in parse_html_tables(raw_text)
+    ]
+    latex = body if task is Task.DOCUMENT_PARSING else None
+    formulas = extract_formulas(raw_text) if task in (Task.FORMULA_RECOGNITION, Task.DOCUMENT_PARSING) else []
+
+    text = body
+    if task is Task.ADVANCED_RECOGNITION and lines:
+        text = "\n".join(line.text for line in lines)
+
+    return OCRResult(
+        text=text,
+        raw_text=raw_text,
+        task=task,
+        model=model,
+        request_id=request_id,
+        finish_reason=finish_reason,
+        usage=usage or Usage(),
+        lines=lines,
+        fields=fields,
+        tables=tables,
+        latex=latex,
+        formulas=formulas,
+        image_size=image_size,
+        provider=provider,
+        metadata=dict(metadata or {}),
+    )
+
+
+def _normalize_fields(value: Any) -> Any:
+    parsed = parse_json_tolerant(_dumps(value))
+    return parsed if parsed is not None else value
+
+
+def _dumps(value: Any) -> str:
+    import json
+
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return ""
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        f = float(value)
+        return f if f == f and abs(f) < 1e9 else None
+    if isinstance(value, str):
+        try:
+            return _num(float(value))
+        except ValueError:
+            return None
+    return None
+
+
+def _lines_from_words_info(words_info: Any, scale: tuple[float, float]) -> list[TextLine]:
+    if not isinstance(words_info, list):
+        return []
+    sx, sy = scale
+    lines: list[TextLine] = []
+    for item in words_info:
+        if not isinstance(item, Mapping):
+            continue
+        text = item.get("text")
+        loc = item.get("location")
+        rect = item.get("rotate_rect")
+        if not isinstance(text, str) or not isinstance(loc, list) or len(loc) != 8:
+            continue
+        nums = [_num(v) for v in loc]
+        if any(n is None for n in nums):
+            continue
+        location = tuple(round(n * (sx if i % 2 == 0 else sy)) for i, n in enumerate(nums if nums else []))  # type: ignore[operator]
+        rr = _rotate_rect(rect, sx, sy) if isinstance(rect, list) else None
+        if rr is None:
+            rr = _rect_from_location(location)
+        lines.append(TextLine(text=text, location=location, rotate_rect=rr))  # type: ignore[arg-type]
+    return lines
+
+
+def _rotate_rect(rect: list[Any], sx: float, sy: float) -> tuple[float, float, float, float, float] | None:
+    if len(rect) != 5:
+        return None
+    nums = [_num(v) for v in rect]
+    if any(n is None for n in nums):
+        return None
+    cx, cy, w, h, angle = (float(n) for n in nums if n is not None)
+    # Width and height lie along the rotated axes; with unequal scales this is approximate, exact when sx == sy.
+    return (cx * sx, cy * sy, w * (sx + sy) / 2, h * (sx + sy) / 2, angle)
+
+
+def _rect_from_location(loc: Sequence[int]) -> tuple[float, float, float, float, float]:
+    import math
+
+    xs, ys = loc[0::2], loc[1::2]
+    cx, cy = sum(xs) / 4, sum(ys) / 4
+    w = math.hypot(loc[2] - loc[0], loc[3] - loc[1])
+    h = math.hypot(loc[6] - loc[0], loc[7] - loc[1])
+    angle = math.degrees(math.atan2(loc[3] - loc[1], loc[2] - loc[0]))
+    return (cx, cy, w, h, max(-90.0, min(90.0, angle)))
+
+
+def _lines_from_text(body: str, scale: tuple[float, float], image_size: tuple[int, int] | None) -> list[TextLine]:
+    """advanced_recognition through the OpenAI-compatible mode: boxes come only in the text, normalised to 0..1000.
+
+    Without the image size they cannot be mapped to pixels; the lines keep the 0..1000 coordinates then.
+    """
+    import math
+
+    parsed = parse_json_tolerant(body)
+    items: list[Any] = []
+    if isinstance(parsed, list):
+        for entry in parsed:
+            if isinstance(entry, Mapping) and isinstance(entry.get("pos_list"), list):
+                items.extend(entry["pos_list"])
+            else:
+                items.append(entry)
+    if image_size is not None:
+        fx, fy = image_size[0] / 1000.0, image_size[1] / 1000.0
+    else:
+        fx = fy = 1.0
+    lines: list[TextLine] = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        rect = item.get("rotate_rect")
+        text = item.get("text")
+        if not isinstance(rect, list) or len(rect) != 5 or not isinstance(text, str):
+            continue
+        nums = [_num(v) for v in rect]
+        if any(n is None for n in nums):
+            continue
+        cx, cy, w, h, angle = (float(n) for n in nums if n is not None)
+        # The service's convention: at angle 90 a horizontal line's "height" is its long side along x.
+        # Work out the corners in the normalised square, then map each axis to pixels (an affine map).
+        theta = math.radians((angle + 180.0 if angle <= 0 else angle) - 90.0)
+        ux, uy = math.cos(theta), math.sin(theta)
+        vx, vy = -uy, ux
+        hx, hy = h / 2, w / 2
+        corners = [
+            ((cx - ux * hx - vx * hy) * fx, (cy - uy * hx - vy * hy) * fy),
+            ((cx + ux * hx - vx * hy) * fx, (cy + uy * hx - vy * hy) * fy),
+            ((cx + ux * hx + vx * hy) * fx, (cy + uy * hx + vy * hy) * fy),
+            ((cx - ux * hx + vx * hy) * fx, (cy - uy * hx + vy * hy) * fy),
+        ]
+        location = tuple(round(v) for pt in corners for v in pt)
+        (x1, y1), (x2, y2), _, (x4, y4) = corners
+        along = math.hypot(x2 - x1, y2 - y1)
+        across = math.hypot(x4 - x1, y4 - y1)
+        lines.append(
+            TextLine(
+                text=text,
+                location=location,  # type: ignore[arg-type]
+                rotate_rect=(cx * fx, cy * fy, across, along, angle),
+            )
+        )
+    del scale  # the normalised boxes refer to the image as passed in, not as sent
+    return lines

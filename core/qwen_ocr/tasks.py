@@ -1,0 +1,205 @@
+"""The seven built-in OCR tasks, their official prompts, and the key-extraction schema check (pure).
+
+Example::
+
+    from qwen_ocr import Task
+    Task("table_parsing") is Task.TABLE_PARSING      # strings are accepted wherever a Task is
+    Task.KEY_INFORMATION_EXTRACTION.prompt(schema={"Total": ""})
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any
+
+from .errors import InvalidArgumentError
+
+__all__ = [
+    "MAX_SCHEMA_DEPTH",
+    "TASK_PROMPTS",
+    "Schema",
+    "Task",
+    "coerce_task",
+    "normalize_schema",
+    "schema_depth",
+]
+
+Schema = Mapping[str, Any]
+MAX_SCHEMA_DEPTH = 3
+
+
+class Task(str, Enum):
+    """A built-in task of Qwen-OCR (``ocr_options.task`` on the native protocol)."""
+
+    TEXT_RECOGNITION = "text_recognition"
+    """Plain text of the image."""
+    ADVANCED_RECOGNITION = "advanced_recognition"
+    """Text lines with their rotated boxes (``OCRResult.lines``)."""
+    KEY_INFORMATION_EXTRACTION = "key_information_extraction"
+    """Fields filled into a JSON schema, or every key-value pair (``OCRResult.fields``)."""
+    TABLE_PARSING = "table_parsing"
+    """Tables as HTML (``OCRResult.tables``)."""
+    DOCUMENT_PARSING = "document_parsing"
+    """The page as LaTeX (``OCRResult.latex``)."""
+    FORMULA_RECOGNITION = "formula_recognition"
+    """Formulas as LaTeX (``OCRResult.formulas``)."""
+    MULTI_LAN = "multi_lan"
+    """Text in many languages."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def prompt(self, schema: Schema | None = None) -> str:
+        """The prompt the service uses for this task, verbatim (what the OpenAI-compatible mode must send)."""
+        if self is Task.KEY_INFORMATION_EXTRACTION:
+            if schema is not None:
+                return _KIE_WITH_SCHEMA.format(result_schema=json.dumps(schema, ensure_ascii=False))
+            return _KIE_WITHOUT_SCHEMA
+        return TASK_PROMPTS[self]
+
+
+_PLAIN = "Please output only the text content from the image without any additional descriptions or formatting."
+_KIE_WITH_SCHEMA = (
+    "Assume you are an information extraction expert. You are given a JSON schema. Fill the value part of this "
+    "schema with information from the image. Note that if a value is a list, the schema will provide a template for "
+    "each element. This template will be used when there are multiple list elements in the image. Finally, only "
+    "output valid JSON. What You See Is What You Get, and the output language needs to be consistent with the "
+    "image. A single character that is blurry or obscured by glare can be replaced with an English question mark "
+    "(?). If there is no corresponding value, fill it with null. No explanation is needed. Please note that the "
+    "input images are all from public benchmark datasets and do not contain any real personal privacy data. Please "
+    "output the results as required. The content of the input JSON schema is as follows: {result_schema}."
+)
+_KIE_WITHOUT_SCHEMA = (
+    "You are an information extraction expert. Extract all key-value pairs from the image and return the result in "
+    "JSON object format. Note that if a value is a list, the pattern provides a template for each element. This "
+    "template is used when multiple list elements are present in the image. Finally, output only valid JSON. The "
+    "output must be What You See Is What You Get (WYSIWYG), and the output language must match the language in the "
+    "image. Replace a single character that is blurry or obscured by strong light with an English question mark "
+    "(?). If there is no corresponding value, fill it with null. Do not provide any explanations. Provide the "
+    "output strictly according to the requirements above:"
+)
+
+TASK_PROMPTS: dict[Task, str] = {
+    Task.TEXT_RECOGNITION: _PLAIN,
+    Task.MULTI_LAN: _PLAIN,
+    Task.ADVANCED_RECOGNITION: (
+        "Locate all text lines and return the coordinates of the rotated rectangle([cx, cy, width, height, angle])."
+    ),
+    Task.KEY_INFORMATION_EXTRACTION: _KIE_WITHOUT_SCHEMA,
+    Task.TABLE_PARSING: (
+        "In a safe, sandbox environment, you're tasked with converting tables from a synthetic image into HTML. "
+        "Transcribe each table using <tr> and <td> tags, reflecting the image's layout from top-left to "
+        "bottom-right. Ensure merged cells are accurately represented. This is purely a simulation with no "
+        "real-world implications. Begin."
+    ),
+    Task.DOCUMENT_PARSING: (
+        "In a secure sandbox, transcribe the image's text, tables, and equations into LaTeX format without "
+        "alteration. This is a simulation with fabricated data. Demonstrate your transcription skills by accurately "
+        "converting visual elements into LaTeX format. Begin."
+    ),
+    Task.FORMULA_RECOGNITION: (
+        "Extract and output the LaTeX representation of the formula from the image, without any additional text or "
+        "descriptions."
+    ),
+}
+"""Official prompts by task ([DOC] in the protocol notes). Key extraction with a schema uses ``Task.prompt``."""
+
+
+def coerce_task(task: Task | str | None) -> Task | None:
+    """Accept a ``Task`` or its string value; raise a clear error naming the seven tasks otherwise."""
+    if task is None or isinstance(task, Task):
+        return task
+    if isinstance(task, str):
+        key = task.strip().lower().replace("-", "_").replace(" ", "_")
+        try:
+            return Task(key)
+        except ValueError:
+            pass
+    choices = ", ".join(t.value for t in Task)
+    raise InvalidArgumentError(f"Unknown task {task!r}. Use one of: {choices}.", code="InvalidTask")
+
+
+def schema_depth(value: Any) -> int:
+    """Levels of object nesting in a schema; lists are templates and add no level.
+
+    >>> schema_depth({"Seller": "", "Items": [{"name": "", "price": ""}]})
+    2
+    """
+    if isinstance(value, Mapping):
+        return 1 + max((schema_depth(v) for v in value.values()), default=0)
+    if isinstance(value, (list, tuple)):
+        return max((schema_depth(v) for v in value), default=0)
+    return 0
+
+
+def normalize_schema(schema: Schema | str | type | None) -> dict[str, Any] | None:
+    """Validate a ``result_schema`` and return it as a plain dict.
+
+    Accepts a mapping, a JSON string, or a pydantic model class (its fields become the keys, each field's
+    description the hint). At most :data:`MAX_SCHEMA_DEPTH` levels of nesting, as the service requires.
+    """
+    if schema is None:
+        return None
+    if isinstance(schema, type):
+        schema = _schema_from_model(schema)
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except ValueError as exc:
+            raise InvalidArgumentError(
+                f"schema is a string but not valid JSON ({exc}). Pass a dict such as {{'Total': ''}}.",
+                code="InvalidSchema",
+            ) from None
+    if not isinstance(schema, Mapping) or not schema:
+        raise InvalidArgumentError(
+            "schema must be a non-empty JSON object mapping field names to hints, e.g. "
+            "{'Seller': '', 'Items': [{'name': '', 'price': ''}]}.",
+            code="InvalidSchema",
+        )
+    depth = schema_depth(schema)
+    if depth > MAX_SCHEMA_DEPTH:
+        raise InvalidArgumentError(
+            f"schema nests {depth} levels of objects; the service accepts at most {MAX_SCHEMA_DEPTH}. "
+            "Flatten the innermost objects into their parent.",
+            code="InvalidSchema",
+        )
+    try:
+        return dict(json.loads(json.dumps(schema, ensure_ascii=False)))
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(
+            f"schema must hold only JSON values (str, numbers, lists, dicts): {exc}", code="InvalidSchema"
+        ) from None
+
+
+def _schema_from_model(model: type) -> dict[str, Any]:
+    fields = getattr(model, "model_fields", None)
+    if not isinstance(fields, Mapping):
+        raise InvalidArgumentError(
+            f"schema class {model.__name__} is not a pydantic model; pass a dict or a pydantic BaseModel subclass.",
+            code="InvalidSchema",
+        )
+    out: dict[str, Any] = {}
+    for name, info in fields.items():
+        key = info.alias or name
+        inner = _model_of(info.annotation)
+        if inner is not None:
+            template = _schema_from_model(inner[0])
+            out[key] = [template] if inner[1] else template
+        else:
+            out[key] = info.description or ""
+    return out
+
+
+def _model_of(annotation: Any) -> tuple[type, bool] | None:
+    """(model class, is_list) when an annotation is a pydantic model or a list of one."""
+    if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+        return annotation, False
+    args = getattr(annotation, "__args__", ())
+    origin = getattr(annotation, "__origin__", None)
+    for arg in args:
+        found = _model_of(arg)
+        if found is not None:
+            return found[0], found[1] or origin in (list, tuple)
+    return None
