@@ -60,13 +60,13 @@ def build_request(
     if stream:
         parameters["incremental_output"] = True
 
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json; charset=utf-8"}
     if stream:
         headers["Accept"] = "text/event-stream"
-        headers["X-DashScope-SSE"] = "enable"
         headers["X-Accel-Buffering"] = "no"
+        headers["X-DashScope-SSE"] = "enable"
     else:
-        headers["Accept"] = "application/json"
+        headers["Accept"] = "application/json; charset=utf-8"
     if workspace:
         headers["X-DashScope-WorkSpace"] = workspace
     if data_inspection:

@@ -45,10 +45,15 @@ class SSEDecoder:
         self._status: int | None = None
         self._comments: list[str] = []
         self._size = 0
+        self._started = False
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Decode a chunk of the stream; returns the events it completed."""
         self._buffer += self._text.decode(chunk)
+        if not self._started and self._buffer:
+            self._started = True
+            if self._buffer.startswith("\ufeff"):  # a leading byte-order mark is ignored, as the SSE spec says
+                self._buffer = self._buffer[1:]
         return self._drain(final=False)
 
     def close(self) -> list[SSEEvent]:
