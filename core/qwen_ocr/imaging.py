@@ -372,9 +372,23 @@ def _open(data: bytes, source: str, fmt: str) -> Image.Image:
         ) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidImageError(
-            f"{source} looks like a {fmt} image but cannot be decoded ({exc}).", code="CorruptImage"
+            f"{source} looks like a {fmt} image but cannot be decoded: the file is corrupt or truncated ({exc}).",
+            code="CorruptImage",
         ) from None
     return im
+
+
+def _header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
+    """Width and height from the header alone (PNG, BMP), read before Pillow so that bombs are named as such."""
+    import struct
+
+    if fmt == "PNG" and len(data) >= 24 and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        return int(width), int(height)
+    if fmt == "BMP" and len(data) >= 26:
+        width, height = struct.unpack("<ii", data[18:26])
+        return abs(int(width)), abs(int(height))
+    return None
 
 
 def _bomb(source: str, size: tuple[int, int] | None) -> InvalidImageError:
@@ -448,6 +462,9 @@ def _prepare_bytes(
     if not data:
         raise InvalidImageError(f"{source} is empty (0 bytes).", code="EmptyImage")
     fmt = _check_format(data, source)
+    header = _header_size(data, fmt)
+    if header is not None and header[0] * header[1] > MAX_DECODED_PIXELS:
+        raise _bomb(source, header)
     im = _open(data, source, fmt)
     raw_w, raw_h = im.size
     _check_size(raw_w, raw_h, source)
@@ -471,6 +488,7 @@ def _prepare_bytes(
         or len(data) * 4 / 3 > MAX_ENCODED_BYTES
     )
     if not needs_pixels:
+        _decode_fully(im, source, fmt)  # a truncated file must be refused here, not billed and garbled there
         return PreparedImage(
             url=_data_url(data, _MIME[fmt]),
             original_size=(width, height),
@@ -490,6 +508,16 @@ def _prepare_bytes(
         ) from None
     upright = ImageOps.exif_transpose(im) if orientation != 1 else im
     return _encode(upright, (width, height), target, prefer_jpeg=fmt == "JPEG", source_bytes=None)
+
+
+def _decode_fully(im: Image.Image, source: str, fmt: str) -> None:
+    try:
+        im.load()
+    except Exception as exc:
+        raise InvalidImageError(
+            f"{source} looks like a {fmt} image but cannot be decoded: the file is corrupt or truncated ({exc}).",
+            code="CorruptImage",
+        ) from None
 
 
 def _prepare_pil(im: Image.Image, spec: ModelSpec, min_pixels: int | None, max_pixels: int | None) -> PreparedImage:
