@@ -1,0 +1,55 @@
+"""Test helpers for code that uses qwen_ocr: a fake ``httpx`` transport and a loopback emulator of the service.
+
+Example::
+
+    import httpx
+    from qwen_ocr import QwenOCR
+    from qwen_ocr.testing import Emulator, FakeTransport
+
+    # Unit tests: no server, replies of your choosing, requests recorded.
+    transport = FakeTransport(["hello"])
+    client = QwenOCR(api_key="test", http_client=httpx.Client(transport=transport))
+    assert client.ocr("x.png").text == "hello"
+
+    # Integration tests: a real HTTP server on 127.0.0.1 with recorded replies, rate limits and faults.
+    with Emulator(rpm=1200, faults=["500", "drop"], fault_rate=0.1) as emu:
+        client = QwenOCR(api_key="k", base_url=emu.base_url)
+        client.ocr("table.png", task="table_parsing").tables
+
+The emulator is also a command: ``python -m qwen_ocr.testing.emulator --port 8000``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._wire import fake_compatible_response, fake_native_response, load_recording, task_from_prompt
+from .fake import FakeReply, FakeRequest, FakeTransport
+
+if TYPE_CHECKING:
+    from .emulator import FAULT_KINDS, Emulator, EmulatorStats, LoggedRequest
+
+__all__ = [
+    "FAULT_KINDS",
+    "Emulator",
+    "EmulatorStats",
+    "FakeReply",
+    "FakeRequest",
+    "FakeTransport",
+    "LoggedRequest",
+    "fake_compatible_response",
+    "fake_native_response",
+    "load_recording",
+    "task_from_prompt",
+]
+
+_LAZY = frozenset({"FAULT_KINDS", "Emulator", "EmulatorStats", "LoggedRequest"})
+
+
+def __getattr__(name: str) -> Any:
+    # The emulator is imported on first use, so that ``python -m qwen_ocr.testing.emulator`` runs it cleanly.
+    if name in _LAZY:
+        from . import emulator
+
+        return getattr(emulator, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
