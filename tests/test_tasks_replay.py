@@ -150,3 +150,61 @@ async def test_async_every_task(cassette: Cassette, task: str, cassette_name: st
             result = await client.ocr(RECEIPT, task=task)
     assert result.task == Task(task)
     assert result.raw_text
+
+
+def test_in_stream_error_frame_raises_its_typed_error(cassette: Cassette) -> None:
+    from qwen_ocr import BadRequestError
+
+    with cassette("in_stream_error"), QwenOCR(api_key="sk-test", region="cn") as client:
+        stream = client.stream(POSTER)
+        with pytest.raises(BadRequestError) as info:
+            list(stream)
+    assert info.value.code == "InvalidParameter"
+    assert info.value.status_code == 400
+    assert info.value.request_id == "7671ecd8-93cc-9ee9-bc89-739f0fd8b809"
+
+
+def test_recorded_401_and_400(cassette: Cassette) -> None:
+    from qwen_ocr import AuthenticationError, BadRequestError
+
+    with cassette("auth_error"), QwenOCR(api_key="sk-wrong", region="cn") as client:
+        with pytest.raises(AuthenticationError) as auth:
+            client.ocr(POSTER)
+    assert auth.value.request_id == "a1c0561c-1dfe-98a6-a62f-983577b8bc5e"
+    with cassette("parameter_error"), QwenOCR(api_key="sk-test", region="cn") as client:
+        with pytest.raises(BadRequestError, match="Role must be user"):
+            client.ocr(POSTER)
+
+
+def test_a_stream_that_ends_without_its_final_blank_line_is_flushed() -> None:
+    import httpx
+
+    from tests.conftest import PROTOCOL
+
+    body = (PROTOCOL / "recorded" / "multimodal-generation-vl-ocr-sse.response.body.txt").read_bytes().rstrip(b"\n")
+    transport = httpx.MockTransport(
+        lambda r: httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+    )
+    client = QwenOCR(api_key="k", http_client=httpx.Client(transport=transport))
+    chunks = list(client.stream(POSTER))
+    assert len(chunks) == 155
+    assert chunks[-1].finish_reason == "stop"
+
+
+def test_a_stream_cut_mid_way_raises_instead_of_returning_half_the_text() -> None:
+    import httpx
+
+    from qwen_ocr import ResponseDecodeError
+    from tests.conftest import PROTOCOL
+
+    body = (PROTOCOL / "recorded" / "multimodal-generation-vl-ocr-sse.response.body.txt").read_bytes()
+    cut = body[: len(body) // 2]
+    transport = httpx.MockTransport(
+        lambda r: httpx.Response(200, content=cut, headers={"content-type": "text/event-stream"})
+    )
+    client = QwenOCR(api_key="k", max_retries=0, http_client=httpx.Client(transport=transport))
+    received: list[str] = []
+    with pytest.raises(ResponseDecodeError, match="ended before"):
+        for chunk in client.stream(POSTER):
+            received.append(chunk.text)
+    assert received  # the deltas that did arrive were delivered
