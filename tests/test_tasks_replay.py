@@ -167,13 +167,19 @@ def test_in_stream_error_frame_raises_its_typed_error(cassette: Cassette) -> Non
 def test_recorded_401_and_400(cassette: Cassette) -> None:
     from qwen_ocr import AuthenticationError, BadRequestError
 
-    with cassette("auth_error"), QwenOCR(api_key="sk-wrong", region="cn") as client:
-        with pytest.raises(AuthenticationError) as auth:
-            client.ocr(POSTER)
+    with (
+        cassette("auth_error"),
+        QwenOCR(api_key="sk-wrong", region="cn") as client,
+        pytest.raises(AuthenticationError) as auth,
+    ):
+        client.ocr(POSTER)
     assert auth.value.request_id == "a1c0561c-1dfe-98a6-a62f-983577b8bc5e"
-    with cassette("parameter_error"), QwenOCR(api_key="sk-test", region="cn") as client:
-        with pytest.raises(BadRequestError, match="Role must be user"):
-            client.ocr(POSTER)
+    with (
+        cassette("parameter_error"),
+        QwenOCR(api_key="sk-test", region="cn") as client,
+        pytest.raises(BadRequestError, match="Role must be user"),
+    ):
+        client.ocr(POSTER)
 
 
 def test_a_stream_that_ends_without_its_final_blank_line_is_flushed() -> None:
@@ -204,7 +210,11 @@ def test_a_stream_cut_mid_way_raises_instead_of_returning_half_the_text() -> Non
     )
     client = QwenOCR(api_key="k", max_retries=0, http_client=httpx.Client(transport=transport))
     received: list[str] = []
-    with pytest.raises(ResponseDecodeError, match="ended before"):
+
+    def consume() -> None:
         for chunk in client.stream(POSTER):
             received.append(chunk.text)
+
+    with pytest.raises(ResponseDecodeError, match="ended before"):
+        consume()
     assert received  # the deltas that did arrive were delivered

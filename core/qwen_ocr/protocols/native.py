@@ -225,7 +225,12 @@ class NativeStreamAssembler:
 
     def close(self) -> list[OCRChunk]:
         """Flush a last event that lacked its blank line; raise if the stream ended before its final frame."""
-        chunks = [chunk for event in self._decoder.close() if (chunk := self._event(event)) is not None]
+        try:
+            chunks = [chunk for event in self._decoder.close() if (chunk := self._event(event)) is not None]
+        except ResponseDecodeError:
+            if self.finished:
+                raise
+            chunks = []  # a half-written last frame: the stream was cut, said below
         if not self.finished:
             raise ResponseDecodeError(
                 "the stream ended before the service sent its final frame (connection cut mid-way); "
