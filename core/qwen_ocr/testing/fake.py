@@ -83,6 +83,10 @@ FakeReply: TypeAlias = OCRResult | str | Mapping[str, Any] | int | QwenOCRError 
   ``finish_reason``, ``request_id``; or a complete reply body (one with ``output``, ``choices``, ``code`` or
   ``error``), sent as is with HTTP 200;
 - :class:`~qwen_ocr.OCRResult`: its ``raw_text``, ``fields``, ``lines``, ``usage``, ``finish_reason``;
+
+  (boxes in ``words_info`` / ``lines`` are, as on the wire, in pixels of the image as *sent*: the client may have
+  resized it to a multiple of the model's patch size and maps them back; use an image whose sides are multiples of
+  32 to get them back unchanged);
 - ``int``: an HTTP error status, answered with the service's error body for it (``429`` is
   ``Throttling.RateQuota``, ``500`` ``InternalError``, ...);
 - ``"drop"`` / ``"timeout"`` / ``"garbled"`` (strings with a special meaning only in ``errors=``): a dropped
