@@ -16,7 +16,7 @@ import httpx
 from pydantic import SecretStr
 from tenacity import AsyncRetrying
 
-from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, transport_error
+from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, Provider, transport_error
 from .errors import BatchOCRError, QwenOCRError, error_from_response
 from .imaging import ImageInput
 from .models import DEFAULT_MODEL
@@ -55,7 +55,9 @@ class AsyncQwenOCR(BaseClient):
         region: str = "intl",
         workspace: str | None = None,
         model: str = DEFAULT_MODEL,
-        protocol: Protocol = "dashscope",
+        protocol: Protocol | None = None,
+        provider: Provider = "auto",
+        chat_path: str | None = None,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         max_retries: int | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
@@ -71,6 +73,8 @@ class AsyncQwenOCR(BaseClient):
             workspace=workspace,
             model=model,
             protocol=protocol,
+            provider=provider,
+            chat_path=chat_path,
             timeout=timeout,
             max_retries=max_retries,
             max_concurrency=max_concurrency,
@@ -123,6 +127,12 @@ class AsyncQwenOCR(BaseClient):
 
             result = await client.ocr("table.png", task="table_parsing")
         """
+        if self.provider == "local":
+            return await asyncio.to_thread(
+                self._local_ocr,
+                image,
+                {"task": task, "schema": schema, "min_pixels": min_pixels, "max_pixels": max_pixels},
+            )
         call = await self._acall(
             image,
             task=task,
@@ -158,6 +168,14 @@ class AsyncQwenOCR(BaseClient):
             async for chunk in client.stream("page.png"):
                 print(chunk.text, end="")
         """
+        if self.provider == "local":  # the local engine reads the page whole: one chunk
+            result = await asyncio.to_thread(
+                self._local_ocr,
+                image,
+                {"task": task, "schema": schema, "min_pixels": min_pixels, "max_pixels": max_pixels},
+            )
+            yield self._chunk_of(result)
+            return
         call = await self._acall(
             image,
             task=task,

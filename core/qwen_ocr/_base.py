@@ -7,6 +7,7 @@ the pure protocol modules, so the two never drift apart.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -14,7 +15,7 @@ import httpx
 from pydantic import SecretStr
 
 from ._version import __version__
-from .config import missing_key_error, resolve_api_key, resolve_base_url
+from .config import BASE_URL_ENV, REGION_HOSTS, missing_key_error, resolve_api_key, resolve_base_url
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -24,13 +25,13 @@ from .errors import (
 )
 from .imaging import ImageInput, prepare_image
 from .models import DEFAULT_MODEL, model_spec
-from .protocols import native
+from .protocols import native, openai
 from .protocols.base import HTTPRequest, OCRCall, StreamAssembler
-from .results import OCRResult
+from .results import OCRChunk, OCRResult
 from .retry import RetryPolicy
 from .tasks import Schema, Task, coerce_task, normalize_schema
 
-__all__ = ["DEFAULT_TIMEOUT", "BaseClient", "OCROptions", "Protocol"]
+__all__ = ["DEFAULT_TIMEOUT", "BaseClient", "OCROptions", "Protocol", "Provider"]
 
 logger = logging.getLogger("qwen_ocr")
 
@@ -39,6 +40,7 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_CONCURRENCY = 8
 
 Protocol = Literal["dashscope", "openai"]
+Provider = Literal["auto", "dashscope", "openai", "local"]
 
 OCROptions = dict[str, Any]
 """Keyword options of ``ocr()``: task, schema, prompt, model, min_pixels, max_pixels, enable_rotate, max_tokens,
@@ -70,7 +72,9 @@ class BaseClient:
         region: str = "intl",
         workspace: str | None = None,
         model: str = DEFAULT_MODEL,
-        protocol: Protocol = "dashscope",
+        protocol: Protocol | None = None,
+        provider: Provider = "auto",
+        chat_path: str | None = None,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         max_retries: int | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
@@ -78,22 +82,29 @@ class BaseClient:
         data_inspection: bool = False,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
+        if provider not in ("auto", "dashscope", "openai", "local"):
+            raise InvalidArgumentError(
+                f"unknown provider {provider!r}; use 'auto', 'dashscope', 'openai' or 'local'.", code="InvalidProvider"
+            )
+        if provider == "openai" and protocol is None:
+            protocol = "openai"
+        if protocol is None:
+            protocol = "dashscope"
         if protocol not in ("dashscope", "openai"):
             raise InvalidArgumentError(
                 f"unknown protocol {protocol!r}; use 'dashscope' (native) or 'openai' (compatible mode).",
                 code="InvalidProtocol",
-            )
-        if protocol == "openai":
-            raise UnsupportedTaskError(
-                "protocol='openai' is not available in this version yet; use protocol='dashscope'.",
-                code="UnsupportedProtocol",
             )
         if max_concurrency < 1:
             raise InvalidArgumentError("max_concurrency must be at least 1.", code="InvalidConcurrency")
         if not model or not isinstance(model, str):
             raise InvalidArgumentError("model must be a non-empty string such as 'qwen-vl-ocr'.")
         self.api_key: SecretStr | None = resolve_api_key(api_key)
+        raw_base = base_url or os.environ.get(BASE_URL_ENV, "").strip() or None
         self.base_url: str = resolve_base_url(base_url, region)
+        self._custom_host = raw_base is not None and not any(h == self.base_url for h in REGION_HOSTS.values())
+        self.chat_path = chat_path or _chat_path_for(raw_base)
+        self.provider: Literal["dashscope", "openai", "local"] = self._choose_provider(provider, protocol)
         self.region = region
         self.workspace = workspace
         self.model = model
@@ -120,9 +131,55 @@ class BaseClient:
 
     def __repr__(self) -> str:
         key = "set" if self.api_key is not None else "missing"
+        where = "local engine" if self.provider == "local" else self.base_url
         return (
-            f"{type(self).__name__}(base_url={self.base_url!r}, model={self.model!r}, protocol={self.protocol!r}, "
-            f"api_key=<{key}>, max_retries={self.max_retries}, max_concurrency={self.max_concurrency})"
+            f"{type(self).__name__}(provider={self.provider!r}, base_url={where!r}, model={self.model!r}, "
+            f"protocol={self.protocol!r}, api_key=<{key}>, max_retries={self.max_retries}, "
+            f"max_concurrency={self.max_concurrency})"
+        )
+
+    # -- providers -----------------------------------------------------------------------------------------------
+
+    def _choose_provider(self, provider: Provider, protocol: Protocol) -> Literal["dashscope", "openai", "local"]:
+        """``auto``: the service when a key (or a server of your own) is configured, else the local engine."""
+        if provider == "local":
+            return "local"
+        if provider in ("dashscope", "openai"):
+            return "openai" if protocol == "openai" else "dashscope"
+        if self.api_key is not None or self._custom_host or protocol == "openai":
+            return "openai" if protocol == "openai" else "dashscope"
+        if _local_available():
+            _log_once(
+                "qwen_ocr: no DashScope API key configured; using the offline local engine (provider='local'). "
+                "Set DASHSCOPE_API_KEY (or pass api_key=) to use Qwen-OCR itself, or pass provider='local' to "
+                "choose this explicitly."
+            )
+            return "local"
+        return "dashscope"  # the missing-key error is raised at the first call
+
+    def _local_ocr(self, image: ImageInput, options: Mapping[str, Any]) -> OCRResult:
+        """Read with the offline engine (CPU work; the async client runs this in a worker thread)."""
+        engine = _local_module().get_engine()
+        task = coerce_task(options.get("task"))
+        if options.get("schema") is not None:
+            task = Task.KEY_INFORMATION_EXTRACTION
+        result = engine.ocr(
+            image,
+            task=task,
+            min_pixels=options.get("min_pixels"),
+            max_pixels=options.get("max_pixels"),
+        )
+        if not isinstance(result, OCRResult):  # pragma: no cover - a contract check on the engine
+            raise TypeError("the local engine must return an OCRResult")
+        return result
+
+    @staticmethod
+    def _chunk_of(result: OCRResult) -> OCRChunk:
+        return OCRChunk(
+            text=result.text,
+            finish_reason=result.finish_reason or "stop",
+            usage=result.usage,
+            request_id=result.request_id,
         )
 
     # -- building a call ------------------------------------------------------------------------------------
@@ -195,22 +252,35 @@ class BaseClient:
     # -- HTTP pieces (pure) ------------------------------------------------------------------------------------
 
     def _request(self, call: OCRCall, *, stream: bool) -> HTTPRequest:
+        if self.protocol == "openai":
+            return openai.build_request(
+                call,
+                stream=stream,
+                workspace=self.workspace,
+                data_inspection=self.data_inspection,
+                path=self.chat_path,
+            )
         return native.build_request(call, stream=stream, workspace=self.workspace, data_inspection=self.data_inspection)
 
     def _headers(self, request: HTTPRequest) -> dict[str, str]:
-        if self.api_key is None:
-            raise missing_key_error()
         headers = {"User-Agent": f"qwen-ocr-python/{__version__}", **self._default_headers, **request.headers}
-        headers["Authorization"] = f"Bearer {self.api_key.get_secret_value()}"
+        if self.api_key is not None:
+            headers["Authorization"] = f"Bearer {self.api_key.get_secret_value()}"
+        elif not (self.protocol == "openai" and self._custom_host):
+            raise missing_key_error()  # a self-hosted OpenAI-compatible server may need no key
         return headers
 
     def _url(self, request: HTTPRequest) -> str:
         return self.base_url + request.path
 
     def _parse(self, status: int, headers: Mapping[str, str], content: bytes, call: OCRCall) -> OCRResult:
+        if self.protocol == "openai":
+            return openai.parse_response(status, headers, content, call)
         return native.parse_response(status, headers, content, call)
 
     def _assembler(self, call: OCRCall, headers: Mapping[str, str]) -> StreamAssembler:
+        if self.protocol == "openai":
+            return openai.OpenAIStreamAssembler(call, headers)
         return native.NativeStreamAssembler(call, headers)
 
     def _timeout(self) -> httpx.Timeout:
@@ -222,6 +292,38 @@ class BaseClient:
 
     def _limits(self) -> httpx.Limits:
         return httpx.Limits(max_connections=max(self.max_concurrency, 1) * 2, max_keepalive_connections=None)
+
+
+def _chat_path_for(raw_base: str | None) -> str:
+    """OpenAI-compatible path: DashScope's compatible mode, or ``/v1/...`` for a server given as ``http://host/v1``."""
+    if raw_base:
+        lowered = raw_base.strip().rstrip("/").lower()
+        if lowered.endswith("/v1") and not lowered.endswith("/compatible-mode/v1"):
+            return openai.SELF_HOSTED_PATH
+    return openai.COMPAT_PATH
+
+
+def _local_module() -> Any:
+    """The offline engine's package (the ``local`` extra), imported only when it is used."""
+    import importlib
+
+    return importlib.import_module("qwen_ocr.local")
+
+
+def _local_available() -> bool:
+    try:
+        return bool(_local_module().is_available())
+    except (ImportError, AttributeError):
+        return False
+
+
+_logged: set[str] = set()
+
+
+def _log_once(message: str) -> None:
+    if message not in _logged:
+        _logged.add(message)
+        logger.warning(message)
 
 
 def _check_pixels(min_pixels: int | None, max_pixels: int | None, ceiling: int) -> None:

@@ -12,7 +12,7 @@ import httpx
 from pydantic import SecretStr
 from tenacity import Retrying
 
-from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, transport_error
+from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, Provider, transport_error
 from .errors import BatchOCRError, QwenOCRError, error_from_response
 from .imaging import ImageInput
 from .models import DEFAULT_MODEL
@@ -64,7 +64,9 @@ class QwenOCR(BaseClient):
         region: str = "intl",
         workspace: str | None = None,
         model: str = DEFAULT_MODEL,
-        protocol: Protocol = "dashscope",
+        protocol: Protocol | None = None,
+        provider: Provider = "auto",
+        chat_path: str | None = None,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         max_retries: int | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
@@ -80,6 +82,8 @@ class QwenOCR(BaseClient):
             workspace=workspace,
             model=model,
             protocol=protocol,
+            provider=provider,
+            chat_path=chat_path,
             timeout=timeout,
             max_retries=max_retries,
             max_concurrency=max_concurrency,
@@ -149,6 +153,10 @@ class QwenOCR(BaseClient):
 
             client.ocr("poster.png", task="advanced_recognition").lines[0].location
         """
+        if self.provider == "local":
+            return self._local_ocr(
+                image, {"task": task, "schema": schema, "min_pixels": min_pixels, "max_pixels": max_pixels}
+            )
         call = self._call(
             image,
             task=task,
@@ -187,6 +195,16 @@ class QwenOCR(BaseClient):
             for chunk in client.stream("page.png"):
                 print(chunk.text, end="", flush=True)
         """
+        if self.provider == "local":  # the local engine reads the page whole: one chunk
+            return iter(
+                [
+                    self._chunk_of(
+                        self._local_ocr(
+                            image, {"task": task, "schema": schema, "min_pixels": min_pixels, "max_pixels": max_pixels}
+                        )
+                    )
+                ]
+            )
         call = self._call(
             image,
             task=task,
