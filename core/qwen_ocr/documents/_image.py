@@ -1,0 +1,246 @@
+"""Image pages through Pillow: a single image is a 1-page document, a multi-page TIFF one page per frame (I/O).
+
+Frames are read lazily: opening reads the first frame's header and counts the frames (which reads each frame's
+directory, not its pixels); a frame's pixels are decoded only when that page is rendered, and dropped after. A
+frame whose data is broken raises :class:`~qwen_ocr.documents.errors.PageRenderError` for that page only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+from typing import IO
+
+from PIL import Image, UnidentifiedImageError
+
+from .. import imaging
+from ..errors import InvalidImageError
+from ..imaging import MAX_ASPECT_RATIO, MAX_DECODED_PIXELS, MIN_SIDE, PreparedImage, prepare_image
+from ..models import ModelSpec
+from .errors import CorruptDocumentError, DocumentError, PageRenderError, PageSizeError
+
+__all__ = ["ImageFile"]
+
+_ORIENTATION = 0x0112
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SIZE_CODES = frozenset({"ImageTooSmall", "BadAspectRatio", "ImageTooLarge"})
+
+
+class ImageFile:
+    """An open image file. Not for direct use: :func:`qwen_ocr.documents.open_document` wraps it."""
+
+    def __init__(self, *, data: bytes | None, path: Path | None, fmt: str, name: str) -> None:
+        self.name = name
+        self.format = fmt
+        self._data = data
+        self._path = path
+        if fmt == "HEIC" and not imaging._register_heif():
+            raise DocumentError(
+                f"{name} is a HEIC image; reading it needs the 'heic' extra: pip install 'qwen-ocr[heic]'.",
+                code="MissingDependency",
+            )
+        self._fh: IO[bytes] = io.BytesIO(data) if data is not None else _open_file(path, name)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                self._im = Image.open(self._fh)
+        except Image.DecompressionBombError:
+            self._fh.close()
+            raise PageSizeError(
+                f"{name} would decode to more than {MAX_DECODED_PIXELS:,} pixels; refused as a possible "
+                "decompression bomb. Downscale it first.",
+                code="ImageTooLarge",
+                page_index=0,
+            ) from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+            self._fh.close()
+            raise CorruptDocumentError(
+                f"{name} looks like a {fmt} image but its header cannot be read: the file is corrupt or truncated "
+                f"({type(exc).__name__}: {exc}).",
+            ) from None
+        self.page_count = self._count_frames()
+        if self.page_count == 1:
+            # A single image: everything is known from its header, so refuse an unusable one now.
+            width, height = self.size(0)
+            problem = _size_problem(int(width), int(height))
+            if problem is not None:
+                code, why = problem
+                self.close()
+                raise PageSizeError(f"{name} is {int(width)}x{int(height)} px: {why}", code=code, page_index=0)
+
+    # -- metadata -------------------------------------------------------------------------------------------------
+
+    def size(self, index: int) -> tuple[float, float]:
+        """Width and height in pixels, upright (after the EXIF/TIFF orientation)."""
+        self._seek(index)
+        width, height = self._im.size
+        if _orientation(self._im) in (5, 6, 7, 8):
+            width, height = height, width
+        return float(width), float(height)
+
+    def rotation(self, index: int) -> int:
+        """Clockwise degrees the EXIF/TIFF orientation turns the stored pixels by (0 when upright or mirrored)."""
+        self._seek(index)
+        return {3: 180, 6: 90, 8: 270}.get(_orientation(self._im), 0)
+
+    # -- pixels ---------------------------------------------------------------------------------------------------
+
+    def frame(self, index: int) -> Image.Image:
+        """The page's pixels, decoded, upright, owned by the caller."""
+        self._seek(index)
+        width, height = self._im.size
+        if width * height > MAX_DECODED_PIXELS:
+            raise PageSizeError(
+                f"page {index + 1} of {self.name} is {width}x{height} px, over {MAX_DECODED_PIXELS:,} pixels; refused "
+                "as a possible decompression bomb.",
+                code="ImageTooLarge",
+                page_index=index,
+            )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                orientation = _orientation(self._im)
+                frame = self._im.copy()
+                frame.load()
+                method = _TRANSPOSE.get(orientation)
+                upright = frame.transpose(method) if method is not None else frame
+        except Exception as exc:
+            raise PageRenderError(
+                f"page {index + 1} of {self.name} cannot be decoded: its data is corrupt or truncated "
+                f"({type(exc).__name__}: {exc}).",
+                page_index=index,
+            ) from None
+        return upright
+
+    def render(self, index: int, spec: ModelSpec, min_pixels: int | None, max_pixels: int | None) -> Image.Image:
+        """The page as it will be sent: upright, flattened onto white, downscaled to the budget if over it."""
+        frame = self.frame(index)
+        try:
+            flat = imaging._flatten(frame)
+            target = imaging._target_size(flat.width, flat.height, spec, min_pixels, max_pixels)
+            if flat.size != target:
+                if flat.mode in ("1", "P"):
+                    flat = flat.convert("L")
+                flat = flat.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        except DocumentError:
+            raise
+        except Exception as exc:
+            raise PageRenderError(
+                f"page {index + 1} of {self.name} cannot be converted ({type(exc).__name__}: {exc}).",
+                page_index=index,
+            ) from None
+        return flat
+
+    def prepare(self, index: int, spec: ModelSpec, min_pixels: int | None, max_pixels: int | None) -> PreparedImage:
+        """The page ready to send, through :func:`qwen_ocr.imaging.prepare_image`."""
+        try:
+            if self.page_count == 1 and self.format != "TIFF":
+                # The file itself: a JPEG within budget goes byte for byte.
+                source: bytes | Path | Image.Image = self._data if self._data is not None else _as_path(self._path)
+                return prepare_image(source, model=spec, min_pixels=min_pixels, max_pixels=max_pixels)
+            frame = self.frame(index)
+            width, height = frame.size
+            problem = _size_problem(width, height)
+            if problem is not None:
+                code, why = problem
+                raise PageSizeError(
+                    f"page {index + 1} of {self.name} is {width}x{height} px: {why}", code=code, page_index=index
+                )
+            target = imaging._target_size(width, height, spec, min_pixels, max_pixels)
+            if target != (width, height) and frame.mode in ("1", "P"):
+                frame = frame.convert("RGB" if frame.mode == "P" else "L")  # so that downscaling is not nearest
+            return prepare_image(frame, model=spec, min_pixels=min_pixels, max_pixels=max_pixels)
+        except DocumentError:
+            raise
+        except InvalidImageError as exc:
+            raise _page_error(exc, index, self.name) from None
+
+    def close(self) -> None:
+        """Release the file."""
+        try:
+            self._im.close()
+        finally:
+            self._fh.close()
+            self._data = None
+
+    # -- helpers --------------------------------------------------------------------------------------------------
+
+    def _count_frames(self) -> int:
+        try:
+            n = int(getattr(self._im, "n_frames", 1))
+        except Exception:
+            # A broken directory chain: count the frames that can be reached; the rest is unreadable.
+            n = 1
+            while True:
+                try:
+                    self._im.seek(n)
+                except Exception:
+                    break
+                n += 1
+        with contextlib.suppress(Exception):
+            self._im.seek(0)
+        return max(1, n)
+
+    def _seek(self, index: int) -> None:
+        try:
+            if self._im.tell() != index:
+                self._im.seek(index)
+        except Exception as exc:
+            raise PageRenderError(
+                f"page {index + 1} of {self.name} cannot be read: its directory is corrupt ({type(exc).__name__}: "
+                f"{exc}).",
+                page_index=index,
+            ) from None
+
+
+def _open_file(path: Path | None, name: str) -> IO[bytes]:
+    assert path is not None
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise CorruptDocumentError(f"{name} cannot be read ({exc.strerror or exc}).", code="ReadError") from None
+
+
+def _as_path(path: Path | None) -> Path:
+    assert path is not None
+    return path
+
+
+def _orientation(im: Image.Image) -> int:
+    tags = getattr(im, "tag_v2", None)
+    value = tags.get(_ORIENTATION, 1) if tags is not None else imaging._exif_orientation(im)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _size_problem(width: int, height: int) -> tuple[str, str] | None:
+    if width * height > MAX_DECODED_PIXELS:
+        return "ImageTooLarge", (
+            f"over {MAX_DECODED_PIXELS:,} pixels, refused as a possible decompression bomb. Downscale it first."
+        )
+    if min(width, height) < MIN_SIDE:
+        return "ImageTooSmall", "the service needs more than 10 px on each side. Upscale it or pass a larger image."
+    ratio = max(width, height) / min(width, height)
+    if ratio > MAX_ASPECT_RATIO:
+        return "BadAspectRatio", (
+            f"an aspect ratio of {ratio:.0f}:1; the service accepts at most {MAX_ASPECT_RATIO:.0f}:1. Split it."
+        )
+    return None
+
+
+def _page_error(exc: InvalidImageError, index: int, name: str) -> DocumentError:
+    message = f"page {index + 1} of {name}: {exc.message}"
+    if exc.code in _SIZE_CODES:
+        return PageSizeError(message, code=exc.code, page_index=index)
+    if exc.code == "MissingDependency":
+        return DocumentError(message, code=exc.code)
+    return PageRenderError(message, code="CorruptPage", page_index=index)

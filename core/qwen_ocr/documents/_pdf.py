@@ -1,0 +1,316 @@
+"""PDF pages through PDFium (pypdfium2): open, measure, render, read text (I/O; every call under one lock).
+
+PDFium is not thread-safe, not even across different documents, so every call into it here holds
+:data:`PDFIUM_LOCK`. Pixel work that does not touch PDFium (colour check, encoding) runs outside the lock, so two
+threads can render and encode pages in parallel.
+
+Every PDFium object (page, text page, bitmap) is closed as soon as the call that opened it is done: nothing here
+keeps a page's pixels or parsed content between calls, so memory stays flat over a document of any length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pypdfium2 as pdfium  # type: ignore[import-untyped,unused-ignore]
+import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped,unused-ignore]
+from PIL import Image
+
+from .errors import (
+    CorruptDocumentError,
+    DocumentReadError,
+    EncryptedDocumentError,
+    NoPagesError,
+    PageRenderError,
+    PasswordRequiredError,
+    WrongPasswordError,
+)
+from .textlayer import clean_text_layer
+
+__all__ = ["PDFIUM_LOCK", "PageAnalysis", "PdfFile"]
+
+PDFIUM_LOCK = threading.RLock()
+"""Held around every PDFium call of this package. Take it too if you call pypdfium2 from other threads."""
+
+_FORM_DEPTH = 4
+_DPI_COVERAGE = 0.25  # an image covering less of the page does not decide its rendering resolution
+
+
+@dataclass(frozen=True)
+class PageAnalysis:
+    """What a page's objects say about its text layer.
+
+    Attributes:
+        text: the page's text layer, cleaned (:func:`~qwen_ocr.documents.textlayer.clean_text_layer`).
+        image_coverage: share of the page covered by its largest image (0 to 1).
+        invisible_share: share of its text objects drawn invisibly (render mode 3), 0 when it has none.
+        text_objects: number of text objects.
+        image_dpi: the resolution of the finest image covering at least a quarter of the page (its pixels per
+            inch as placed on the page); 0 when there is none. A scan stored at 600 dpi says 600 here.
+    """
+
+    text: str
+    image_coverage: float
+    invisible_share: float
+    text_objects: int
+    image_dpi: float = 0.0
+
+
+class PdfFile:
+    """An open PDF. Not for direct use: :func:`qwen_ocr.documents.open_document` wraps it."""
+
+    def __init__(self, source: Path | bytes, *, password: str | None, name: str) -> None:
+        self.name = name
+        self._data = source if isinstance(source, bytes) else None  # PDFium reads from it lazily: keep it alive
+        pw = password.encode("utf-8") if password else None
+        with PDFIUM_LOCK:
+            if isinstance(source, Path):
+                raw = pdfium_c.FPDF_LoadDocument(os.fsencode(source), pw)
+            else:
+                raw = pdfium_c.FPDF_LoadMemDocument64(source, len(source), pw)
+            if not raw:
+                raise _load_error(int(pdfium_c.FPDF_GetLastError()), name, password)
+            count = int(pdfium_c.FPDF_GetPageCount(raw))
+            if count < 1:
+                pdfium_c.FPDF_CloseDocument(raw)
+                raise NoPagesError(f"{name} is a PDF with no pages; there is nothing to read.")
+            self._pdf: Any = pdfium.PdfDocument(raw)
+            # Forms are a nicety: a document whose form environment fails still renders.
+            with contextlib.suppress(Exception):
+                self._pdf.init_forms()
+            self.page_count = count
+
+    # -- metadata (no page loading) -------------------------------------------------------------------------------
+
+    def label(self, index: int) -> str:
+        """The page's label (``"iv"``, ``"A-3"``) from the PDF's /PageLabels, or its number as a string."""
+        with PDFIUM_LOCK:
+            try:
+                label = str(self._pdf.get_page_label(index))
+            except Exception:
+                label = ""
+        return label or str(index + 1)
+
+    def size(self, index: int) -> tuple[float, float]:
+        """Width and height in points, as displayed (with /Rotate applied)."""
+        with PDFIUM_LOCK:
+            try:
+                width, height = self._pdf.get_page_size(index)
+            except Exception:
+                raise PageRenderError(
+                    f"page {index + 1} of {self.name} cannot be read (its size is missing or broken).",
+                    page_index=index,
+                ) from None
+        return float(width), float(height)
+
+    def rotation(self, index: int) -> int:
+        """The page's /Rotate in degrees clockwise (0, 90, 180, 270)."""
+        with PDFIUM_LOCK:
+            page = self._load(index)
+            try:
+                return int(page.get_rotation())
+            except Exception:
+                return 0
+            finally:
+                page.close()
+
+    # -- page content ---------------------------------------------------------------------------------------------
+
+    def render(self, index: int, size: tuple[int, int]) -> Image.Image:
+        """The page rendered into exactly ``size`` pixels, RGB on white, with /Rotate, annotations and forms."""
+        width, height = size
+        flags = pdfium_c.FPDF_ANNOT | pdfium_c.FPDF_REVERSE_BYTE_ORDER
+        with PDFIUM_LOCK:
+            page = self._load(index)
+            bitmap = None
+            try:
+                bitmap = pdfium.PdfBitmap.new_native(width, height, pdfium_c.FPDFBitmap_BGR, rev_byteorder=True)
+                bitmap.fill_rect((255, 255, 255, 255), 0, 0, width, height)
+                pdfium_c.FPDF_RenderPageBitmap(bitmap, page, 0, 0, width, height, 0, flags)
+                formenv = self._pdf.formenv
+                if formenv:
+                    pdfium_c.FPDF_FFLDraw(formenv, bitmap, page, 0, 0, width, height, 0, flags)
+                im: Image.Image = bitmap.to_pil()
+                if im.mode != "RGB":  # pragma: no cover - defensive: own the pixels before the bitmap goes
+                    im = im.convert("RGB")
+                im.load()
+            except MemoryError:
+                raise PageRenderError(
+                    f"page {index + 1} of {self.name}: not enough memory to render {width}x{height} px.",
+                    page_index=index,
+                ) from None
+            except PageRenderError:
+                raise
+            except Exception as exc:
+                raise PageRenderError(
+                    f"page {index + 1} of {self.name} cannot be rendered ({type(exc).__name__}: {exc}).",
+                    page_index=index,
+                ) from None
+            finally:
+                if bitmap is not None:
+                    bitmap.close()
+                page.close()
+        return im
+
+    def analyse(self, index: int) -> PageAnalysis:
+        """The page's text layer, and how much of the page its largest image and its invisible text cover."""
+        with PDFIUM_LOCK:
+            page = self._load(index)
+            textpage = None
+            try:
+                textpage = page.get_textpage()
+                text = clean_text_layer(str(textpage.get_text_bounded(errors="replace")))
+                left, bottom, right, top = (float(v) for v in page.get_bbox())
+                area = max(0.0, right - left) * max(0.0, top - bottom)
+                box = (left, bottom, right, top)
+                coverage = 0.0
+                image_dpi = 0.0
+                text_objects = 0
+                invisible = 0
+                for obj in page.get_objects(max_depth=1):
+                    kind = obj.type
+                    if kind == pdfium_c.FPDF_PAGEOBJ_TEXT:
+                        text_objects += 1
+                        invisible += _is_invisible(obj)
+                    elif kind == pdfium_c.FPDF_PAGEOBJ_IMAGE:
+                        covered = _covered(obj, box, area)
+                        coverage = max(coverage, covered)
+                        if covered >= _DPI_COVERAGE:
+                            image_dpi = max(image_dpi, _image_dpi(obj, _pixels(obj)))
+                    elif kind == pdfium_c.FPDF_PAGEOBJ_FORM:
+                        image_px, n_text, n_invisible = _walk_form(page, obj, 1)
+                        text_objects += n_text
+                        invisible += n_invisible
+                        if image_px:
+                            covered = _covered(obj, box, area)
+                            coverage = max(coverage, covered)
+                            if covered >= _DPI_COVERAGE:
+                                image_dpi = max(image_dpi, _image_dpi(obj, image_px))
+            except PageRenderError:
+                raise
+            except Exception as exc:
+                raise PageRenderError(
+                    f"the text layer of page {index + 1} of {self.name} cannot be read ({type(exc).__name__}: {exc}).",
+                    page_index=index,
+                ) from None
+            finally:
+                if textpage is not None:
+                    textpage.close()
+                page.close()
+        share = invisible / text_objects if text_objects else 0.0
+        return PageAnalysis(
+            text=text,
+            image_coverage=coverage,
+            invisible_share=share,
+            text_objects=text_objects,
+            image_dpi=image_dpi,
+        )
+
+    def close(self) -> None:
+        """Close the document and release PDFium's memory for it."""
+        with PDFIUM_LOCK:
+            self._pdf.close()
+        self._data = None
+
+    # -- helpers --------------------------------------------------------------------------------------------------
+
+    def _load(self, index: int) -> Any:
+        try:
+            return self._pdf.get_page(index)
+        except Exception as exc:
+            raise PageRenderError(
+                f"page {index + 1} of {self.name} cannot be loaded: the page is corrupt ({exc}).", page_index=index
+            ) from None
+
+
+def _load_error(code: int, name: str, password: str | None) -> Exception:
+    if code == pdfium_c.FPDF_ERR_PASSWORD:
+        if password:
+            return WrongPasswordError(
+                f"{name} is encrypted and the password given is wrong (it opens neither as user nor as owner password)."
+            )
+        return PasswordRequiredError(f"{name} is encrypted and needs a password: pass password='...'.")
+    if code == pdfium_c.FPDF_ERR_SECURITY:
+        return EncryptedDocumentError(
+            f"{name} is encrypted with a security handler PDFium does not support; decrypt it first (e.g. qpdf "
+            "--decrypt)."
+        )
+    if code == pdfium_c.FPDF_ERR_FILE:
+        return DocumentReadError(f"{name} cannot be opened for reading.", code="ReadError")
+    if code == pdfium_c.FPDF_ERR_PAGE:
+        return CorruptDocumentError(f"{name} is a PDF whose page tree is broken; it cannot be read.")
+    return CorruptDocumentError(
+        f"{name} starts like a PDF but cannot be read: the file is corrupt or truncated "
+        f"(PDFium error {code}: {_ERROR_NAMES.get(code, 'unknown')})."
+    )
+
+
+_ERROR_NAMES = {0: "success", 1: "unknown", 2: "file", 3: "format", 4: "password", 5: "security", 6: "page"}
+
+
+def _is_invisible(obj: Any) -> int:
+    try:
+        mode = int(pdfium_c.FPDFTextObj_GetTextRenderMode(obj.raw))
+    except Exception:
+        return 0
+    return int(mode == pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE)
+
+
+def _covered(obj: Any, box: tuple[float, float, float, float], area: float) -> float:
+    if area <= 0:
+        return 0.0
+    try:
+        left, bottom, right, top = (float(v) for v in obj.get_bounds())
+    except Exception:
+        return 0.0
+    w = min(right, box[2]) - max(left, box[0])
+    h = min(top, box[3]) - max(bottom, box[1])
+    return max(0.0, w) * max(0.0, h) / area
+
+
+def _pixels(obj: Any) -> int:
+    try:
+        width, height = obj.get_px_size()
+    except Exception:
+        return 0
+    return max(0, int(width)) * max(0, int(height))
+
+
+def _image_dpi(obj: Any, pixels: int) -> float:
+    """Pixels per inch of an image as placed: its pixel count over the area it covers (rotation-agnostic)."""
+    try:
+        left, bottom, right, top = (float(v) for v in obj.get_bounds())
+    except Exception:
+        return 0.0
+    square_inches = (right - left) * (top - bottom) / (72.0 * 72.0)
+    if pixels <= 0 or square_inches <= 0:
+        return 0.0
+    return float((pixels / square_inches) ** 0.5)
+
+
+def _walk_form(page: Any, form: Any, level: int) -> tuple[int, int, int]:
+    """The pixel count of the largest image a form XObject holds (at any depth, 0 if none), and its text objects
+    (all, invisible)."""
+    image_px = 0
+    n_text = 0
+    n_invisible = 0
+    for obj in page.get_objects(form=form, level=level, max_depth=level + 1):
+        if obj.level != level:
+            continue
+        kind = obj.type
+        if kind == pdfium_c.FPDF_PAGEOBJ_TEXT:
+            n_text += 1
+            n_invisible += _is_invisible(obj)
+        elif kind == pdfium_c.FPDF_PAGEOBJ_IMAGE:
+            image_px = max(image_px, _pixels(obj), 1)
+        elif kind == pdfium_c.FPDF_PAGEOBJ_FORM and level < _FORM_DEPTH:
+            sub_px, sub_text, sub_invisible = _walk_form(page, obj, level + 1)
+            image_px = max(image_px, sub_px)
+            n_text += sub_text
+            n_invisible += sub_invisible
+    return image_px, n_text, n_invisible

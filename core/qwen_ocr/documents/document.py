@@ -1,0 +1,519 @@
+"""Documents in: a PDF, a multi-page TIFF or any single image, opened and read page by page.
+
+:func:`open_document` recognises the input by its bytes (never by its name), checks it, and returns a
+:class:`Document`: a context manager whose iteration yields :class:`Page` objects lazily, one at a time. A page
+knows its index, label, size and rotation without rendering anything; it renders only when asked
+(:meth:`Page.render`, :meth:`Page.prepare`), straight at the model's pixel budget, and keeps no pixels afterwards.
+So a 1,000-page PDF goes through in the memory of one page.
+
+Example::
+
+    from qwen_ocr.documents import open_document
+
+    with open_document("report.pdf", pages="1-3,7") as doc:
+        print(doc.page_count, len(doc))                 # pages in the file, pages selected
+        for page in doc:
+            if page.has_good_text_layer:                # born-digital: the text is already there
+                text = page.text_layer()
+            else:
+                image = page.prepare()                  # a PreparedImage: data: URL, sizes, scale
+                ...                                     # send image.url to the model
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Literal, Union
+
+from PIL import Image
+
+from ..errors import InvalidArgumentError
+from ..imaging import PreparedImage, _data_url, _target_size, describe_bytes, sniff_format, tokens_for_size
+from ..models import ModelSpec, model_spec
+from ._image import ImageFile
+from ._pdf import PageAnalysis, PdfFile
+from .errors import (
+    DocumentClosedError,
+    DocumentReadError,
+    EmptyDocumentError,
+    PageRenderError,
+    PageSelectionError,
+    PageSizeError,
+    UnsupportedDocumentError,
+)
+from .render import (
+    DEFAULT_DPI,
+    MAX_DPI,
+    aspect_ratio_problem,
+    encode_page,
+    pdf_render_size,
+    render_pixels_ok,
+    to_upload_mode,
+)
+from .selection import PageSpec, parse_pages
+from .textlayer import TextLayerMode, TextLayerVerdict, check_text_layer_mode, judge_text_layer
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+__all__ = [
+    "SUPPORTED_DOCUMENT_FORMATS",
+    "Document",
+    "DocumentSource",
+    "Page",
+    "open_document",
+]
+
+DocumentSource: TypeAlias = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
+"""What :func:`open_document` reads: a path, the file's bytes, or a binary file object."""
+
+SUPPORTED_DOCUMENT_FORMATS = ("PDF", "BMP", "JPEG", "PNG", "TIFF", "WEBP", "HEIC")
+"""Formats :func:`open_document` reads, recognised by their bytes."""
+
+_HEAD = 4096
+
+
+def open_document(
+    source: DocumentSource,
+    *,
+    password: str | None = None,
+    pages: PageSpec = None,
+    model: str | ModelSpec = "qwen-vl-ocr",
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    dpi: float = DEFAULT_DPI,
+) -> Document:
+    """Open a PDF, a multi-page TIFF or a single image as a :class:`Document` of pages.
+
+    Args:
+        source: a path (``str`` or ``Path``), the file's bytes, or a binary file object (read whole into memory;
+            pass a path for very large PDFs, which PDFium then reads lazily from disk).
+        password: the password of an encrypted PDF (user or owner password).
+        pages: which pages to iterate, 1-based as people say it: ``"1-3,7"``, ``5``, ``[1, 3]``, ``range(1, 11)``;
+            ``None`` for all (see :func:`~qwen_ocr.documents.selection.parse_pages`).
+        model: the model the pages are for; its patch size and pixel budget decide the render size.
+        min_pixels: override the model's lower pixel budget.
+        max_pixels: override the model's upper pixel budget.
+        dpi: the resolution PDF pages are rendered at (300 by default). A page that is mostly one scan stored at a
+            finer resolution is rendered at the scan's resolution instead; the pixel budget caps both.
+
+    Raises:
+        DocumentError: (a subclass of it) the file cannot be used; the message says why. See
+            :mod:`qwen_ocr.documents.errors` for the cases.
+        PageSelectionError: ``pages`` is malformed or names a page the document does not have.
+
+    Example::
+
+        >>> with open_document("tests/data/corpus/py-pdf/004-pdflatex-4-pages/pdflatex-4-pages.pdf", pages="2-") as doc:
+        ...     [page.label for page in doc]
+        ['2', '3', '4']
+    """
+    spec = model if isinstance(model, ModelSpec) else model_spec(model)
+    if isinstance(dpi, bool) or not (isinstance(dpi, (int, float)) and math.isfinite(dpi) and 1 <= dpi <= MAX_DPI):
+        raise InvalidArgumentError(f"dpi={dpi!r} is not a resolution between 1 and {MAX_DPI:g}.")
+    for label, value in (("min_pixels", min_pixels), ("max_pixels", max_pixels)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InvalidArgumentError(f"{label}={value!r} must be a positive number of pixels.")
+    name, path, data, head = _read_source(source)
+    kind, fmt = _detect(head, name)
+    backend: PdfFile | ImageFile
+    if kind == "pdf":
+        backend = PdfFile(path if path is not None else _bytes(data), password=password, name=name)
+    else:
+        # A TIFF from disk is read lazily, frame by frame; any other image is one page, read whole.
+        if path is not None and fmt != "TIFF":
+            data = _read_all(path, name)
+        backend = ImageFile(data=data, path=path if data is None else None, fmt=fmt, name=name)
+    try:
+        selected = parse_pages(pages, backend.page_count)
+    except PageSelectionError:
+        backend.close()
+        raise
+    return Document(
+        backend,
+        name=name,
+        kind=kind,
+        format=fmt,
+        spec=spec,
+        selected=selected,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        dpi=float(dpi),
+    )
+
+
+class Document:
+    """An open document: iterate it for its selected pages; use it in ``with`` so that it is closed.
+
+    Attributes:
+        name: how the document is named in messages (its path, or ``"bytes"``).
+        kind: ``"pdf"`` or ``"image"`` (a single image or a multi-page TIFF).
+        format: ``"PDF"``, ``"TIFF"``, ``"PNG"``, ...
+        page_count: pages in the file.
+        selected: the 0-based indices of the pages iteration yields, in order.
+        spec: the model the pages are prepared for.
+
+    Not thread-safe as an object: share pages across threads only if you serialise calls on the same document.
+    (All PDFium calls of this package hold :data:`~qwen_ocr.documents._pdf.PDFIUM_LOCK`, so *different* documents
+    may be used from different threads.)
+    """
+
+    def __init__(
+        self,
+        backend: PdfFile | ImageFile,
+        *,
+        name: str,
+        kind: Literal["pdf", "image"],
+        format: str,
+        spec: ModelSpec,
+        selected: tuple[int, ...],
+        min_pixels: int | None,
+        max_pixels: int | None,
+        dpi: float,
+    ) -> None:
+        self._backend: PdfFile | ImageFile | None = backend
+        self.name = name
+        self.kind = kind
+        self.format = format
+        self.page_count = backend.page_count
+        self.selected = selected
+        self.spec = spec
+        self.min_pixels = min_pixels
+        self.max_pixels = max_pixels
+        self.dpi = dpi
+
+    def __len__(self) -> int:
+        return len(self.selected)
+
+    def __iter__(self) -> Iterator[Page]:
+        for index in self.selected:
+            yield self.page(index)
+
+    def __enter__(self) -> Document:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{len(self)} of {self.page_count} pages selected"
+        return f"<Document {self.format} {self.name!r}, {state}>"
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._backend is None
+
+    def page(self, index: int) -> Page:
+        """The page at this 0-based index of the file (selected or not).
+
+        Raises:
+            PageSelectionError: there is no such page.
+        """
+        self._open_backend()
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.page_count:
+            raise PageSelectionError(
+                f"page index {index!r} is out of range: the document has {self.page_count} page"
+                f"{'s' if self.page_count != 1 else ''} (indices 0-{self.page_count - 1})."
+            )
+        return Page(self, index)
+
+    def close(self) -> None:
+        """Release the file and everything the PDF engine holds for it. Pages cannot be used afterwards."""
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            backend.close()
+
+    def _open_backend(self) -> PdfFile | ImageFile:
+        if self._backend is None:
+            raise DocumentClosedError(
+                f"{self.name} is closed; use its pages inside the 'with open_document(...)' block."
+            )
+        return self._backend
+
+
+class Page:
+    """One page of a :class:`Document`. Cheap to make: nothing is rendered or parsed until you ask.
+
+    Attributes:
+        document: the document it belongs to.
+        index: 0-based index in the file.
+        label: the PDF's page label where it defines one (``"iv"``, ``"A-3"``), else the page number (``"1"``).
+        width: displayed width, in points (1/72 inch) for a PDF page, in pixels for an image.
+        height: displayed height, likewise.
+        unit: ``"pt"`` or ``"px"``.
+    """
+
+    def __init__(self, document: Document, index: int) -> None:
+        backend = document._open_backend()
+        self.document = document
+        self.index = index
+        self.unit: Literal["pt", "px"] = "pt" if isinstance(backend, PdfFile) else "px"
+        if isinstance(backend, PdfFile):
+            self.label = backend.label(index)
+            self.width, self.height = backend.size(index)
+        else:
+            self.label = str(index + 1)
+            try:
+                self.width, self.height = backend.size(index)
+            except PageRenderError:
+                self.width = self.height = 0.0  # the page's directory is broken; rendering it will say so
+        self._rotation: int | None = None
+        self._analysis: PageAnalysis | None = None
+        self._verdict: TextLayerVerdict | None = None
+
+    def __repr__(self) -> str:
+        size = f"{self.width:g}x{self.height:g} {self.unit}"
+        return f"<Page {self.number} (label {self.label!r}) of {self.document.name!r}, {size}>"
+
+    @property
+    def number(self) -> int:
+        """1-based page number."""
+        return self.index + 1
+
+    @property
+    def size(self) -> tuple[float, float]:
+        """``(width, height)`` as displayed, in :attr:`unit`."""
+        return self.width, self.height
+
+    @property
+    def rotation(self) -> int:
+        """Clockwise degrees: the PDF page's /Rotate (already applied to :attr:`size` and to renders), or the
+        image's EXIF/TIFF orientation."""
+        if self._rotation is None:
+            self._rotation = self._backend().rotation(self.index)
+        return self._rotation
+
+    @property
+    def sent_size(self) -> tuple[int, int]:
+        """The pixel size :meth:`prepare` sends, computed without rendering."""
+        doc = self.document
+        if self.unit == "pt":
+            self._check_shape()
+            return pdf_render_size(
+                self.width,
+                self.height,
+                spec=doc.spec,
+                dpi=max(doc.dpi, min(self.analysis().image_dpi, MAX_DPI)),
+                min_pixels=doc.min_pixels,
+                max_pixels=doc.max_pixels,
+            )
+        return _target_size(int(self.width), int(self.height), doc.spec, doc.min_pixels, doc.max_pixels)
+
+    @property
+    def image_tokens(self) -> int:
+        """Image tokens this page costs when OCR'd (from its size alone)."""
+        width, height = self.sent_size
+        doc = self.document
+        return tokens_for_size(width, height, model=doc.spec, min_pixels=doc.min_pixels, max_pixels=doc.max_pixels)
+
+    # -- pixels ---------------------------------------------------------------------------------------------------
+
+    def render(self, *, dpi: float | None = None) -> Image.Image:
+        """The page as a ``PIL.Image``: exactly the pixels :meth:`prepare` sends (``L`` when the page has no colour,
+        else ``RGB``), or, with ``dpi``, a PDF page rendered at that resolution (no budget; RGB).
+
+        Raises:
+            PageRenderError: the page is corrupt.
+            PageSizeError: the page can never be sent (aspect ratio over 200:1, ...).
+        """
+        backend = self._backend()
+        doc = self.document
+        if isinstance(backend, ImageFile):
+            return to_upload_mode(backend.render(self.index, doc.spec, doc.min_pixels, doc.max_pixels))
+        if dpi is not None:
+            self._check_shape()
+            scale = float(dpi) / 72.0
+            size = (max(1, round(self.width * scale)), max(1, round(self.height * scale)))
+            if not (math.isfinite(scale) and scale > 0 and render_pixels_ok(*size)):
+                raise PageSizeError(
+                    f"page {self.number} of {doc.name} at {dpi} dpi would be {size[0]}x{size[1]} px, too many pixels.",
+                    code="ImageTooLarge",
+                    page_index=self.index,
+                )
+            return backend.render(self.index, size)
+        return to_upload_mode(backend.render(self.index, self.sent_size))
+
+    def prepare(self) -> PreparedImage:
+        """The page ready to send: rendered at the budget, greyscale when colourless, PNG, as a ``data:`` URL.
+
+        For a PDF page, ``original_size`` is the page's size in points (rounded) and ``scale`` maps pixels of the
+        sent image to points, so boxes come back in PDF points from the displayed page's top-left corner. For an
+        image page both are in the image's own pixels, as :func:`qwen_ocr.imaging.prepare_image` makes them.
+        """
+        backend = self._backend()
+        doc = self.document
+        if isinstance(backend, ImageFile):
+            return backend.prepare(self.index, doc.spec, doc.min_pixels, doc.max_pixels)
+        im = self.render()
+        encoded = encode_page(im)
+        if encoded is None:
+            raise PageSizeError(
+                f"page {self.number} of {doc.name} is over 10 MB even as a JPEG at {im.width}x{im.height} px; "
+                "pass a smaller max_pixels.",
+                code="ImageTooLarge",
+                page_index=self.index,
+            )
+        width, height = im.size
+        return PreparedImage(
+            url=_data_url(encoded.data, encoded.mime),
+            original_size=(max(1, round(self.width)), max(1, round(self.height))),
+            sent_size=(width, height),
+            scale=(self.width / width, self.height / height),
+            mime=encoded.mime,
+            nbytes=len(encoded.data),
+            reencoded=True,
+        )
+
+    # -- text layer -----------------------------------------------------------------------------------------------
+
+    def text_layer(self) -> str:
+        """The page's own text (PDF text layer), cleaned; ``""`` for images and for pages without text."""
+        return self.analysis().text
+
+    def text_layer_verdict(self) -> TextLayerVerdict:
+        """Whether the text layer is good enough to use instead of OCR, with its quality and the reason."""
+        if self._verdict is None:
+            analysis = self.analysis()
+            self._verdict = judge_text_layer(
+                analysis.text, image_coverage=analysis.image_coverage, invisible_share=analysis.invisible_share
+            )
+        return self._verdict
+
+    def analysis(self) -> PageAnalysis:
+        """The page's text layer and what its objects say (image coverage, invisible text, scan resolution).
+
+        Read once per page object (the page's content is parsed, no pixels are rendered) and kept with it.
+        """
+        if self._analysis is None:
+            backend = self._backend()
+            if isinstance(backend, ImageFile):
+                self._analysis = PageAnalysis(text="", image_coverage=1.0, invisible_share=0.0, text_objects=0)
+            else:
+                self._analysis = backend.analyse(self.index)
+        return self._analysis
+
+    @property
+    def text_layer_quality(self) -> float:
+        """:func:`~qwen_ocr.documents.textlayer.text_layer_quality` of the page's text, 0 to 1."""
+        return self.text_layer_verdict().quality
+
+    @property
+    def has_good_text_layer(self) -> bool:
+        """Whether ``text_layer="auto"`` uses this page's text layer instead of OCR."""
+        return self.text_layer_verdict().good
+
+    def needs_ocr(self, text_layer: TextLayerMode = "auto") -> bool:
+        """Whether this page goes to OCR under ``text_layer`` (``"auto"``, ``"never"`` or ``"only"``)."""
+        mode = check_text_layer_mode(text_layer)
+        if mode == "never":
+            return True
+        if mode == "only":
+            return False
+        return not self.has_good_text_layer
+
+    # -- helpers --------------------------------------------------------------------------------------------------
+
+    def _backend(self) -> PdfFile | ImageFile:
+        return self.document._open_backend()
+
+    def _check_shape(self) -> None:
+        problem = aspect_ratio_problem(self.width, self.height)
+        if problem is not None:
+            raise PageSizeError(
+                f"page {self.number} of {self.document.name} is {self.width:g}x{self.height:g} {self.unit}, "
+                f"{problem}; it cannot be sent as one image.",
+                code="EmptyPage" if problem == "no area" else "BadAspectRatio",
+                page_index=self.index,
+            )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reading the source (I/O) and recognising it (pure).
+
+
+def _read_source(source: DocumentSource) -> tuple[str, Path | None, bytes | None, bytes]:
+    """``(name, path, data, head)``: a path is checked and its head read; anything else is read whole."""
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fsdecode(os.fspath(source))
+        if text.strip()[:8].lower().startswith(("http://", "https://", "oss://")):
+            raise DocumentReadError(
+                f"{text} is a URL; documents are read from local files. Download it first.", code="UnsupportedURL"
+            )
+        path = Path(text)
+        return str(path), path, None, _read_head(path)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        return "bytes", None, data, data[:_HEAD]
+    read = getattr(source, "read", None)
+    if callable(read):
+        name = getattr(source, "name", None)
+        label = str(name) if isinstance(name, (str, os.PathLike)) else "file object"
+        try:
+            data = read()
+        except OSError as exc:
+            raise DocumentReadError(f"cannot read {label}: {exc.strerror or exc}.", code="ReadError") from None
+        if isinstance(data, str):
+            raise DocumentReadError(
+                f"{label} is open in text mode; open it in binary mode ('rb').", code="TextModeFile"
+            )
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise DocumentReadError(f"{label}.read() returned a {type(data).__name__}, not bytes.", code="ReadError")
+        data = bytes(data)
+        return label, None, data, data[:_HEAD]
+    raise InvalidArgumentError(
+        f"cannot open a document from a {type(source).__name__}; pass a path, bytes, or a binary file object."
+    )
+
+
+def _read_head(path: Path) -> bytes:
+    try:
+        if path.is_dir():
+            raise DocumentReadError(
+                f"{path} is a directory, not a document. Open its files one by one, or use the loaders for folders.",
+                code="IsADirectory",
+            )
+        with path.open("rb") as fh:
+            return fh.read(_HEAD)
+    except FileNotFoundError:
+        raise DocumentReadError(f"no such file: {path}.", code="FileNotFound") from None
+    except PermissionError:
+        raise DocumentReadError(f"no permission to read {path}.", code="PermissionDenied") from None
+    except DocumentReadError:
+        raise
+    except OSError as exc:
+        raise DocumentReadError(f"cannot read {path}: {exc.strerror or exc}.", code="ReadError") from None
+
+
+def _read_all(path: Path, name: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DocumentReadError(f"cannot read {name}: {exc.strerror or exc}.", code="ReadError") from None
+
+
+def _bytes(data: bytes | None) -> bytes:
+    assert data is not None
+    return data
+
+
+def _detect(head: bytes, name: str) -> tuple[Literal["pdf", "image"], str]:
+    """What the leading bytes are: a PDF, a supported image, or an error saying what they look like."""
+    if not head:
+        raise EmptyDocumentError(f"{name} is empty (0 bytes).")
+    if b"%PDF-" in head[:1024]:
+        return "pdf", "PDF"
+    fmt = sniff_format(head[:32])
+    if fmt is not None:
+        return "image", fmt
+    what = describe_bytes(head[:512])
+    raise UnsupportedDocumentError(
+        f"{name} is {what}, not a document we read. Supported: PDF, and images in "
+        f"{', '.join(SUPPORTED_DOCUMENT_FORMATS[1:])}."
+    )

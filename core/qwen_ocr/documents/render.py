@@ -1,0 +1,184 @@
+"""How big to render a page, whether it has colour, and how to encode it for upload (CPU only, no PDF I/O).
+
+**Size.** A PDF page is rendered straight at the size the model will use: its size in points at ``dpi`` (300 by
+default, the resolution the vendor's documents suggest; a page that is mostly one finer scan uses the scan's
+resolution, so a 2400-dpi scan on a 2-inch page is not thrown away at 300 dpi), put through
+:func:`qwen_ocr.imaging.smart_resize` with the model's patch and pixel budget. So the service never resizes our
+image again (each side is a multiple of the patch and the area is within the budget), a large page is rendered at
+the budget directly instead of at 300 dpi and then shrunk, and a small page is not blown up to millions of pixels
+that carry no information.
+
+**Colour.** A page whose pixels are all grey (no channel spread over :data:`COLOUR_SPREAD` in more than
+:data:`COLOUR_SHARE` of a quarter-size thumbnail) is sent as 8-bit greyscale: a third of the raw bytes, and nothing
+the model could read is lost. Any colour at all keeps the page in RGB.
+
+**Encoding.** Lossless PNG (zlib level :data:`PNG_LEVEL`): crisp text is never JPEG'd. Measured on a text page and a
+scan (``benchmarks/DOCUMENTS.md``), greyscale PNG was the smallest lossless encoding within the CPU budget;
+lossless WEBP was smaller on text but three to four times slower. Only a page still over the service's 10 MB limit
+as PNG falls back to lossless WEBP, then to JPEG at quality 95, then 90.
+
+Example::
+
+    >>> from qwen_ocr.models import model_spec
+    >>> pdf_render_size(612, 792, spec=model_spec("qwen-vl-ocr"))      # US Letter at 300 dpi, within budget
+    (2528, 3264)
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, ImageChops
+
+from ..imaging import MAX_ASPECT_RATIO, MAX_DECODED_PIXELS, MAX_ENCODED_BYTES, smart_resize
+from ..models import ModelSpec
+
+__all__ = [
+    "COLOUR_SHARE",
+    "COLOUR_SPREAD",
+    "DEFAULT_DPI",
+    "MAX_DPI",
+    "PNG_LEVEL",
+    "EncodedPage",
+    "aspect_ratio_problem",
+    "encode_page",
+    "has_colour",
+    "pdf_render_size",
+    "render_pixels_ok",
+    "to_upload_mode",
+]
+
+DEFAULT_DPI = 300.0
+"""Rendering resolution of PDF pages before the pixel budget caps it."""
+MAX_DPI = 2400.0
+"""The highest rendering resolution asked for or taken from a page's scan."""
+COLOUR_SPREAD = 24
+"""A thumbnail pixel whose RGB channels differ by more than this (of 255) is coloured."""
+COLOUR_SHARE = 0.0002
+"""A page is in colour when more than this share of thumbnail pixels (at least 4) is coloured."""
+PNG_LEVEL = 6
+"""zlib level of page PNGs (see benchmarks/DOCUMENTS.md for the measurement behind it)."""
+
+_FALLBACKS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("WEBP", {"lossless": True, "quality": 50, "method": 4}),
+    ("JPEG", {"quality": 95}),
+    ("JPEG", {"quality": 90}),
+)
+_MIME = {"PNG": "image/png", "WEBP": "image/webp", "JPEG": "image/jpeg"}
+
+
+@dataclass(frozen=True)
+class EncodedPage:
+    """One page encoded for upload: the bytes, their MIME type, and the format name."""
+
+    data: bytes
+    mime: str
+    format: str
+
+
+def pdf_render_size(
+    width_pt: float,
+    height_pt: float,
+    *,
+    spec: ModelSpec,
+    dpi: float = DEFAULT_DPI,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+) -> tuple[int, int]:
+    """The pixel size to render a page of this size (in points, as displayed) at: ``dpi``, within the budget.
+
+    Each side is a multiple of the model's patch and the area lies within ``[min_pixels, max_pixels]`` (the model's
+    own budget by default), exactly as :func:`~qwen_ocr.imaging.smart_resize` would resize a ``dpi`` render.
+
+    >>> from qwen_ocr.models import model_spec
+    >>> pdf_render_size(595.28, 841.89, spec=model_spec("qwen-vl-ocr"))   # A4: 300 dpi is over budget
+    (2432, 3424)
+    >>> pdf_render_size(595.28, 841.89, spec=model_spec("qwen-vl-ocr"), dpi=150)
+    (1248, 1760)
+    """
+    scale = dpi / 72.0
+    width = max(1, round(width_pt * scale))
+    height = max(1, round(height_pt * scale))
+    return smart_resize(
+        width,
+        height,
+        patch=spec.patch,
+        min_pixels=min_pixels or spec.min_pixels,
+        max_pixels=max_pixels or spec.max_pixels,
+    )
+
+
+def aspect_ratio_problem(width: float, height: float) -> str | None:
+    """Why a page of this size can never be sent, or ``None``: zero area, or an aspect ratio over 200:1.
+
+    >>> aspect_ratio_problem(612, 792) is None
+    True
+    >>> aspect_ratio_problem(20000, 50)
+    'an aspect ratio of 400:1; the service accepts at most 200:1'
+    """
+    if not (width > 0 and height > 0):
+        return "no area"
+    ratio = max(width, height) / min(width, height)
+    if ratio > MAX_ASPECT_RATIO:
+        return f"an aspect ratio of {ratio:.0f}:1; the service accepts at most {MAX_ASPECT_RATIO:.0f}:1"
+    return None
+
+
+def render_pixels_ok(width: int, height: int) -> bool:
+    """Whether a render of this many pixels is allowed (under the decompression-bomb limit)."""
+    return width * height <= MAX_DECODED_PIXELS
+
+
+def has_colour(im: Image.Image) -> bool:
+    """Whether an RGB image has any colour worth keeping (see the module doc); other modes answer by mode.
+
+    >>> has_colour(Image.new("RGB", (64, 64), (200, 200, 200)))
+    False
+    >>> has_colour(Image.new("RGB", (64, 64), (200, 20, 20)))
+    True
+    """
+    if im.mode in ("1", "L", "LA", "I", "I;16", "F"):
+        return False
+    if im.mode != "RGB":
+        return True
+    small = im.reduce(4) if min(im.size) >= 16 else im
+    r, g, b = small.split()
+    spread = ImageChops.lighter(
+        ImageChops.lighter(ImageChops.difference(r, g), ImageChops.difference(g, b)), ImageChops.difference(r, b)
+    )
+    coloured = sum(spread.histogram()[COLOUR_SPREAD + 1 :])
+    return coloured > max(4, COLOUR_SHARE * small.size[0] * small.size[1])
+
+
+def to_upload_mode(im: Image.Image) -> Image.Image:
+    """The image in the mode we send: ``L`` when it has no colour, else ``RGB``."""
+    if im.mode == "L":
+        return im
+    if im.mode == "RGB":
+        return im if has_colour(im) else im.convert("L")
+    return im.convert("RGB") if has_colour(im) else im.convert("L")
+
+
+def encode_page(im: Image.Image, *, limit: int = MAX_ENCODED_BYTES) -> EncodedPage | None:
+    """Encode a rendered page for upload: PNG, or a fallback when PNG is over ``limit`` as base64.
+
+    Returns ``None`` when even the last fallback is over the limit.
+
+    >>> page = encode_page(Image.new("L", (64, 64), 255))
+    >>> page.format, page.mime
+    ('PNG', 'image/png')
+    """
+    attempts: tuple[tuple[str, dict[str, Any]], ...] = (("PNG", {"compress_level": PNG_LEVEL}), *_FALLBACKS)
+    for fmt, params in attempts:
+        buf = io.BytesIO()
+        im.save(buf, format=fmt, **params)
+        data = buf.getvalue()
+        if _base64_len(len(data)) <= limit:
+            return EncodedPage(data=data, mime=_MIME[fmt], format=fmt)
+    return None
+
+
+def _base64_len(n: int) -> int:
+    return 4 * ((n + 2) // 3) + 32  # plus the data: URL's header
