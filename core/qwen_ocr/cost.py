@@ -1,0 +1,213 @@
+"""What OCR'ing a document will cost, before sending anything: pages, tokens, US dollars.
+
+Nothing is rendered: a page's image tokens follow from its size alone (the size it will be rendered at, through
+the model's ``smart_resize``; :func:`qwen_ocr.imaging.tokens_for_size`). Under ``text_layer="auto"`` each PDF page's
+text layer is read (parsed, not rasterised) to decide whether it needs OCR at all.
+
+Output tokens cannot be known before the model answers. We assume :data:`OUTPUT_TOKENS_PER_PAGE` (1,000) per OCR'd
+page: a dense page of English prose is about 4,000 characters, some 1,000 tokens; the recorded ``document_parsing``
+reply in the protocol notes used 845; a sparse page uses far fewer. We add :data:`PROMPT_TOKENS_PER_PAGE` (70) of
+text input per page for the task prompt and chat template (the recorded built-in tasks used 29 to 66). Pass your
+own numbers to :func:`estimate_document` when you know better, e.g. ``output_tokens_per_page=2000`` for
+``document_parsing`` of dense Chinese.
+
+Prices are :class:`~qwen_ocr.models.ModelSpec`'s ``input_price_per_mtok`` and ``output_price_per_mtok`` (USD per
+million tokens, international region).
+
+Example::
+
+    from qwen_ocr.cost import estimate_document
+
+    estimate = estimate_document("report.pdf", model="qwen-vl-ocr", pages="1-20")
+    estimate.pages_to_ocr, estimate.image_tokens, estimate.price_usd
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .documents.document import DocumentSource, open_document
+from .documents.render import DEFAULT_DPI
+from .documents.selection import PageSpec
+from .documents.textlayer import TextLayerMode, check_text_layer_mode
+from .errors import InvalidArgumentError
+from .models import ModelSpec, model_spec
+
+__all__ = [
+    "OUTPUT_TOKENS_PER_PAGE",
+    "PROMPT_TOKENS_PER_PAGE",
+    "CostEstimate",
+    "PageCost",
+    "estimate_document",
+    "price_usd",
+]
+
+OUTPUT_TOKENS_PER_PAGE = 1000
+"""Assumed output tokens of one OCR'd page (see the module doc)."""
+PROMPT_TOKENS_PER_PAGE = 70
+"""Assumed text input tokens of one request: task prompt and chat template."""
+
+
+class PageCost(BaseModel):
+    """The estimate for one page.
+
+    Attributes:
+        index: 0-based page index in the file.
+        label: the page's label.
+        source: ``"ocr"`` (sent to the model) or ``"text_layer"`` (its own text is used; free).
+        image_tokens: image tokens if OCR'd (0 for text-layer pages).
+        input_tokens: image plus prompt tokens (0 for text-layer pages).
+        output_tokens: assumed output tokens (0 for text-layer pages).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    label: str
+    source: Literal["ocr", "text_layer"]
+    image_tokens: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class CostEstimate(BaseModel):
+    """What OCR'ing a document will cost.
+
+    Attributes:
+        model: the model priced.
+        page_count: pages in the file.
+        pages: pages selected.
+        pages_to_ocr: selected pages that go to the model.
+        pages_from_text_layer: selected pages whose own text is used instead.
+        image_tokens: image tokens of the pages to OCR.
+        input_tokens: image tokens plus prompt tokens.
+        output_tokens: estimated output tokens (``output_tokens_per_page`` per OCR'd page).
+        price_usd: estimated price in US dollars.
+        output_tokens_per_page: the output assumption used.
+        per_page: one :class:`PageCost` per selected page, in order.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    page_count: int
+    pages: int
+    pages_to_ocr: int
+    pages_from_text_layer: int
+    image_tokens: int
+    input_tokens: int
+    output_tokens: int
+    price_usd: float
+    output_tokens_per_page: int
+    per_page: list[PageCost] = Field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.pages} pages ({self.pages_to_ocr} to OCR, {self.pages_from_text_layer} from the text layer): "
+            f"{self.input_tokens:,} input tokens ({self.image_tokens:,} image), ~{self.output_tokens:,} output "
+            f"tokens, ~${self.price_usd:.4f} with {self.model}"
+        )
+
+
+def price_usd(input_tokens: int, output_tokens: int, *, model: str | ModelSpec = "qwen-vl-ocr") -> float:
+    """US dollars for this many tokens at the model's list prices (pure).
+
+    >>> price_usd(1_000_000, 0, model="qwen-vl-ocr")
+    0.72
+    """
+    spec = model if isinstance(model, ModelSpec) else model_spec(model)
+    return (input_tokens * spec.input_price_per_mtok + output_tokens * spec.output_price_per_mtok) / 1_000_000
+
+
+def estimate_document(
+    source: DocumentSource,
+    *,
+    model: str | ModelSpec = "qwen-vl-ocr",
+    pages: PageSpec = None,
+    text_layer: TextLayerMode = "auto",
+    password: str | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    dpi: float = DEFAULT_DPI,
+    output_tokens_per_page: int = OUTPUT_TOKENS_PER_PAGE,
+    prompt_tokens_per_page: int = PROMPT_TOKENS_PER_PAGE,
+) -> CostEstimate:
+    """Estimate pages, tokens and price of OCR'ing a document, without rendering it.
+
+    Args:
+        source: what :func:`~qwen_ocr.documents.open_document` accepts (path, bytes, binary file object).
+        model: the model to price; its patch and budget decide the image tokens.
+        pages: the pages to count (``"1-3,7"``, ...); all by default.
+        text_layer: ``"auto"`` counts pages with a good text layer as free; ``"never"`` OCRs every page;
+            ``"only"`` OCRs none.
+        password: for an encrypted PDF.
+        min_pixels: as for :func:`~qwen_ocr.documents.open_document`.
+        max_pixels: as for :func:`~qwen_ocr.documents.open_document`.
+        dpi: as for :func:`~qwen_ocr.documents.open_document`.
+        output_tokens_per_page: assumed output tokens of one OCR'd page (capped at the model's ``max_tokens``).
+        prompt_tokens_per_page: assumed text input tokens of one request.
+
+    Raises:
+        DocumentError: the document cannot be opened (see :mod:`qwen_ocr.documents.errors`).
+        PageRenderError: a page is corrupt.
+        InvalidArgumentError: an argument is out of range.
+
+    Example::
+
+        >>> est = estimate_document("tests/data/corpus/py-pdf/004-pdflatex-4-pages/pdflatex-4-pages.pdf")
+        >>> est.pages, est.pages_to_ocr, est.price_usd
+        (4, 0, 0.0)
+    """
+    mode = check_text_layer_mode(text_layer)
+    spec = model if isinstance(model, ModelSpec) else model_spec(model)
+    for name, value in (
+        ("output_tokens_per_page", output_tokens_per_page),
+        ("prompt_tokens_per_page", prompt_tokens_per_page),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidArgumentError(f"{name}={value!r} must be a non-negative number of tokens.")
+    out_per_page = min(output_tokens_per_page, spec.max_tokens)
+    per_page: list[PageCost] = []
+    with open_document(
+        source,
+        password=password,
+        pages=pages,
+        model=spec,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        dpi=dpi,
+    ) as doc:
+        page_count = doc.page_count
+        for page in doc:
+            if not page.needs_ocr(mode):
+                per_page.append(PageCost(index=page.index, label=page.label, source="text_layer"))
+                continue
+            image_tokens = page.image_tokens
+            per_page.append(
+                PageCost(
+                    index=page.index,
+                    label=page.label,
+                    source="ocr",
+                    image_tokens=image_tokens,
+                    input_tokens=image_tokens + prompt_tokens_per_page,
+                    output_tokens=out_per_page,
+                )
+            )
+    ocr = [p for p in per_page if p.source == "ocr"]
+    input_tokens = sum(p.input_tokens for p in ocr)
+    output_tokens = sum(p.output_tokens for p in ocr)
+    return CostEstimate(
+        model=spec.name,
+        page_count=page_count,
+        pages=len(per_page),
+        pages_to_ocr=len(ocr),
+        pages_from_text_layer=len(per_page) - len(ocr),
+        image_tokens=sum(p.image_tokens for p in ocr),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        price_usd=round(price_usd(input_tokens, output_tokens, model=spec), 6),
+        output_tokens_per_page=out_per_page,
+        per_page=per_page,
+    )
