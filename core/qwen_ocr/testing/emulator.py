@@ -47,7 +47,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
@@ -399,8 +399,15 @@ class Emulator:
             )
         with self._engine_lock:
             if self._engine is None:
-                module = importlib.import_module("qwen_ocr.local")
-                self._engine = module.get_engine()
+                try:
+                    module = importlib.import_module("qwen_ocr.local")
+                    self._engine = module.get_engine()
+                except ImportError as exc:
+                    raise _Refusal(
+                        500,
+                        "InternalError",
+                        f"reader='local' needs the local engine (pip install 'qwen-ocr[local]'): {exc}",
+                    ) from None
             result = self._engine.ocr(data, task=task)
         if not isinstance(result, OCRResult):
             raise _Refusal(500, "InternalError", "The local engine returned no OCRResult.")
@@ -441,6 +448,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(404, native_error_body(404, code="NotFound", message=f"No route for GET {path}."), {})
 
     def do_POST(self) -> None:
+        try:
+            self._post()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:  # a bug of the emulator: answer it rather than drop the connection
+            self.close_connection = True
+            body = native_error_body(500, code="InternalError", message=f"emulator error: {exc!r}")
+            try:
+                self._send_json(500, body, {})
+            except OSError:
+                pass
+
+    def _post(self) -> None:
         emulator = self.server.emulator
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length > 0 else b""
@@ -512,8 +532,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         if not stream:
             reply = native if protocol == "dashscope" else native_to_compatible(native, model=model, request_id=rid)
+            emulator._count_success(digest)  # counted before sending, so that a client never sees it late
             self._send_json(200, reply, {"x-request-id": rid, "x-dashscope-finished": "true"})
-            emulator._count_success(digest)
             return
 
         if protocol == "dashscope":
@@ -535,8 +555,9 @@ class _Handler(BaseHTTPRequestHandler):
             frames = frames[:keep]
             if fault == "stream_error":
                 frames.append(self._error_frame(protocol, keep + 1, rid))
-        if self._send_stream(frames, rid, emulator.latency) and fault is None:
-            emulator._count_success(digest)
+        self._send_stream(
+            frames, rid, emulator.latency, on_complete=None if fault else lambda: emulator._count_success(digest)
+        )
 
     # -- request checks ----------------------------------------------------------------------------------------
 
@@ -596,6 +617,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_bytes(status, dumps(body).encode("utf-8"), {"Content-Type": "application/json", **headers})
 
     def _send_bytes(self, status: int, content: bytes, headers: Mapping[str, str]) -> None:
+        self.server.emulator._count_response(status)
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -604,7 +626,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(content)
         self.wfile.flush()
-        self.server.emulator._count_response(status)
 
     def _drop(self) -> None:
         """Close the connection without a byte of answer."""
@@ -626,8 +647,14 @@ class _Handler(BaseHTTPRequestHandler):
         # Shape B: an "event: error" frame with the flat body.
         return compatible_frame(body, event="error")
 
-    def _send_stream(self, frames: Sequence[bytes], rid: str, latency: float) -> bool:
-        """Send SSE frames with chunked transfer encoding; ``False`` if the client went away."""
+    def _send_stream(
+        self, frames: Sequence[bytes], rid: str, latency: float, on_complete: Callable[[], None] | None = None
+    ) -> bool:
+        """Send SSE frames with chunked transfer encoding; ``False`` if the client went away.
+
+        ``on_complete`` runs after the last frame and before the end of the body, so that a client that has read
+        the whole stream always sees its effect."""
+        self.server.emulator._count_response(200)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream;charset=UTF-8")
         self.send_header("x-request-id", rid)
@@ -635,7 +662,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("x-dashscope-finished", "false")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        self.server.emulator._count_response(200)
         pause = latency / len(frames) if frames and latency else 0.0
         try:
             for frame in frames:
@@ -643,6 +669,8 @@ class _Handler(BaseHTTPRequestHandler):
                     time.sleep(pause)
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
                 self.wfile.flush()
+            if on_complete is not None:
+                on_complete()
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
