@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 import subprocess
@@ -269,6 +270,17 @@ def test_native_stream_carries_ocr_result_in_the_last_frame(emu: Emulator) -> No
         "乘车日期": "2013-06-29",
         "发票": {"发票代码": "221021325353", "发票号码": "10283819"},
     }
+
+
+def test_native_stream_without_incremental_output_repeats_the_text(emu: Emulator) -> None:
+    call = make_call(Task.FORMULA_RECOGNITION)
+    request = native.build_request(call, stream=True)
+    del request.json["parameters"]["incremental_output"]
+    _, raw = stream_bytes(emu, request)
+    datas = [json.loads(f[3]) for f in NATIVE_FRAME.findall(raw.decode("utf-8"))]
+    texts = [c["text"] for d in datas[:-1] for c in d["output"]["choices"][0]["message"]["content"]]
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))
+    assert texts[-1].startswith("$$") and texts[-1].endswith("$$")
 
 
 @pytest.mark.parametrize("task", [Task.TEXT_RECOGNITION, Task.KEY_INFORMATION_EXTRACTION, Task.DOCUMENT_PARSING])

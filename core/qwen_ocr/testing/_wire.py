@@ -496,7 +496,9 @@ def _native_stream_usage(usage: Usage, output_tokens: int) -> dict[str, Any]:
     }
 
 
-def native_sse_frames(body: Mapping[str, Any], *, chunk_chars: int = 8, request_id: str | None = None) -> list[bytes]:
+def native_sse_frames(
+    body: Mapping[str, Any], *, chunk_chars: int = 8, request_id: str | None = None, incremental: bool = True
+) -> list[bytes]:
     """A native reply as the SSE frames of ``incremental_output: true``, in the recorded framing::
 
         id:1
@@ -505,7 +507,9 @@ def native_sse_frames(body: Mapping[str, Any], *, chunk_chars: int = 8, request_
         data:{"output":{"choices":[{"message":{"content":[{"text":"..."}],"role":"assistant"},"finish_reason":"null"}]},"usage":{...},"request_id":"..."}
 
     Text deltas with ``finish_reason`` the string ``"null"``, cumulative usage, then a last frame with empty
-    content (or the ``ocr_result``, where the reply has one) and the real finish reason.
+    content (or the ``ocr_result``, where the reply has one) and the real finish reason. With
+    ``incremental=False`` (the service's default when ``incremental_output`` is not sent) each frame repeats the
+    whole text so far instead of a delta.
     """
     parts = native_parts(body)
     rid = request_id or parts.request_id or new_request_id()
@@ -513,7 +517,11 @@ def native_sse_frames(body: Mapping[str, Any], *, chunk_chars: int = 8, request_
     total_out = parts.usage.output_tokens
     frames: list[bytes] = []
     n = len(pieces)
+    so_far = ""
     for i, piece in enumerate(pieces, start=1):
+        so_far += piece
+        if not incremental:
+            piece = so_far
         data = {
             "output": {
                 "choices": [{"message": {"content": [{"text": piece}], "role": "assistant"}, "finish_reason": "null"}]

@@ -5,7 +5,7 @@ It serves, on ``127.0.0.1`` only:
 - the native endpoint ``POST /api/v1/services/aigc/multimodal-generation/generation``, streaming as SSE when the
   request carries ``X-DashScope-SSE: enable`` (framing of a recorded stream: ``id:N``, ``event:result``,
   ``:HTTP_STATUS/200``, ``data:{...}`` with ``finish_reason`` ``"null"`` until the last frame, cumulative usage,
-  incremental text);
+  incremental text with ``incremental_output: true``, the whole text so far in each frame without it);
 - the OpenAI-compatible endpoint ``POST /compatible-mode/v1/chat/completions`` (also at ``/v1/chat/completions``,
   where self-hosted servers have it), streaming ``data: {chunk}`` frames and ``data: [DONE]`` for
   ``"stream": true``, with the usage chunk when ``stream_options.include_usage`` is set.
@@ -84,7 +84,8 @@ __all__ = ["FAULT_KINDS", "Emulator", "EmulatorStats", "FaultKind", "LoggedReque
 
 FaultKind = Literal["429", "500", "503", "drop", "garbled", "stream_error", "stream_cut"]
 FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "drop", "garbled", "stream_error", "stream_cut")
-"""Injectable faults: HTTP 429 / 500 / 503 with the service's body; ``drop``: the socket is closed without an
+"""Injectable faults: HTTP 429 / 500 / 503 with the service's body (an injected 429 has no ``Retry-After``; the
+RPM limit's 429 has one); ``drop``: the socket is closed without an
 answer; ``garbled``: HTTP 200 with a body that is not JSON; ``stream_error``: an error frame mid-stream
 (``event:error`` + ``:HTTP_STATUS/500`` natively, a ``data: {"error": ...}`` or ``event: error`` frame in compatible
 mode); ``stream_cut``: the stream ends mid-way without its final frame (and without ``[DONE]``)."""
@@ -537,7 +538,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         if protocol == "dashscope":
-            frames = native_sse_frames(native, chunk_chars=emulator.chunk_chars, request_id=rid)
+            params = body.get("parameters") if isinstance(body, Mapping) else None
+            incremental = isinstance(params, Mapping) and params.get("incremental_output") is True
+            frames = native_sse_frames(
+                native, chunk_chars=emulator.chunk_chars, request_id=rid, incremental=incremental
+            )
         else:
             parts = native_parts(native)
             options = body.get("stream_options") if isinstance(body, Mapping) else None
