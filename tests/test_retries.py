@@ -91,7 +91,7 @@ def test_wrong_key_raises_after_exactly_one_request() -> None:
 
 def test_missing_key_raises_before_any_request() -> None:
     script = Script(ok())
-    client = QwenOCR(http_client=httpx.Client(transport=httpx.MockTransport(script)))
+    client = QwenOCR(provider="dashscope", http_client=httpx.Client(transport=httpx.MockTransport(script)))
     with pytest.raises(MissingAPIKeyError) as info:
         client.ocr(URL)
     assert script.requests == []

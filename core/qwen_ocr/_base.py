@@ -23,7 +23,7 @@ from .errors import (
     QwenOCRError,
     UnsupportedTaskError,
 )
-from .imaging import ImageInput, prepare_image
+from .imaging import ImageInput, PreparedImage, prepare_image
 from .models import DEFAULT_MODEL, model_spec
 from .protocols import native, openai
 from .protocols.base import HTTPRequest, OCRCall, StreamAssembler
@@ -225,7 +225,10 @@ class BaseClient:
             raise InvalidArgumentError("max_tokens must be a positive integer.", code="InvalidMaxTokens")
         if temperature is not None and not 0 <= temperature < 2:
             raise InvalidArgumentError("temperature must be within [0, 2).", code="InvalidTemperature")
-        prepared = prepare_image(image, model=spec, min_pixels=min_pixels, max_pixels=max_pixels)
+        if isinstance(image, PreparedImage):  # e.g. a document page rendered at the budget already
+            prepared = image
+        else:
+            prepared = prepare_image(image, model=spec, min_pixels=min_pixels, max_pixels=max_pixels)
         return OCRCall(
             image=prepared,
             spec=spec,

@@ -47,8 +47,9 @@ __all__ = [
     "sniff_format",
 ]
 
-ImageInput: TypeAlias = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Image.Image]
-"""What ``ocr()`` accepts: a path, an http(s)/``data:``/``oss://`` URL, raw bytes, or a ``PIL.Image``."""
+ImageInput: TypeAlias = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Image.Image, "PreparedImage"]
+"""What ``ocr()`` accepts: a path, an http(s)/``data:``/``oss://`` URL, raw bytes, a ``PIL.Image``, or a
+:class:`PreparedImage` (e.g. ``page.prepare()`` of a document page)."""
 
 SUPPORTED_FORMATS = ("BMP", "JPEG", "PNG", "TIFF", "WEBP", "HEIC")
 MIN_SIDE = 11  # "each side > 10 px"
@@ -251,6 +252,8 @@ def prepare_image(
         InvalidImageError: the image cannot be used; the message says why and what to do.
     """
     spec = model if isinstance(model, ModelSpec) else model_spec(model)
+    if isinstance(image, PreparedImage):
+        return image
     if isinstance(image, str):
         stripped = image.strip()
         lowered = stripped[:12].lower()
@@ -421,6 +424,10 @@ def _check_size(width: int, height: int, source: str) -> None:
 def _peek_size(image: ImageInput) -> tuple[int, int]:
     if isinstance(image, Image.Image):
         return image.size
+    if isinstance(image, PreparedImage):
+        if image.original_size is None:
+            raise InvalidArgumentError("cannot estimate tokens of a URL without downloading it.")
+        return image.original_size
     if isinstance(image, str) and image.strip()[:8].lower().startswith(("http://", "https://", "oss://")):
         raise InvalidArgumentError(
             "cannot estimate tokens of a URL without downloading it; pass the file or its (width, height)."
