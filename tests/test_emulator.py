@@ -617,6 +617,22 @@ def test_local_reader_uses_the_local_engine(monkeypatch: pytest.MonkeyPatch) -> 
     assert remote.status_code == 400
 
 
+def test_local_reader_with_the_real_engine() -> None:
+    pytest.importorskip("rapidocr")
+    pytest.importorskip("onnxruntime")
+    from PIL import ImageFont
+
+    im = Image.new("RGB", (640, 160), "white")
+    ImageDraw.Draw(im).text((20, 50), "Hello OCR 2025", fill="black", font=ImageFont.load_default(size=48))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    with Emulator(reader="local") as emu, QwenOCR(api_key="k", base_url=emu.base_url, timeout=120) as client:
+        result = client.ocr(buf.getvalue(), task="advanced_recognition", model=MODEL)
+    assert [line.text for line in result.lines] == ["Hello OCR 2025"]
+    left, top, right, bottom = result.lines[0].bbox
+    assert left < 60 and right > 300 and top < 80 < bottom
+
+
 def test_local_reader_without_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "qwen_ocr.local", None)  # makes the import fail
     with Emulator(reader="local") as emu:
