@@ -108,7 +108,7 @@ class ImageFile:
             )
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                warnings.simplefilter("ignore")
                 orientation = _orientation(self._im)
                 frame = self._im.copy()
                 frame.load()
@@ -145,9 +145,12 @@ class ImageFile:
         """The page ready to send, through :func:`qwen_ocr.imaging.prepare_image`."""
         try:
             if self.page_count == 1 and self.format != "TIFF":
-                # The file itself: a JPEG within budget goes byte for byte.
-                source: bytes | Path | Image.Image = self._data if self._data is not None else _as_path(self._path)
-                return prepare_image(source, model=spec, min_pixels=min_pixels, max_pixels=max_pixels)
+                # The file itself: a JPEG within budget goes byte for byte, after we checked that it decodes.
+                source: bytes | Path = self._data if self._data is not None else _as_path(self._path)
+                prepared = prepare_image(source, model=spec, min_pixels=min_pixels, max_pixels=max_pixels)
+                if not prepared.reencoded:
+                    self._check_decodes(index)
+                return prepared
             frame = self.frame(index)
             width, height = frame.size
             problem = _size_problem(width, height)
@@ -165,6 +168,25 @@ class ImageFile:
         except InvalidImageError as exc:
             raise _page_error(exc, index, self.name) from None
 
+    def _check_decodes(self, index: int) -> None:
+        """Decode the image once (a JPEG at 1/8 scale) so that a truncated file is caught before it is sent."""
+        fh: IO[bytes] = io.BytesIO(self._data) if self._data is not None else _open_file(self._path, self.name)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(fh) as im:
+                    if im.format == "JPEG":
+                        im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+                    im.load()
+        except Exception as exc:
+            raise PageRenderError(
+                f"page {index + 1} of {self.name} cannot be decoded: the file is corrupt or truncated "
+                f"({type(exc).__name__}: {exc}).",
+                page_index=index,
+            ) from None
+        finally:
+            fh.close()
+
     def close(self) -> None:
         """Release the file."""
         try:
@@ -176,6 +198,11 @@ class ImageFile:
     # -- helpers --------------------------------------------------------------------------------------------------
 
     def _count_frames(self) -> int:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about corrupt metadata it skips; we report what breaks
+            return self._count_frames_quietly()
+
+    def _count_frames_quietly(self) -> int:
         try:
             n = int(getattr(self._im, "n_frames", 1))
         except Exception:
@@ -194,7 +221,9 @@ class ImageFile:
     def _seek(self, index: int) -> None:
         try:
             if self._im.tell() != index:
-                self._im.seek(index)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self._im.seek(index)
         except Exception as exc:
             raise PageRenderError(
                 f"page {index + 1} of {self.name} cannot be read: its directory is corrupt ({type(exc).__name__}: "

@@ -255,15 +255,14 @@ class Page:
         self.document = document
         self.index = index
         self.unit: Literal["pt", "px"] = "pt" if isinstance(backend, PdfFile) else "px"
-        if isinstance(backend, PdfFile):
-            self.label = backend.label(index)
+        self.label = backend.label(index) if isinstance(backend, PdfFile) else str(index + 1)
+        # A broken page still makes a Page, so that iteration goes on past it; using it raises the error.
+        self._broken: PageRenderError | None = None
+        try:
             self.width, self.height = backend.size(index)
-        else:
-            self.label = str(index + 1)
-            try:
-                self.width, self.height = backend.size(index)
-            except PageRenderError:
-                self.width = self.height = 0.0  # the page's directory is broken; rendering it will say so
+        except PageRenderError as exc:
+            self.width = self.height = 0.0
+            self._broken = exc
         self._rotation: int | None = None
         self._analysis: PageAnalysis | None = None
         self._verdict: TextLayerVerdict | None = None
@@ -420,10 +419,19 @@ class Page:
 
     # -- helpers --------------------------------------------------------------------------------------------------
 
+    @property
+    def is_broken(self) -> bool:
+        """Whether the page could not even be measured (its size is unreadable); using it raises the error."""
+        return self._broken is not None
+
     def _backend(self) -> PdfFile | ImageFile:
-        return self.document._open_backend()
+        backend = self.document._open_backend()
+        if self._broken is not None:
+            raise self._broken
+        return backend
 
     def _check_shape(self) -> None:
+        self._backend()
         problem = aspect_ratio_problem(self.width, self.height)
         if problem is not None:
             raise PageSizeError(
