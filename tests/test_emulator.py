@@ -678,3 +678,36 @@ def test_command_line_rejects_unknown_faults() -> None:
     )
     assert done.returncode == 2
     assert "unknown fault" in done.stderr
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Through the real client in compatible mode (DashScope's path, and a self-hosted server's /v1)
+
+
+@pytest.mark.parametrize("task", list(Task))
+def test_client_compatible_mode_every_task(emu: Emulator, image: Path, task: Task) -> None:
+    with QwenOCR(api_key="k", base_url=emu.base_url, protocol="openai", retry=NO_WAIT, model=MODEL) as client:
+        result = client.ocr(image, task=task)
+        chunks = list(client.stream(image, task=task))
+    expected = Task.TEXT_RECOGNITION if task is Task.MULTI_LAN else task
+    assert result.provider == "openai"
+    assert result.text.startswith(EXPECTED_START[expected]), result.text[:40]
+    if task is not Task.ADVANCED_RECOGNITION:
+        check_views(expected, result)
+    else:
+        assert len(result.lines) == 12
+    assert "".join(c.text for c in chunks) == result.raw_text
+    assert chunks[-1].finish_reason == "stop"
+    assert chunks[-1].usage == result.usage
+    log = emu.request_log
+    assert {entry.path for entry in log} == {compat.COMPAT_PATH}
+    assert log[0].json["messages"][0]["content"][1]["text"] == task.prompt()
+
+
+def test_client_self_hosted_v1_base_url(emu: Emulator, image: Path) -> None:
+    with QwenOCR(base_url=emu.base_url + "/v1", protocol="openai", retry=NO_WAIT, model=MODEL) as client:
+        result = client.ocr(image, task="table_parsing")
+    assert result.tables
+    entry = emu.request_log[0]
+    assert entry.path == compat.SELF_HOSTED_PATH
+    assert "Authorization" not in entry.headers

@@ -359,3 +359,17 @@ def test_fake_compatible_response_parses_with_the_compatible_protocol() -> None:
     assert result.text == "hi"
     assert result.usage == Usage(input_tokens=7, output_tokens=1, image_tokens=5, total_tokens=8)
     assert body["usage"]["prompt_tokens_details"] == {"image_tokens": 5, "text_tokens": 2}
+
+
+def test_client_in_compatible_mode(image: Path) -> None:
+    transport = FakeTransport([{"fields": {"Total": "9.99"}}, "streamed text"], errors=[503])
+    client = QwenOCR(api_key="test", protocol="openai", http_client=httpx.Client(transport=transport), retry=NO_WAIT)
+    result = client.ocr(image, schema={"Total": ""})
+    assert result.provider == "openai"
+    assert result.fields == {"Total": "9.99"}
+    chunks = list(client.stream(image))
+    assert "".join(c.text for c in chunks) == "streamed text"
+    assert chunks[-1].usage is not None
+    assert [r.protocol for r in transport.requests] == ["openai"] * 3
+    assert transport.requests[1].task is Task.KEY_INFORMATION_EXTRACTION
+    assert transport.requests[2].json["stream_options"] == {"include_usage": True}
