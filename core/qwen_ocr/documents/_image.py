@@ -20,6 +20,7 @@ from ..errors import InvalidImageError
 from ..imaging import MAX_ASPECT_RATIO, MAX_DECODED_PIXELS, MIN_SIDE, PreparedImage, prepare_image
 from ..models import ModelSpec
 from .errors import CorruptDocumentError, DocumentError, PageRenderError, PageSizeError
+from .render import to_upload_mode
 
 __all__ = ["ImageFile"]
 
@@ -69,6 +70,8 @@ class ImageFile:
                 f"({type(exc).__name__}: {exc}).",
             ) from None
         self.page_count = self._count_frames()
+        self._single = self.page_count == 1 and fmt != "TIFF"
+        """A plain single image: prepared from its own bytes by prepare_image, which may send them untouched."""
         if self.page_count == 1:
             # A single image: everything is known from its header, so refuse an unusable one now.
             width, height = self.size(0)
@@ -123,9 +126,12 @@ class ImageFile:
         return upright
 
     def render(self, index: int, spec: ModelSpec, min_pixels: int | None, max_pixels: int | None) -> Image.Image:
-        """The page as it will be sent: upright, flattened onto white, downscaled to the budget if over it."""
+        """The page as it will be sent: upright, flattened onto white, downscaled to the budget if over it (and for
+        a page of a multi-page file, greyscale when it has no colour)."""
         frame = self.frame(index)
         try:
+            if not self._single:
+                frame = _upload_frame(frame, spec, min_pixels, max_pixels)
             flat = imaging._flatten(frame)
             target = imaging._target_size(flat.width, flat.height, spec, min_pixels, max_pixels)
             if flat.size != target:
@@ -144,7 +150,7 @@ class ImageFile:
     def prepare(self, index: int, spec: ModelSpec, min_pixels: int | None, max_pixels: int | None) -> PreparedImage:
         """The page ready to send, through :func:`qwen_ocr.imaging.prepare_image`."""
         try:
-            if self.page_count == 1 and self.format != "TIFF":
+            if self._single:
                 # The file itself: a JPEG within budget goes byte for byte, after we checked that it decodes.
                 source: bytes | Path = self._data if self._data is not None else _as_path(self._path)
                 prepared = prepare_image(source, model=spec, min_pixels=min_pixels, max_pixels=max_pixels)
@@ -159,9 +165,7 @@ class ImageFile:
                 raise PageSizeError(
                     f"page {index + 1} of {self.name} is {width}x{height} px: {why}", code=code, page_index=index
                 )
-            target = imaging._target_size(width, height, spec, min_pixels, max_pixels)
-            if target != (width, height) and frame.mode in ("1", "P"):
-                frame = frame.convert("RGB" if frame.mode == "P" else "L")  # so that downscaling is not nearest
+            frame = _upload_frame(frame, spec, min_pixels, max_pixels)
             return prepare_image(frame, model=spec, min_pixels=min_pixels, max_pixels=max_pixels)
         except DocumentError:
             raise
@@ -230,6 +234,18 @@ class ImageFile:
                 f"{exc}).",
                 page_index=index,
             ) from None
+
+
+def _upload_frame(frame: Image.Image, spec: ModelSpec, min_pixels: int | None, max_pixels: int | None) -> Image.Image:
+    """A TIFF page in the mode to send: bilevel stays bilevel unless it must be downscaled (then 8-bit, so that
+    the downscale averages instead of dropping pixels); a colourless colour page becomes greyscale."""
+    if frame.mode in ("1", "P"):
+        target = imaging._target_size(frame.width, frame.height, spec, min_pixels, max_pixels)
+        if frame.mode == "1":
+            return frame if target == frame.size else frame.convert("L")
+    if frame.mode in ("L", "1") or imaging._has_alpha(frame) or frame.mode.startswith(("I", "F")):
+        return frame  # prepare_image flattens alpha onto white and maps 16-bit to 8-bit
+    return to_upload_mode(frame)
 
 
 def _open_file(path: Path | None, name: str) -> IO[bytes]:

@@ -315,8 +315,8 @@ class Page:
     # -- pixels ---------------------------------------------------------------------------------------------------
 
     def render(self, *, dpi: float | None = None) -> Image.Image:
-        """The page as a ``PIL.Image``: exactly the pixels :meth:`prepare` sends (``L`` when the page has no colour,
-        else ``RGB``), or, with ``dpi``, a PDF page rendered at that resolution (no budget; RGB).
+        """The page as a ``PIL.Image``: exactly the pixels :meth:`prepare` sends (for a PDF page ``L`` when it has no
+        colour, else ``RGB``), or, with ``dpi``, a PDF page rendered at that resolution (no budget; RGB).
 
         Raises:
             PageRenderError: the page is corrupt.
@@ -325,7 +325,7 @@ class Page:
         backend = self._backend()
         doc = self.document
         if isinstance(backend, ImageFile):
-            return to_upload_mode(backend.render(self.index, doc.spec, doc.min_pixels, doc.max_pixels))
+            return backend.render(self.index, doc.spec, doc.min_pixels, doc.max_pixels)
         if dpi is not None:
             self._check_shape()
             scale = float(dpi) / 72.0

@@ -9,8 +9,8 @@ the budget directly instead of at 300 dpi and then shrunk, and a small page is n
 that carry no information.
 
 **Colour.** A page whose pixels are all grey (no channel spread over :data:`COLOUR_SPREAD` in more than
-:data:`COLOUR_SHARE` of a quarter-size thumbnail) is sent as 8-bit greyscale: a third of the raw bytes, and nothing
-the model could read is lost. Any colour at all keeps the page in RGB.
+:data:`COLOUR_SHARE` of a quarter-size thumbnail; in any pixel of a small image) is sent as 8-bit greyscale: a
+third of the raw bytes, and nothing the model could read is lost. Any colour at all keeps the page in RGB.
 
 **Encoding.** Lossless PNG (zlib level :data:`PNG_LEVEL`): crisp text is never JPEG'd. Measured on a text page and a
 scan (``benchmarks/DOCUMENTS.md``), greyscale PNG was the smallest lossless encoding within the CPU budget;
@@ -143,13 +143,15 @@ def has_colour(im: Image.Image) -> bool:
         return False
     if im.mode != "RGB":
         return True
-    small = im.reduce(4) if min(im.size) >= 16 else im
+    small = im.reduce(4) if min(im.size) >= 256 else im
     r, g, b = small.split()
     spread = ImageChops.lighter(
         ImageChops.lighter(ImageChops.difference(r, g), ImageChops.difference(g, b)), ImageChops.difference(r, b)
     )
     coloured = sum(spread.histogram()[COLOUR_SPREAD + 1 :])
-    return coloured > max(4, COLOUR_SHARE * small.size[0] * small.size[1])
+    pixels = small.size[0] * small.size[1]
+    # On a small image every pixel counts; on a page, a few stray ones (JPEG fringes) do not.
+    return coloured > (max(4, COLOUR_SHARE * pixels) if pixels >= 20_000 else 0)
 
 
 def to_upload_mode(im: Image.Image) -> Image.Image:
