@@ -17,8 +17,8 @@ its top edge, the end of its top edge, the end of its bottom edge, the start of 
   - ``t > 0`` (running down to the right): ``[cx, cy, L, S, t]``, as the service's ``[477, 959, 886, 197, 15]``
     for a line tilted 15 degrees.
 
-  Values are rounded to whole numbers as the service does; a slope within 1 degree counts as level (angle 90):
-  the detector's boxes wobble by that much on straight lines.
+  Values are rounded to whole numbers as the service does. A slope within 1 degree, or one that lifts the line's
+  end by at most 3 pixels, counts as level (angle 90): the detector's boxes wobble by that much on straight lines.
 
 **Reading order.** :func:`reading_order` cuts the page recursively at white gaps (a recursive XY-cut): a vertical
 gutter splits columns, read left column first, when the lines on both sides are text-like (long lines, not a column
@@ -55,6 +55,8 @@ Quad = Sequence[Point]
 
 _LEVEL = 1.0
 """A baseline sloping by at most this many degrees counts as level (detector boxes wobble by a fraction)."""
+_WOBBLE = 3.0
+"""So does one whose ends differ in height by at most this many pixels (short boxes wobble by more degrees)."""
 _MIN_GUTTER = 0.2
 """A vertical gap narrower than this many line heights never splits columns."""
 _TEXT_COLUMN = 5.0
@@ -113,7 +115,7 @@ def rotate_rect_from_points(points: Quad) -> tuple[float, float, float, float, f
     while degrees > 90.0:
         degrees -= 180.0
     cx, cy, length, height = float(round(cx)), float(round(cy)), float(round(length)), float(round(height))
-    if abs(degrees) <= _LEVEL:
+    if abs(degrees) <= _LEVEL or length * math.sin(math.radians(abs(degrees))) <= _WOBBLE:
         return (cx, cy, height, length, 90.0)
     if degrees > 0:
         return (cx, cy, length, height, float(round(degrees)))
