@@ -207,7 +207,7 @@ def estimate_document(
         image_tokens=sum(p.image_tokens for p in ocr),
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        price_usd=round(price_usd(input_tokens, output_tokens, model=spec), 6),
+        price_usd=price_usd(input_tokens, output_tokens, model=spec),
         output_tokens_per_page=out_per_page,
         per_page=per_page,
     )
