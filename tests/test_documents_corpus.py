@@ -35,6 +35,7 @@ class Expect:
     text: str = "."  # per page: T = good text layer (no OCR needed), . = needs OCR
     rotation: tuple[int, ...] = (0,)
     colour: str = "L"  # per page: L = sent greyscale, R = sent in colour (images: the mode prepare_image keeps)
+    jpeg: str = ""  # per PDF page: J = sent as JPEG (a photographic colour scan), else PNG; "" = all PNG
     error: type[QwenOCRError] | None = None
 
 
@@ -46,7 +47,7 @@ CORPUS_TABLE: dict[str, Expect] = {
     "ocrmypdf/baiona_alpha.png": Expect(colour="R"),
     "ocrmypdf/baiona_cmyk.jpg": Expect(colour="R"),
     "ocrmypdf/blank.pdf": Expect(),
-    "ocrmypdf/c02-22.pdf": Expect(colour="R"),  # a colour scan of a yellowed book page
+    "ocrmypdf/c02-22.pdf": Expect(colour="R", jpeg="J"),  # a colour photograph of a yellowed book page
     "ocrmypdf/cardinal.pdf": Expect(pages=4, text="....", rotation=(0, 0, 0, 0), colour="LLLL"),
     "ocrmypdf/ccitt.pdf": Expect(),
     "ocrmypdf/crom.png": Expect(),
@@ -60,7 +61,9 @@ CORPUS_TABLE: dict[str, Expect] = {
     "ocrmypdf/linn.pdf": Expect(),
     "ocrmypdf/linn.png": Expect(),
     # Page 4 carries an earlier OCR's invisible text over the scan: it is OCR'd again.
-    "ocrmypdf/multipage.pdf": Expect(pages=6, text="......", rotation=(0,) * 6, colour="RLRRLL"),
+    # Page 1 is c02-22 (a colour photograph); page 4, graph.pdf's chart stored as a JPEG, measures as
+    # continuous-tone at this small budget (at the full budget it stays PNG).
+    "ocrmypdf/multipage.pdf": Expect(pages=6, text="......", rotation=(0,) * 6, colour="RLRRLL", jpeg="J..J.."),
     "ocrmypdf/no_contents.pdf": Expect(),
     "ocrmypdf/palette.pdf": Expect(colour="R"),
     "ocrmypdf/rotated_skew.pdf": Expect(rotation=(90,)),
@@ -82,7 +85,7 @@ CORPUS_TABLE: dict[str, Expect] = {
     "py-pdf/015-arabic/habibi-rotated.pdf": Expect(pages=4, text="....", rotation=(90, 180, 270, 0), colour="LLLL"),
     "py-pdf/015-arabic/habibi.pdf": Expect(),
     "py-pdf/019-grayscale-image/grayscale-image.pdf": Expect(),
-    "py-pdf/023-cmyk-image/cmyk-image.pdf": Expect(colour="R"),
+    "py-pdf/023-cmyk-image/cmyk-image.pdf": Expect(colour="R", jpeg="J"),
     "py-pdf/026-latex-multicolumn/multicolumn.pdf": Expect(pages=3, text="TTT", rotation=(0, 0, 0), colour="LLL"),
 }
 
@@ -106,6 +109,7 @@ def test_corpus_file(relpath: str) -> None:
         text = ""
         rotation = []
         colour = ""
+        jpeg = ""
         for page in doc:
             text += "T" if page.has_good_text_layer else "."
             rotation.append(page.rotation)
@@ -121,8 +125,14 @@ def test_corpus_file(relpath: str) -> None:
                 assert sent.width % patch == 0
                 assert sent.height % patch == 0
                 assert sent.mode == ("RGB" if colour[-1] == "R" else "L")
-                assert prepared.mime == "image/png"  # crisp text is never JPEG'd
+                jpeg += "J" if prepared.mime == "image/jpeg" else "."
+                if prepared.mime != "image/png":  # crisp text is never JPEG'd: only photographic colour scans
+                    assert prepared.mime == "image/jpeg"
+                    assert page.analysis().looks_scanned
+                    assert sent.mode == "RGB"
     assert (text, tuple(rotation), colour) == (expect.text, expect.rotation, expect.colour)
+    if doc.kind == "pdf":
+        assert jpeg == (expect.jpeg or "." * expect.pages)
 
 
 def _is_colour(im: Image.Image) -> bool:

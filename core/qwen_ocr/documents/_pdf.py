@@ -38,6 +38,7 @@ PDFIUM_LOCK = threading.RLock()
 """Held around every PDFium call of this package. Take it too if you call pypdfium2 from other threads."""
 
 _FORM_DEPTH = 4
+_SCAN_MAX_PATHS = 16  # scanners and OCR tools add a few rules and boxes; a drawn page has many more
 _DPI_COVERAGE = 0.25  # an image covering less of the page does not decide its rendering resolution
 
 
@@ -50,6 +51,7 @@ class PageAnalysis:
         image_coverage: share of the page covered by its largest image (0 to 1).
         invisible_share: share of its text objects drawn invisibly (render mode 3), 0 when it has none.
         text_objects: number of text objects.
+        path_objects: number of vector path objects (lines, shapes, text drawn as curves).
         image_dpi: the resolution of the finest image covering at least a quarter of the page (its pixels per
             inch as placed on the page); 0 when there is none. A scan stored at 600 dpi says 600 here.
     """
@@ -59,6 +61,14 @@ class PageAnalysis:
     invisible_share: float
     text_objects: int
     image_dpi: float = 0.0
+    path_objects: int = 0
+
+    @property
+    def looks_scanned(self) -> bool:
+        """Whether the page is a picture of a page: an image over half of it, no visible text, hardly any vector
+        drawing. Its pixels come from a raster, not from crisp text."""
+        visible_text = self.text_objects * (1.0 - self.invisible_share)
+        return self.image_coverage >= 0.5 and visible_text < 0.5 and self.path_objects <= _SCAN_MAX_PATHS
 
 
 class PdfFile:
@@ -172,20 +182,24 @@ class PdfFile:
                 image_dpi = 0.0
                 text_objects = 0
                 invisible = 0
+                paths = 0
                 for obj in page.get_objects(max_depth=1):
                     kind = obj.type
                     if kind == pdfium_c.FPDF_PAGEOBJ_TEXT:
                         text_objects += 1
                         invisible += _is_invisible(obj)
+                    elif kind == pdfium_c.FPDF_PAGEOBJ_PATH:
+                        paths += 1
                     elif kind == pdfium_c.FPDF_PAGEOBJ_IMAGE:
                         covered = _covered(obj, box, area)
                         coverage = max(coverage, covered)
                         if covered >= _DPI_COVERAGE:
                             image_dpi = max(image_dpi, _image_dpi(obj, _pixels(obj)))
                     elif kind == pdfium_c.FPDF_PAGEOBJ_FORM:
-                        image_px, n_text, n_invisible = _walk_form(page, obj, 1)
+                        image_px, n_text, n_invisible, n_paths = _walk_form(page, obj, 1)
                         text_objects += n_text
                         invisible += n_invisible
+                        paths += n_paths
                         if image_px:
                             covered = _covered(obj, box, area)
                             coverage = max(coverage, covered)
@@ -209,6 +223,7 @@ class PdfFile:
             invisible_share=share,
             text_objects=text_objects,
             image_dpi=image_dpi,
+            path_objects=paths,
         )
 
     def close(self) -> None:
@@ -293,12 +308,13 @@ def _image_dpi(obj: Any, pixels: int) -> float:
     return float((pixels / square_inches) ** 0.5)
 
 
-def _walk_form(page: Any, form: Any, level: int) -> tuple[int, int, int]:
+def _walk_form(page: Any, form: Any, level: int) -> tuple[int, int, int, int]:
     """The pixel count of the largest image a form XObject holds (at any depth, 0 if none), and its text objects
-    (all, invisible)."""
+    (all, invisible) and path objects."""
     image_px = 0
     n_text = 0
     n_invisible = 0
+    n_paths = 0
     for obj in page.get_objects(form=form, level=level, max_depth=level + 1):
         if obj.level != level:
             continue
@@ -306,11 +322,14 @@ def _walk_form(page: Any, form: Any, level: int) -> tuple[int, int, int]:
         if kind == pdfium_c.FPDF_PAGEOBJ_TEXT:
             n_text += 1
             n_invisible += _is_invisible(obj)
+        elif kind == pdfium_c.FPDF_PAGEOBJ_PATH:
+            n_paths += 1
         elif kind == pdfium_c.FPDF_PAGEOBJ_IMAGE:
             image_px = max(image_px, _pixels(obj), 1)
         elif kind == pdfium_c.FPDF_PAGEOBJ_FORM and level < _FORM_DEPTH:
-            sub_px, sub_text, sub_invisible = _walk_form(page, obj, level + 1)
+            sub_px, sub_text, sub_invisible, sub_paths = _walk_form(page, obj, level + 1)
             image_px = max(image_px, sub_px)
             n_text += sub_text
             n_invisible += sub_invisible
-    return image_px, n_text, n_invisible
+            n_paths += sub_paths
+    return image_px, n_text, n_invisible, n_paths

@@ -340,7 +340,8 @@ class Page:
         return to_upload_mode(backend.render(self.index, self.sent_size))
 
     def prepare(self) -> PreparedImage:
-        """The page ready to send: rendered at the budget, greyscale when colourless, PNG, as a ``data:`` URL.
+        """The page ready to send: rendered at the budget, greyscale when colourless, as a ``data:`` URL (PNG; JPEG
+        at quality 95 for a colour scan, see :mod:`qwen_ocr.documents.render`).
 
         For a PDF page, ``original_size`` is the page's size in points (rounded) and ``scale`` maps pixels of the
         sent image to points, so boxes come back in PDF points from the displayed page's top-left corner. For an
@@ -351,7 +352,7 @@ class Page:
         if isinstance(backend, ImageFile):
             return backend.prepare(self.index, doc.spec, doc.min_pixels, doc.max_pixels)
         im = self.render()
-        encoded = encode_page(im)
+        encoded = encode_page(im, scanned=self.analysis().looks_scanned)
         if encoded is None:
             raise PageSizeError(
                 f"page {self.number} of {doc.name} is over 10 MB even as a JPEG at {im.width}x{im.height} px; "

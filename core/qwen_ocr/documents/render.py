@@ -12,10 +12,15 @@ that carry no information.
 :data:`COLOUR_SHARE` of a quarter-size thumbnail; in any pixel of a small image) is sent as 8-bit greyscale: a
 third of the raw bytes, and nothing the model could read is lost. Any colour at all keeps the page in RGB.
 
-**Encoding.** Lossless PNG (zlib level :data:`PNG_LEVEL`): crisp text is never JPEG'd. Measured on a text page and a
-scan (``benchmarks/DOCUMENTS.md``), greyscale PNG was the smallest lossless encoding within the CPU budget;
-lossless WEBP was smaller on text but three to four times slower. Only a page still over the service's 10 MB limit
-as PNG falls back to lossless WEBP, then to JPEG at quality 95, then 90.
+**Encoding.** Lossless PNG (zlib level :data:`PNG_LEVEL`) for every page with text or drawing of its own: crisp
+text is never JPEG'd. Measured on text pages and scans (``benchmarks/DOCUMENTS.md``), greyscale PNG was the
+smallest lossless encoding within the CPU budget; lossless WEBP was smaller on clean text but three to five times
+slower. The one exception is a *photographic colour scan*: a page that is a picture of a page (an image over half
+of it, no visible text, hardly any vector drawing), in colour, whose pixels measure as continuous-tone
+(:func:`is_photographic`). PNG compresses such a page badly (3-5 MB, over a second of CPU); JPEG at quality
+:data:`SCAN_JPEG_QUALITY` is 2-4 times smaller and 20-70 times faster, with no loss the model could see in a
+resampled photograph. Greyscale scans, charts and palette images stay PNG: there PNG was the smaller. A page
+still over the service's 10 MB limit falls back to lossless WEBP, then to JPEG at quality 95, then 90.
 
 Example::
 
@@ -40,11 +45,14 @@ __all__ = [
     "COLOUR_SPREAD",
     "DEFAULT_DPI",
     "MAX_DPI",
+    "PHOTO_RATIO",
     "PNG_LEVEL",
+    "SCAN_JPEG_QUALITY",
     "EncodedPage",
     "aspect_ratio_problem",
     "encode_page",
     "has_colour",
+    "is_photographic",
     "pdf_render_size",
     "render_pixels_ok",
     "to_upload_mode",
@@ -60,6 +68,10 @@ COLOUR_SHARE = 0.0002
 """A page is in colour when more than this share of thumbnail pixels (at least 4) is coloured."""
 PNG_LEVEL = 6
 """zlib level of page PNGs (see benchmarks/DOCUMENTS.md for the measurement behind it)."""
+SCAN_JPEG_QUALITY = 95
+"""JPEG quality of colour scans (pages that are pictures of pages, with no crisp text of their own)."""
+PHOTO_RATIO = 2.0
+"""A scan is photographic when PNG takes more than this many times the bytes of JPEG (see :func:`is_photographic`)."""
 
 _FALLBACKS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("WEBP", {"lossless": True, "quality": 50, "method": 4}),
@@ -163,16 +175,29 @@ def to_upload_mode(im: Image.Image) -> Image.Image:
     return im.convert("RGB") if has_colour(im) else im.convert("L")
 
 
-def encode_page(im: Image.Image, *, limit: int = MAX_ENCODED_BYTES) -> EncodedPage | None:
-    """Encode a rendered page for upload: PNG, or a fallback when PNG is over ``limit`` as base64.
+def encode_page(im: Image.Image, *, scanned: bool = False, limit: int = MAX_ENCODED_BYTES) -> EncodedPage | None:
+    """Encode a rendered page for upload: PNG; JPEG at quality 95 for a colour scan; a fallback when over ``limit``.
+
+    Args:
+        im: the page, in ``L`` or ``RGB``.
+        scanned: the page is a picture of a page (no visible text or drawing of its own); in colour, it goes as JPEG.
+        limit: the most base64 characters allowed.
 
     Returns ``None`` when even the last fallback is over the limit.
 
     >>> page = encode_page(Image.new("L", (64, 64), 255))
     >>> page.format, page.mime
     ('PNG', 'image/png')
+    >>> photo = Image.merge("RGB", [Image.effect_noise((256, 256), sigma) for sigma in (20, 30, 40)])
+    >>> encode_page(photo, scanned=True).format, encode_page(photo).format
+    ('JPEG', 'PNG')
     """
-    attempts: tuple[tuple[str, dict[str, Any]], ...] = (("PNG", {"compress_level": PNG_LEVEL}), *_FALLBACKS)
+    first: tuple[tuple[str, dict[str, Any]], ...] = (
+        (("JPEG", {"quality": SCAN_JPEG_QUALITY}),)
+        if scanned and im.mode == "RGB" and is_photographic(im)
+        else (("PNG", {"compress_level": PNG_LEVEL}),)
+    )
+    attempts = first + _FALLBACKS
     for fmt, params in attempts:
         buf = io.BytesIO()
         im.save(buf, format=fmt, **params)
@@ -180,6 +205,27 @@ def encode_page(im: Image.Image, *, limit: int = MAX_ENCODED_BYTES) -> EncodedPa
         if _base64_len(len(data)) <= limit:
             return EncodedPage(data=data, mime=_MIME[fmt], format=fmt)
     return None
+
+
+def is_photographic(im: Image.Image) -> bool:
+    """Whether an image is continuous-tone (a photograph, a colour scan) rather than flat graphics, by measurement.
+
+    The middle eighth of the image is encoded both ways: it is photographic when PNG (zlib 1) takes more than
+    :data:`PHOTO_RATIO` times the bytes of JPEG at quality 95 and over a quarter byte per pixel. Charts, palette
+    images and screenshots compress well as PNG and stay PNG. About 1/8 of one PNG encode in cost.
+
+    >>> is_photographic(Image.new("RGB", (256, 256), "white"))
+    False
+    >>> is_photographic(Image.merge("RGB", [Image.effect_noise((256, 256), sigma) for sigma in (20, 30, 40)]))
+    True
+    """
+    width, height = im.size
+    band = im.crop((0, height * 7 // 16, width, max(height * 9 // 16, height * 7 // 16 + 1)))
+    png, jpeg = io.BytesIO(), io.BytesIO()
+    band.save(png, format="PNG", compress_level=1)
+    band.save(jpeg, format="JPEG", quality=SCAN_JPEG_QUALITY)
+    pixels = band.width * band.height
+    return png.tell() > PHOTO_RATIO * jpeg.tell() and png.tell() > pixels / 4
 
 
 def _base64_len(n: int) -> int:
