@@ -433,3 +433,14 @@ def test_cer_and_levenshtein() -> None:
     assert cer("x", "") == 1.0
     assert cer("abcd", "abce") == 0.25
     assert normalize_text("“ﬁne” — ok") == '"fine" - ok'
+
+
+def test_a_schema_asks_for_fields_which_need_the_service() -> None:
+    with pytest.raises(UnsupportedTaskError, match="key_information_extraction"):
+        LocalEngine().ocr(b"", schema={"Total": ""})
+
+
+@needs_engine
+def test_service_only_options_are_ignored(engine: LocalEngine) -> None:
+    result = engine.ocr(_small_scan(), max_tokens=10, temperature=0.5, enable_rotate=True, prompt="read it")
+    assert result.text.startswith("NORTHWIND")

