@@ -445,7 +445,8 @@ def _rss_bytes() -> int | None:
 def test_memory_does_not_grow_with_page_count() -> None:
     """Prepare 200 pages one by one: the Python-side peak after 200 pages is that after 20 (one page's worth),
     and the resident size does not climb with every page."""
-    data = many_pages_pdf(200)
+    # pdflatex pages with embedded fonts; every 4 pages carry their own copy of them (a merged PDF).
+    data = many_pages_pdf(200, CORPUS / "py-pdf/004-pdflatex-4-pages/pdflatex-4-pages.pdf")
     with open_document(data, max_pixels=400_000) as doc:
         assert doc.page_count == 200
         pages = iter(doc)
@@ -466,7 +467,35 @@ def test_memory_does_not_grow_with_page_count() -> None:
     one_page = 400_000 * 3  # an RGB bitmap at this budget
     assert peak_200 < peak_20 + one_page, (peak_20, peak_200)
     if rss_20 is not None and rss_200 is not None and sys.platform.startswith("linux"):
-        assert rss_200 - rss_20 < 48 * 2**20, (rss_20, rss_200)  # 180 pages more; 3 MB a page if each leaked
+        # 180 pages more: a leaked page would be 3 MB each. (PDFium's font cache, which the periodic reopen
+        # drops, grows about 35 KB a page on this PDF: too little to tell from allocator noise here; the reopen
+        # itself is tested below and its effect measured in benchmarks/DOCUMENTS.md.)
+        assert rss_200 - rss_20 < 12 * 2**20, (rss_20, rss_200)
+
+
+def test_document_is_reopened_periodically_and_pages_still_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    import qwen_ocr.documents._pdf as pdf_module
+
+    monkeypatch.setattr(pdf_module, "RECYCLE_EVERY", 3)
+    data = text_pdf([f"{PROSE}\nThis is page {n}." for n in range(1, 11)])
+    with open_document(data, max_pixels=200_000) as doc:
+        backend = doc._backend
+        assert isinstance(backend, PdfFile)
+        first = backend._pdf
+        texts = [page.text_layer().splitlines()[-1] for page in doc]
+        sizes = [page.render().size for page in doc]
+        assert backend._pdf is not first
+    assert texts == [f"This is page {n}." for n in range(1, 11)]
+    assert len(set(sizes)) == 1
+
+
+def test_reused_bitmap_buffer_does_not_change_earlier_renders() -> None:
+    with open_document(text_pdf([PROSE, JUNK]), max_pixels=200_000) as doc:
+        first = doc.page(0).render(dpi=None)
+        before = first.tobytes()
+        second = doc.page(1).render()
+    assert first.tobytes() == before
+    assert second.tobytes() != before
 
 
 def test_corpus_path_is_inside_the_repository() -> None:

@@ -110,12 +110,15 @@ def zero_page_pdf() -> bytes:
     return build_pdf([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"])
 
 
-def many_pages_pdf(count: int) -> bytes:
-    """A PDF of ``count`` text pages (each different), made by PDFium importing a 4-page seed repeatedly."""
-    seed = pdfium.PdfDocument(text_pdf([f"Page {n}\n{PROSE}" for n in range(1, 5)]))
+def many_pages_pdf(count: int, seed_pdf: bytes | Path | None = None) -> bytes:
+    """A PDF of ``count`` pages made by PDFium importing a seed's pages over and over, one import per round, so
+    that every round carries its own copy of the seed's fonts (like a PDF merged from many files). The seed is 4
+    generated text pages by default."""
+    seed = pdfium.PdfDocument(seed_pdf or text_pdf([f"Page {n}\n{PROSE}" for n in range(1, 5)]))
+    n_seed = len(seed)
     out = pdfium.PdfDocument.new()
     while len(out) < count:
-        take = min(4, count - len(out))
+        take = min(n_seed, count - len(out))
         out.import_pages(seed, list(range(take)))
     buf = io.BytesIO()
     out.save(buf)

@@ -11,6 +11,7 @@ keeps a page's pixels or parsed content between calls, so memory stays flat over
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import threading
 from dataclasses import dataclass
@@ -32,12 +33,15 @@ from .errors import (
 )
 from .textlayer import clean_text_layer
 
-__all__ = ["PDFIUM_LOCK", "PageAnalysis", "PdfFile"]
+__all__ = ["PDFIUM_LOCK", "RECYCLE_EVERY", "PageAnalysis", "PdfFile"]
 
 PDFIUM_LOCK = threading.RLock()
 """Held around every PDFium call of this package. Take it too if you call pypdfium2 from other threads."""
 
 _FORM_DEPTH = 4
+RECYCLE_EVERY = 100
+"""Page loads after which a document is closed and reopened, to drop PDFium's per-document caches."""
+_REUSE_LIMIT = 40_000_000 * 3  # bytes: keep a bitmap buffer for renders up to 40 MP (budget renders are under 31)
 _SCAN_MAX_PATHS = 16  # scanners and OCR tools add a few rules and boxes; a drawn page has many more
 _DPI_COVERAGE = 0.25  # an image covering less of the page does not decide its rendering resolution
 
@@ -76,24 +80,49 @@ class PdfFile:
 
     def __init__(self, source: Path | bytes, *, password: str | None, name: str) -> None:
         self.name = name
-        self._data = source if isinstance(source, bytes) else None  # PDFium reads from it lazily: keep it alive
-        pw = password.encode("utf-8") if password else None
+        self._source: Path | bytes | None = source  # bytes: PDFium reads from them lazily, keep them alive
+        self._password = password
+        self._loads = 0
+        self._buffer: Any = None  # one reusable bitmap buffer: no 25 MB allocation per page
         with PDFIUM_LOCK:
-            if isinstance(source, Path):
-                raw = pdfium_c.FPDF_LoadDocument(os.fsencode(source), pw)
-            else:
-                raw = pdfium_c.FPDF_LoadMemDocument64(source, len(source), pw)
-            if not raw:
-                raise _load_error(int(pdfium_c.FPDF_GetLastError()), name, password)
-            count = int(pdfium_c.FPDF_GetPageCount(raw))
-            if count < 1:
-                pdfium_c.FPDF_CloseDocument(raw)
-                raise NoPagesError(f"{name} is a PDF with no pages; there is nothing to read.")
-            self._pdf: Any = pdfium.PdfDocument(raw)
-            # Forms are a nicety: a document whose form environment fails still renders.
-            with contextlib.suppress(Exception):
-                self._pdf.init_forms()
-            self.page_count = count
+            self._pdf: Any = None
+            self.page_count = self._open()
+
+    def _open(self) -> int:
+        """(Re)open the document; the number of pages. Caller holds the lock."""
+        source = self._source
+        assert source is not None
+        pw = self._password.encode("utf-8") if self._password else None
+        if isinstance(source, Path):
+            raw = pdfium_c.FPDF_LoadDocument(os.fsencode(source), pw)
+        else:
+            raw = pdfium_c.FPDF_LoadMemDocument64(source, len(source), pw)
+        if not raw:
+            raise _load_error(int(pdfium_c.FPDF_GetLastError()), self.name, self._password)
+        count = int(pdfium_c.FPDF_GetPageCount(raw))
+        if count < 1:
+            pdfium_c.FPDF_CloseDocument(raw)
+            raise NoPagesError(f"{self.name} is a PDF with no pages; there is nothing to read.")
+        self._pdf = pdfium.PdfDocument(raw)
+        # Forms are a nicety: a document whose form environment fails still renders.
+        with contextlib.suppress(Exception):
+            self._pdf.init_forms()
+        return count
+
+    def _recycle(self) -> None:
+        """Close and reopen the document every :data:`RECYCLE_EVERY` page loads. PDFium keeps every font, image
+        and colour space it has parsed until the document is closed; a PDF merged from many files carries its own
+        fonts on every few pages, and that cache would otherwise grow with the page count. Caller holds the lock."""
+        self._loads += 1
+        if self._loads < RECYCLE_EVERY:
+            return
+        self._loads = 0
+        try:
+            old, self._pdf = self._pdf, None
+            old.close()
+            self._open()
+        except Exception as exc:  # the file changed under us, or vanished
+            raise PageRenderError(f"{self.name} cannot be read again ({type(exc).__name__}: {exc}).") from None
 
     # -- metadata (no page loading) -------------------------------------------------------------------------------
 
@@ -139,7 +168,13 @@ class PdfFile:
             page = self._load(index)
             bitmap = None
             try:
-                bitmap = pdfium.PdfBitmap.new_native(width, height, pdfium_c.FPDFBitmap_BGR, rev_byteorder=True)
+                bitmap = pdfium.PdfBitmap.new_native(
+                    width,
+                    height,
+                    pdfium_c.FPDFBitmap_BGR,
+                    rev_byteorder=True,
+                    buffer=self._bitmap_buffer(width * height * 3),
+                )
                 bitmap.fill_rect((255, 255, 255, 255), 0, 0, width, height)
                 pdfium_c.FPDF_RenderPageBitmap(bitmap, page, 0, 0, width, height, 0, flags)
                 formenv = self._pdf.formenv
@@ -166,6 +201,15 @@ class PdfFile:
                     bitmap.close()
                 page.close()
         return im
+
+    def _bitmap_buffer(self, nbytes: int) -> Any:
+        """A buffer of at least ``nbytes`` for a bitmap: the last one when large enough (renders at the budget are
+        all about the same size), a new one otherwise. ``None`` (let pypdfium2 allocate) for outsized renders."""
+        if nbytes > _REUSE_LIMIT:
+            return None
+        if self._buffer is None or len(self._buffer) < nbytes:
+            self._buffer = (ctypes.c_ubyte * nbytes)()
+        return self._buffer
 
     def analyse(self, index: int) -> PageAnalysis:
         """The page's text layer, and how much of the page its largest image and its invisible text cover."""
@@ -229,12 +273,18 @@ class PdfFile:
     def close(self) -> None:
         """Close the document and release PDFium's memory for it."""
         with PDFIUM_LOCK:
-            self._pdf.close()
-        self._data = None
+            if self._pdf is not None:
+                self._pdf.close()
+            self._pdf = None
+        self._source = None
+        self._buffer = None
 
     # -- helpers --------------------------------------------------------------------------------------------------
 
     def _load(self, index: int) -> Any:
+        if self._pdf is None:
+            raise PageRenderError(f"{self.name} could not be reopened; open it again.", page_index=index)
+        self._recycle()
         try:
             return self._pdf.get_page(index)
         except Exception as exc:

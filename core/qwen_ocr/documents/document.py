@@ -295,7 +295,7 @@ class Page:
         doc = self.document
         if self.unit == "pt":
             self._check_shape()
-            return pdf_render_size(
+            size = pdf_render_size(
                 self.width,
                 self.height,
                 spec=doc.spec,
@@ -303,6 +303,14 @@ class Page:
                 min_pixels=doc.min_pixels,
                 max_pixels=doc.max_pixels,
             )
+            problem = aspect_ratio_problem(*size)
+            if problem is not None:  # rounding to patches can stretch a page just under 200:1 past it
+                raise PageSizeError(
+                    f"page {self.number} of {doc.name} would be sent as {size[0]}x{size[1]} px, {problem}.",
+                    code="BadAspectRatio",
+                    page_index=self.index,
+                )
+            return size
         return _target_size(int(self.width), int(self.height), doc.spec, doc.min_pixels, doc.max_pixels)
 
     @property
