@@ -18,8 +18,8 @@ smallest lossless encoding within the CPU budget; lossless WEBP was smaller on c
 slower. The one exception is a *photographic colour scan*: a page that is a picture of a page (an image over half
 of it, no visible text, hardly any vector drawing), in colour, whose pixels measure as continuous-tone
 (:func:`is_photographic`). PNG compresses such a page badly (3-5 MB, over a second of CPU); JPEG at quality
-:data:`SCAN_JPEG_QUALITY` is 2-4 times smaller and 20-70 times faster, with no loss the model could see in a
-resampled photograph. Greyscale scans, charts and palette images stay PNG: there PNG was the smaller. A page
+:data:`SCAN_JPEG_QUALITY` is 3-4 times smaller and 50-75 times faster to encode, with no loss the model could see
+in a resampled photograph. Greyscale scans, charts and palette images stay PNG: there PNG was the smaller. A page
 still over the service's 10 MB limit falls back to lossless WEBP, then to JPEG at quality 95, then 90.
 
 Example::
