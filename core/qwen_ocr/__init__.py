@@ -14,6 +14,16 @@ from __future__ import annotations
 from ._async_client import AsyncQwenOCR
 from ._client import QwenOCR
 from ._version import __version__
+from .cost import CostEstimate, estimate_document
+from .documents import (
+    Document,
+    DocumentError,
+    EncryptedDocumentError,
+    Page,
+    PasswordRequiredError,
+    WrongPasswordError,
+    open_document,
+)
 from .errors import (
     APIConnectionError,
     APIError,
@@ -36,6 +46,7 @@ from .errors import (
 )
 from .imaging import estimate_tokens, prepare_image, smart_resize
 from .models import ModelSpec, model_spec, register_model
+from .reading import PageResult, read_document
 from .results import OCRChunk, OCRResult, Table, TableCell, TextLine, Usage
 from .retry import RetryPolicy
 from .tasks import Task
@@ -49,6 +60,10 @@ __all__ = [
     "BadRequestError",
     "BatchOCRError",
     "ContentFilteredError",
+    "CostEstimate",
+    "Document",
+    "DocumentError",
+    "EncryptedDocumentError",
     "InvalidArgumentError",
     "InvalidImageError",
     "MissingAPIKeyError",
@@ -56,6 +71,9 @@ __all__ = [
     "NotFoundError",
     "OCRChunk",
     "OCRResult",
+    "Page",
+    "PageResult",
+    "PasswordRequiredError",
     "PermissionDeniedError",
     "QuotaExceededError",
     "QwenOCR",
@@ -70,10 +88,14 @@ __all__ = [
     "TextLine",
     "UnsupportedTaskError",
     "Usage",
+    "WrongPasswordError",
     "__version__",
+    "estimate_document",
     "estimate_tokens",
     "model_spec",
+    "open_document",
     "prepare_image",
+    "read_document",
     "register_model",
     "smart_resize",
 ]
