@@ -4,7 +4,8 @@ Install the extra with ``pip install 'qwen-ocr[local]'`` (``rapidocr==3.10.0`` a
 inside the wheel, nothing is downloaded). It reads Chinese and English best; other Latin-script text works with
 lower accuracy. It does plain text (``task=None``, ``"text_recognition"``, ``"multi_lan"``) and text lines with
 boxes (``"advanced_recognition"``); tables, key-value fields, LaTeX and formulas need ``provider="dashscope"``.
-About 0.2-1 s per image and 3-4 s per dense Letter page on two cores (``benchmarks/LOCAL.md``).
+On two cores it takes about 0.6-0.8 s for a page scanned at 150 dpi and 2.6 s for a dense two-column
+Letter page at 300 dpi, twice that for a page that is upside down (``benchmarks/LOCAL.md``).
 
 Example::
 
