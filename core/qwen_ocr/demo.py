@@ -139,10 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     pages = _read_files(engine, args.files) if args.files else _read_samples(engine)
     print(f"Read {pages} page{'s' if pages != 1 else ''} in {_since(started):.1f} s.")
-    print(
-        "In your code: qwen_ocr.local.get_engine().ocr('scan.png', task='advanced_recognition'); tables, "
-        "fields and LaTeX need the Qwen-OCR service (set DASHSCOPE_API_KEY)."
-    )
+    print("In your code: QwenOCR(provider='local').ocr('scan.png', task='advanced_recognition') reads offline;")
+    print("tables, fields and LaTeX need Qwen-OCR itself: set DASHSCOPE_API_KEY and use provider='dashscope'.")
     return 0 if pages else 1
 
 
