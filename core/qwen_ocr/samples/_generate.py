@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import sys
+import time
 from pathlib import Path
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
@@ -92,13 +93,14 @@ def render_page(lines: list[tuple[str, float, float]], *, height_in: float, seed
         font = ImageFont.load_default(size=_px(size))
         draw.text((round(_MARGIN_IN * DPI), y), text, fill=28, font=font)
         y += round(_px(size) * 1.45)
-    rng = random.Random(seed)  # noqa: S311 - reproducible specks, not security
+    rng = random.Random(seed)  # noqa: S311 - reproducible grain and specks, not security
     page = page.rotate(tilt, resample=Image.Resampling.BICUBIC, fillcolor=255, expand=False)
     page = page.filter(ImageFilter.GaussianBlur(0.6))
     # Paper: a faint tone that darkens towards the bottom, grain, and a few dark specks.
     tone = Image.linear_gradient("L").resize((width, height)).point(lambda v: 244 - v // 40)
     page = ImageChops.darker(page, tone)
-    page = ImageChops.add(page, Image.effect_noise((width, height), 6), offset=-128)
+    grain = Image.frombytes("L", (width, height), rng.randbytes(width * height)).point(lambda v: v * 13 // 256)
+    page = ImageChops.add(page, grain, offset=-6)
     specks = ImageDraw.Draw(page)
     for _ in range(60):
         x, yy = rng.randrange(width), rng.randrange(height)
@@ -118,7 +120,17 @@ def main(argv: list[str] | None = None) -> None:
         render_page(lines, height_in=7.0, seed=10 + i, tilt=tilt)
         for i, (lines, tilt) in enumerate(zip(PDF_PAGES, (-0.5, 0.4), strict=True))
     ]
-    pages[0].save(folder / SAMPLE_PDF, save_all=True, append_images=pages[1:], resolution=DPI, quality=60)
+    fixed = time.gmtime(1720008000)  # 3 July 2024, 12:00 UTC: fixed dates give reproducible bytes
+    pages[0].save(
+        folder / SAMPLE_PDF,
+        save_all=True,
+        append_images=pages[1:],
+        resolution=DPI,
+        quality=60,
+        title="Quarterly Maintenance Report (sample)",
+        creationDate=fixed,
+        modDate=fixed,
+    )
     known = PDF_PAGE_SEPARATOR.join(_known(lines) for lines in PDF_PAGES)
     (folder / known_text_name(SAMPLE_PDF)).write_text(known, encoding="utf-8")
     for name in (SAMPLE_SCAN, SAMPLE_PDF):
