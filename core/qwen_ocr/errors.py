@@ -70,6 +70,7 @@ __all__ = [
     "ServerError",
     "UnsupportedTaskError",
     "error_from_response",
+    "header_value",
     "is_retryable",
     "parse_retry_after",
 ]
@@ -388,7 +389,7 @@ def error_from_response(
     message = str(message) if message else ""
     request_id = data.get("request_id") or data.get("id")
     if not request_id and headers is not None:
-        request_id = _header(headers, "x-request-id") or _header(headers, "x-dashscope-request-id")
+        request_id = header_value(headers, "x-request-id") or header_value(headers, "x-dashscope-request-id")
     request_id = str(request_id) if request_id else None
 
     cls = _class_for(status_code, code, message)
@@ -401,14 +402,15 @@ def error_from_response(
     if hint is None and cls is InvalidImageError:
         hint = "Check that the URL is public and the file is a BMP, JPEG, PNG, TIFF, WEBP or HEIC image."
     full = f"{message} {hint}" if hint and hint not in message else message
-    retry_after = parse_retry_after(_header(headers, "retry-after")) if headers is not None else None
+    retry_after = parse_retry_after(header_value(headers, "retry-after")) if headers is not None else None
     kwargs: dict[str, Any] = {"code": code or None, "request_id": request_id, "status_code": status_code}
     if cls in (RateLimitError, ServerError):
         kwargs["retry_after"] = retry_after
     return cls(full, **kwargs)
 
 
-def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+def header_value(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """A header's value, looked up without regard to case, in any mapping (``httpx.Headers`` or a plain dict)."""
     if headers is None:
         return None
     value = headers.get(name)

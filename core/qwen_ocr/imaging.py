@@ -506,13 +506,7 @@ def _prepare_bytes(
     if target != (width, height) and fmt == "JPEG" and orientation == 1:
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that is still above the target: much faster.
         im.draft("RGB", target)
-    try:
-        im.load()
-    except Exception as exc:
-        raise InvalidImageError(
-            f"{source} looks like a {fmt} image but cannot be decoded: the file is corrupt or truncated ({exc}).",
-            code="CorruptImage",
-        ) from None
+    _decode_fully(im, source, fmt)
     upright = ImageOps.exif_transpose(im) if orientation != 1 else im
     return _encode(upright, (width, height), target, prefer_jpeg=fmt == "JPEG", source_bytes=None)
 

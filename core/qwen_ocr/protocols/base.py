@@ -16,7 +16,7 @@ from ..models import ModelSpec
 from ..results import OCRChunk, OCRResult
 from ..tasks import Task
 
-__all__ = ["HTTPRequest", "OCRCall", "StreamAssembler", "decode_json"]
+__all__ = ["HTTPRequest", "OCRCall", "StreamAssembler", "as_count", "decode_json"]
 
 
 @dataclass(frozen=True)
@@ -79,3 +79,14 @@ def decode_json(content: bytes, *, status: int, request_id: str | None = None) -
             status_code=status,
             request_id=request_id,
         ) from None
+
+
+def as_count(value: Any) -> int:
+    """A token count from a reply: non-negative ``int``; anything else (``None``, ``true``, ``NaN``, text) is 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(0, value)
+    if isinstance(value, float) and value == value and abs(value) < 1e15:
+        return max(0, int(value))
+    return 0

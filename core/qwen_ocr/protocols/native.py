@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import QwenOCRError, ResponseDecodeError, error_from_response
 from ..results import OCRChunk, OCRResult, Usage, build_result
-from .base import HTTPRequest, OCRCall, decode_json
+from .base import HTTPRequest, OCRCall, as_count, decode_json
 from .sse import SSEDecoder, SSEEvent
 
 __all__ = ["GENERATION_PATH", "NativeStreamAssembler", "build_request", "parse_response", "parse_usage"]
@@ -87,22 +87,13 @@ def parse_usage(raw: Any) -> Usage:
     if not isinstance(raw, Mapping):
         return Usage()
 
-    def as_int(value: Any) -> int:
-        if isinstance(value, bool):
-            return 0
-        if isinstance(value, int):
-            return max(0, value)
-        if isinstance(value, float) and value == value and abs(value) < 1e15:
-            return max(0, int(value))
-        return 0
-
     details = raw.get("input_tokens_details")
-    image = as_int(raw.get("image_tokens"))
+    image = as_count(raw.get("image_tokens"))
     if not image and isinstance(details, Mapping):
-        image = as_int(details.get("image_tokens"))
-    inp = as_int(raw.get("input_tokens"))
-    out = as_int(raw.get("output_tokens"))
-    total = as_int(raw.get("total_tokens")) or inp + out
+        image = as_count(details.get("image_tokens"))
+    inp = as_count(raw.get("input_tokens"))
+    out = as_count(raw.get("output_tokens"))
+    total = as_count(raw.get("total_tokens")) or inp + out
     return Usage(input_tokens=inp, output_tokens=out, image_tokens=image, total_tokens=total)
 
 

@@ -32,10 +32,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ResponseDecodeError, error_from_response
+from ..errors import ResponseDecodeError, error_from_response, header_value
 from ..results import OCRChunk, OCRResult, Usage, build_result
 from ..tasks import Task
-from .base import HTTPRequest, OCRCall, decode_json
+from .base import HTTPRequest, OCRCall, as_count, decode_json
 from .sse import SSEDecoder, SSEEvent
 
 __all__ = [
@@ -121,16 +121,6 @@ def build_request(
     return HTTPRequest("POST", path if path.startswith("/") else "/" + path, headers, body)
 
 
-def _as_int(value: Any) -> int:
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int):
-        return max(0, value)
-    if isinstance(value, float) and value == value and abs(value) < 1e15:
-        return max(0, int(value))
-    return 0
-
-
 def parse_usage(raw: Any) -> Usage:
     """Usage of a chat completion: ``prompt_tokens``, ``completion_tokens``, ``prompt_tokens_details.image_tokens``.
 
@@ -146,31 +136,19 @@ def parse_usage(raw: Any) -> Usage:
         from .native import parse_usage as native_usage
 
         return native_usage(raw)
-    inp = _as_int(raw.get("prompt_tokens"))
-    out = _as_int(raw.get("completion_tokens"))
+    inp = as_count(raw.get("prompt_tokens"))
+    out = as_count(raw.get("completion_tokens"))
     details = raw.get("prompt_tokens_details")
-    image = _as_int(details.get("image_tokens")) if isinstance(details, Mapping) else 0
+    image = as_count(details.get("image_tokens")) if isinstance(details, Mapping) else 0
     if not image:
-        image = _as_int(raw.get("image_tokens"))
-    total = _as_int(raw.get("total_tokens")) or inp + out
+        image = as_count(raw.get("image_tokens"))
+    total = as_count(raw.get("total_tokens")) or inp + out
     return Usage(input_tokens=inp, output_tokens=out, image_tokens=image, total_tokens=total)
-
-
-def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
-    if headers is None:
-        return None
-    value = headers.get(name)
-    if value is not None:
-        return value
-    for key, val in headers.items():
-        if key.lower() == name:
-            return val
-    return None
 
 
 def _rid(data: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> str | None:
     """The request id: the body's ``request_id``, else its ``id``, else the ``x-request-id`` header."""
-    rid = data.get("request_id") or data.get("id") or _header(headers, "x-request-id")
+    rid = data.get("request_id") or data.get("id") or header_value(headers, "x-request-id")
     return str(rid) if rid else None
 
 
@@ -207,7 +185,7 @@ def parse_response(status: int, headers: Mapping[str, str] | None, content: byte
     """
     if status != 200:
         raise error_from_response(status, content, headers)
-    data = decode_json(content, status=status, request_id=_header(headers, "x-request-id"))
+    data = decode_json(content, status=status, request_id=header_value(headers, "x-request-id"))
     if not isinstance(data, Mapping):
         raise ResponseDecodeError("the service's reply is JSON but not an object.", status_code=status)
     if _is_error_body(data):
@@ -281,7 +259,7 @@ class OpenAIStreamAssembler:
         self._decoder = SSEDecoder()
         self._texts: list[str] = []
         self._usage: Usage | None = None
-        self._header_rid: str | None = _header(headers, "x-request-id")
+        self._header_rid: str | None = header_value(headers, "x-request-id")
         self._body_rid: str | None = None
         self._finish: str | None = None
         self._held: OCRChunk | None = None
