@@ -32,6 +32,8 @@ from qwen_ocr.local import DEFAULT_DET_LIMIT, LocalEngine, cer
 from qwen_ocr.results import OCRResult
 from qwen_ocr.samples import PDF_PAGE_SEPARATOR, SAMPLE_PDF, SAMPLE_SCAN, known_text, read_sample
 
+__all__ = ["main"]
+
 ROOT = Path(__file__).resolve().parent.parent
 LINN = ROOT / "tests" / "data" / "local" / "linn.png"
 

@@ -9,12 +9,13 @@ Pass your own files to read them instead: ``python -m qwen_ocr.demo invoice.png 
 
 Example output (abridged)::
 
-    == delivery-note.jpg: 1275 x 1200 px, 17 lines, 1.2 s ==
+    == delivery-note.jpg: 1275 x 1200 px, 17 lines, 0.8 s ==
     NORTHWIND TRADING COMPANY
     Warehouse 4, 118 Harbour Road, Portsmouth PO1 3AX
     ...
-      lines with boxes (location = corners clockwise from top-left; rotate_rect = cx, cy, width, height, angle)
-      "NORTHWIND TRADING COMPANY"  location=(148, 128, ...)  rotate_rect=(...)  score=1.00
+    lines with boxes (location: corners clockwise from top-left; rotate_rect: cx, cy, w, h, angle)
+    "NORTHWIND TRADING COMPANY"  location=(139, 129, 747, 120, 748, 161, 140, 169)  rotate_rect=(443, 145, 41, 608, 90)
+    matches the sample's known text with a character error rate of 0.2%
 """
 
 from __future__ import annotations

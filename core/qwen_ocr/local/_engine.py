@@ -66,7 +66,8 @@ class LocalEngine:
 
     Pages are read with the orientation classifier off (it garbles upright pages); a page whose longest lines read
     better upside down is read again turned by 180 degrees, and the reading with the larger sum of
-    ``score x length`` is kept.
+    ``score x length`` is kept. Pages turned by 90 degrees are not detected: turn them first (photos with an EXIF
+    orientation are turned for you).
 
     One engine can be shared by threads: inference is serialised by a lock (onnxruntime already uses every core).
     The models load on the first call (about a second); importing ``qwen_ocr`` never imports ``rapidocr``.
