@@ -40,8 +40,10 @@ __all__ = [
     "SUPPORTED_FORMATS",
     "ImageInput",
     "PreparedImage",
+    "decode_checked",
     "describe_bytes",
     "estimate_tokens",
+    "open_checked",
     "prepare_image",
     "smart_resize",
     "sniff_format",
@@ -463,9 +465,16 @@ def _exif_orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) else 1
 
 
-def _prepare_bytes(
-    data: bytes, spec: ModelSpec, min_pixels: int | None, max_pixels: int | None, *, source: str
-) -> PreparedImage:
+def open_checked(data: bytes, source: str = "image") -> tuple[Image.Image, str]:
+    """Open image bytes lazily after every check that needs no pixels; returns the image and its format.
+
+    Checks: not empty, a supported format by magic bytes, no decompression bomb (from the header, before Pillow
+    reads further), each side > 10 px, aspect ratio <= 200:1, a single page or frame. Pixels are not decoded yet:
+    call :func:`decode_checked` (or let a JPEG ``draft`` pick a smaller scale first).
+
+    Raises:
+        InvalidImageError: naming the problem and what to do.
+    """
     if not data:
         raise InvalidImageError(f"{source} is empty (0 bytes).", code="EmptyImage")
     fmt = _check_format(data, source)
@@ -473,8 +482,7 @@ def _prepare_bytes(
     if header is not None and header[0] * header[1] > MAX_DECODED_PIXELS:
         raise _bomb(source, header)
     im = _open(data, source, fmt)
-    raw_w, raw_h = im.size
-    _check_size(raw_w, raw_h, source)
+    _check_size(im.size[0], im.size[1], source)
     frames = getattr(im, "n_frames", 1)
     if fmt in ("TIFF", "WEBP") and isinstance(frames, int) and frames > 1:
         kind = "pages" if fmt == "TIFF" else "frames"
@@ -483,6 +491,14 @@ def _prepare_bytes(
             "page with the documents layer (qwen_ocr.documents) or the loaders.",
             code="MultiPageImage",
         )
+    return im, fmt
+
+
+def _prepare_bytes(
+    data: bytes, spec: ModelSpec, min_pixels: int | None, max_pixels: int | None, *, source: str
+) -> PreparedImage:
+    im, fmt = open_checked(data, source)
+    raw_w, raw_h = im.size
     orientation = _exif_orientation(im)
     width, height = (raw_h, raw_w) if orientation in (5, 6, 7, 8) else (raw_w, raw_h)
     target = _target_size(width, height, spec, min_pixels, max_pixels)
@@ -495,7 +511,7 @@ def _prepare_bytes(
         or len(data) * 4 / 3 > MAX_ENCODED_BYTES
     )
     if not needs_pixels:
-        _decode_fully(im, source, fmt)  # a truncated file must be refused here, not billed and garbled there
+        decode_checked(im, source, fmt)  # a truncated file must be refused here, not billed and garbled there
         return PreparedImage(
             url=_data_url(data, _MIME[fmt]),
             original_size=(width, height),
@@ -506,12 +522,13 @@ def _prepare_bytes(
     if target != (width, height) and fmt == "JPEG" and orientation == 1:
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that is still above the target: much faster.
         im.draft("RGB", target)
-    _decode_fully(im, source, fmt)
+    decode_checked(im, source, fmt)
     upright = ImageOps.exif_transpose(im) if orientation != 1 else im
     return _encode(upright, (width, height), target, prefer_jpeg=fmt == "JPEG", source_bytes=None)
 
 
-def _decode_fully(im: Image.Image, source: str, fmt: str) -> None:
+def decode_checked(im: Image.Image, source: str, fmt: str) -> None:
+    """Decode the pixels of an image from :func:`open_checked`; a corrupt or truncated file is a clear error."""
     try:
         im.load()
     except Exception as exc:

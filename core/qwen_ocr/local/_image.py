@@ -17,13 +17,13 @@ from PIL import Image, ImageOps
 from ..errors import InvalidImageError
 from ..imaging import (
     ImageInput,
-    _check_format,
     _check_size,
     _decode_data_url,
     _exif_orientation,
     _flatten,
-    _open,
     _read_path,
+    decode_checked,
+    open_checked,
 )
 
 __all__ = ["load_image"]
@@ -63,26 +63,8 @@ def load_image(image: ImageInput) -> Image.Image:
 
 
 def _decode(data: bytes, source: str) -> Image.Image:
-    if not data:
-        raise InvalidImageError(f"{source} is empty (0 bytes).", code="EmptyImage")
-    fmt = _check_format(data, source)
-    im = _open(data, source, fmt)
-    _check_size(im.size[0], im.size[1], source)
-    frames = getattr(im, "n_frames", 1)
-    if fmt in ("TIFF", "WEBP") and isinstance(frames, int) and frames > 1:
-        kind = "pages" if fmt == "TIFF" else "frames"
-        raise InvalidImageError(
-            f"{source} is a {fmt} with {frames} {kind}; ocr() reads one image. Read a multi-page file page by "
-            "page with the documents layer (qwen_ocr.documents) or the loaders.",
-            code="MultiPageImage",
-        )
-    try:
-        im.load()
-    except Exception as exc:
-        raise InvalidImageError(
-            f"{source} looks like a {fmt} image but cannot be decoded: the file is corrupt or truncated ({exc}).",
-            code="CorruptImage",
-        ) from None
+    im, fmt = open_checked(data, source)
+    decode_checked(im, source, fmt)
     return _upright_pixels(im, source, exif=True)
 
 
