@@ -30,6 +30,7 @@ __all__ = [
     "compatible_error_body",
     "compatible_frame",
     "compatible_sse_frames",
+    "compatible_stream_for",
     "compatible_usage_json",
     "decode_data_url",
     "default_usage",
@@ -595,3 +596,20 @@ def compatible_sse_frames(
         frames.append(chunk([], compatible_usage_json(usage)))
     frames.append(compatible_frame("[DONE]"))
     return frames
+
+
+def compatible_stream_for(
+    native: Mapping[str, Any], request: Any, *, model: str, request_id: str | None, chunk_chars: int
+) -> list[bytes]:
+    """The compatible-mode stream answering ``request`` (its JSON body) with the reading in a native reply."""
+    parts = native_parts(native)
+    options = request.get("stream_options") if isinstance(request, Mapping) else None
+    return compatible_sse_frames(
+        parts.text,
+        usage=parts.usage,
+        finish_reason=parts.finish_reason,
+        model=model,
+        request_id=request_id,
+        include_usage=isinstance(options, Mapping) and options.get("include_usage") is True,
+        chunk_chars=chunk_chars,
+    )

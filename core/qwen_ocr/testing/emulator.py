@@ -63,7 +63,7 @@ from ._wire import (
     WireProtocol,
     compatible_error_body,
     compatible_frame,
-    compatible_sse_frames,
+    compatible_stream_for,
     decode_data_url,
     dumps,
     image_digest,
@@ -71,7 +71,6 @@ from ._wire import (
     load_recording,
     native_error_body,
     native_frame,
-    native_parts,
     native_sse_frames,
     native_to_compatible,
     new_request_id,
@@ -544,17 +543,7 @@ class _Handler(BaseHTTPRequestHandler):
                 native, chunk_chars=emulator.chunk_chars, request_id=rid, incremental=incremental
             )
         else:
-            parts = native_parts(native)
-            options = body.get("stream_options") if isinstance(body, Mapping) else None
-            frames = compatible_sse_frames(
-                parts.text,
-                usage=parts.usage,
-                finish_reason=parts.finish_reason,
-                model=model,
-                request_id=rid,
-                include_usage=isinstance(options, Mapping) and options.get("include_usage") is True,
-                chunk_chars=emulator.chunk_chars,
-            )
+            frames = compatible_stream_for(native, body, model=model, request_id=rid, chunk_chars=emulator.chunk_chars)
         if fault in ("stream_error", "stream_cut"):
             keep = max(1, len(frames) // 2)
             frames = frames[:keep]

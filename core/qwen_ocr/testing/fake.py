@@ -50,7 +50,7 @@ from ..tasks import Task
 from ._wire import (
     WireProtocol,
     compatible_error_body,
-    compatible_sse_frames,
+    compatible_stream_for,
     dumps,
     fake_compatible_response,
     fake_native_response,
@@ -280,16 +280,8 @@ class FakeTransport(httpx.MockTransport):
         model = model if isinstance(model, str) else self._model
         if record.protocol == "openai":
             if record.stream:
-                parts = native_parts(body)
-                options = record.json.get("stream_options") if isinstance(record.json, Mapping) else None
-                frames = compatible_sse_frames(
-                    parts.text,
-                    usage=parts.usage,
-                    finish_reason=parts.finish_reason,
-                    model=model,
-                    request_id=rid,
-                    include_usage=isinstance(options, Mapping) and options.get("include_usage") is True,
-                    chunk_chars=self._chunk_chars,
+                frames = compatible_stream_for(
+                    body, record.json, model=model, request_id=rid, chunk_chars=self._chunk_chars
                 )
                 return self._sse(frames, headers)
             return _json_response(200, native_to_compatible(body, model=model, request_id=rid), headers)
