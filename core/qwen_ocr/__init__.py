@@ -46,9 +46,10 @@ from .errors import (
 )
 from .imaging import estimate_tokens, prepare_image, smart_resize
 from .models import ModelSpec, model_spec, register_model
-from .reading import PageResult, read_document
+from .reading import PageResult, aread_document, read_document, structured_metadata
 from .results import OCRChunk, OCRResult, Table, TableCell, TextLine, Usage
 from .retry import RetryPolicy
+from .settings import ClientSettings
 from .tasks import Task
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchOCRError",
+    "ClientSettings",
     "ContentFilteredError",
     "CostEstimate",
     "Document",
@@ -90,6 +92,7 @@ __all__ = [
     "Usage",
     "WrongPasswordError",
     "__version__",
+    "aread_document",
     "estimate_document",
     "estimate_tokens",
     "model_spec",
@@ -98,4 +101,5 @@ __all__ = [
     "read_document",
     "register_model",
     "smart_resize",
+    "structured_metadata",
 ]

@@ -15,20 +15,27 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .errors import QwenOCRError
 from .results import OCRResult
 
 if TYPE_CHECKING:
+    from ._async_client import AsyncQwenOCR
     from ._client import QwenOCR
-    from .documents import DocumentSource, PageSpec, TextLayerMode
+    from .documents import DocumentSource, Page, PageSpec, TextLayerMode
+    from .imaging import PreparedImage
 
-__all__ = ["PageResult", "read_document"]
+__all__ = ["JSONValue", "PageResult", "aread_document", "read_document", "structured_metadata"]
+
+JSONValue: TypeAlias = "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
+"""What a metadata value may be: JSON types only, so vector stores and ``json.dumps`` accept it."""
 
 
 @dataclass
@@ -67,6 +74,77 @@ class PageResult:
     def page_label(self) -> str:
         """Alias of :attr:`label`."""
         return self.label
+
+    def metadata(self) -> dict[str, JSONValue]:
+        """Flat, JSON-safe facts about the page, for a document's metadata.
+
+        Keys: ``source``, ``page`` (0-based), ``page_label``, ``total_pages``, ``text_source``, then ``task``,
+        ``model``, ``provider``, ``request_id``, ``finish_reason``, ``truncated``, ``input_tokens``,
+        ``output_tokens``, ``image_tokens``, ``page_width``/``page_height`` (the pixels the page was read at;
+        boxes are in these), and for a failed page ``error`` (the message) and ``error_type`` (the class name).
+
+        >>> PageResult(source="a.pdf", index=0, label="1", total_pages=2).metadata()["page"]
+        0
+        """
+        meta: dict[str, JSONValue] = {
+            "source": self.source,
+            "page": self.index,
+            "page_label": self.label,
+            "total_pages": self.total_pages,
+            "text_source": self.text_source,
+        }
+        result = self.result
+        if result is not None:
+            meta["task"] = result.task.value if result.task is not None else None
+            meta["model"] = result.model or None
+            meta["provider"] = result.provider
+            meta["request_id"] = result.request_id
+            meta["finish_reason"] = result.finish_reason
+            meta["truncated"] = result.truncated
+            meta["input_tokens"] = result.usage.input_tokens
+            meta["output_tokens"] = result.usage.output_tokens
+            meta["image_tokens"] = result.usage.image_tokens
+            if result.image_size is not None:
+                meta["page_width"], meta["page_height"] = result.image_size
+        if self.error is not None:
+            meta["error"] = str(self.error)
+            meta["error_type"] = type(self.error).__name__
+        return meta
+
+
+def structured_metadata(result: OCRResult) -> dict[str, JSONValue]:
+    """The task's structured output as JSON-safe values, for metadata that is kept but not embedded.
+
+    Only what the result has: ``lines`` (each ``{"text", "bbox": [x0, y0, x1, y1], "location": [8 ints]}`` in the
+    pixels of ``image_size``), ``fields``, ``tables_html`` (one HTML string per table), ``latex`` and ``formulas``.
+
+    >>> structured_metadata(OCRResult(text="x", formulas=["E=mc^2"]))
+    {'formulas': ['E=mc^2']}
+    """
+    out: dict[str, JSONValue] = {}
+    if result.lines:
+        out["lines"] = [
+            {"text": line.text, "bbox": list(line.bbox), "location": list(line.location)} for line in result.lines
+        ]
+    if result.fields is not None:
+        out["fields"] = _json_safe(result.fields)
+    if result.tables:
+        out["tables_html"] = [table.to_html() for table in result.tables]
+    if result.latex:
+        out["latex"] = result.latex
+    if result.formulas:
+        out["formulas"] = list(result.formulas)
+    return out
+
+
+def _json_safe(value: Any) -> JSONValue:
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return str(value)
 
 
 def read_document(
@@ -134,6 +212,100 @@ def read_document(
                 yield _finish(*in_flight.popleft())
         while in_flight:
             yield _finish(*in_flight.popleft())
+
+
+async def aread_document(
+    client: AsyncQwenOCR,
+    source: DocumentSource,
+    *,
+    pages: PageSpec = None,
+    password: str | None = None,
+    text_layer: TextLayerMode = "never",
+    max_concurrency: int | None = None,
+    **options: Any,
+) -> AsyncIterator[PageResult]:
+    """The async twin of :func:`read_document`: the same pages, in the same order, with the same errors.
+
+    Opening, rendering and encoding run in worker threads one page at a time while up to ``max_concurrency``
+    requests are awaited on the event loop. Closing the iterator early (``break``, cancellation) cancels the
+    requests still in flight.
+
+    Example::
+
+        async with AsyncQwenOCR() as client:
+            async for page in aread_document(client, "scan.pdf", max_concurrency=8):
+                print(page.page_label, page.text)
+    """
+    from .documents import open_document
+
+    model = options.get("model") or client.model
+    window = max(1, max_concurrency or client.max_concurrency)
+    doc = await asyncio.to_thread(
+        open_document,
+        source,
+        password=password,
+        pages=pages,
+        model=model,
+        min_pixels=options.get("min_pixels"),
+        max_pixels=options.get("max_pixels"),
+    )
+    in_flight: deque[tuple[PageResult, asyncio.Task[OCRResult] | None]] = deque()
+    try:
+        name, total = doc.name, doc.page_count
+        page_iter = iter(doc)
+        while True:
+            page = await asyncio.to_thread(next, page_iter, None)
+            if page is None:
+                break
+            outcome = PageResult(source=name, index=page.index, label=page.label, total_pages=total)
+            task: asyncio.Task[OCRResult] | None = None
+            try:
+                prepared = await asyncio.to_thread(_prepare_or_text, page, text_layer)
+            except QwenOCRError as exc:
+                outcome.error = exc
+                prepared = None
+            if isinstance(prepared, str):
+                outcome.text_source = "text_layer"
+                outcome.result = OCRResult(text=prepared, raw_text=prepared, model="", provider="text_layer")
+            elif prepared is not None:
+                # The next page is ready; wait for a free slot before sending it.
+                while len(in_flight) >= window:
+                    yield await _afinish(*in_flight.popleft())
+                task = asyncio.ensure_future(client.ocr(prepared, **options))
+            in_flight.append((outcome, task))
+            while in_flight and _adone(in_flight[0][1]):
+                yield await _afinish(*in_flight.popleft())
+        while in_flight:
+            yield await _afinish(*in_flight.popleft())
+    finally:
+        for _, pending in in_flight:
+            if pending is not None and not pending.done():
+                pending.cancel()
+        for _, pending in in_flight:
+            if pending is not None:
+                with contextlib.suppress(BaseException):
+                    await pending
+        await asyncio.to_thread(doc.close)
+
+
+def _prepare_or_text(page: Page, text_layer: TextLayerMode) -> PreparedImage | str:
+    """The page's own text when it is good enough for ``text_layer``, else the image to send."""
+    if not page.needs_ocr(text_layer):
+        return page.text_layer()
+    return page.prepare()
+
+
+def _adone(task: asyncio.Task[OCRResult] | None) -> bool:
+    return task is None or task.done()
+
+
+async def _afinish(outcome: PageResult, task: asyncio.Task[OCRResult] | None) -> PageResult:
+    if task is not None:
+        try:
+            outcome.result = await task
+        except QwenOCRError as exc:
+            outcome.error = exc
+    return outcome
 
 
 def _done(future: Future[OCRResult] | None) -> bool:
