@@ -211,3 +211,26 @@ def test_client_settings_hide_the_key_and_build_both_clients() -> None:
     aclient = settings.async_client()
     assert aclient.model == "qwen-vl-ocr-latest"
     asyncio.run(aclient.aclose())
+
+
+def test_client_holder_uses_the_given_client_or_builds_one() -> None:
+    from qwen_ocr.settings import ClientHolder
+
+    given = QwenOCR(api_key="sk-given", model="qwen-vl-ocr-latest")
+    holder = ClientHolder(client=given)
+    assert holder.get_client() is given
+    assert holder.effective_model == "qwen-vl-ocr-latest"
+    assert "client" not in holder.model_dump()
+
+    async def twin() -> AsyncQwenOCR:
+        return holder.get_async_client()
+
+    made = asyncio.run(twin())
+    assert made.model == "qwen-vl-ocr-latest" and made.api_key is not None
+    assert made.api_key.get_secret_value() == "sk-given"
+    other = asyncio.run(twin())
+    assert other is not made  # a new event loop gets its own async client
+
+    built = ClientHolder(api_key="sk-x", max_concurrency=2)
+    assert built.get_client() is built.get_client()
+    assert built.get_client().max_concurrency == 2

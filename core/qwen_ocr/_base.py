@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import httpx
 from pydantic import SecretStr
+from typing_extensions import Self
 
 from ._version import __version__
 from .config import BASE_URL_ENV, REGION_HOSTS, missing_key_error, resolve_api_key, resolve_base_url
@@ -123,6 +124,32 @@ class BaseClient:
         self.max_concurrency = max_concurrency
         self.data_inspection = data_inspection
         self._default_headers = dict(default_headers or {})
+
+    @classmethod
+    def from_client(cls, other: BaseClient, **overrides: Any) -> Self:
+        """A new client of this class with the settings of ``other`` (sync or async), its own connections.
+
+        >>> from qwen_ocr import AsyncQwenOCR, QwenOCR
+        >>> AsyncQwenOCR.from_client(QwenOCR(api_key="k", model="qwen-vl-ocr-latest")).model
+        'qwen-vl-ocr-latest'
+        """
+        kwargs: dict[str, Any] = {
+            "api_key": other.api_key,
+            "base_url": other.base_url,
+            "region": other.region,
+            "workspace": other.workspace,
+            "model": other.model,
+            "protocol": other.protocol,
+            "provider": other.provider,
+            "chat_path": other.chat_path,
+            "timeout": other.timeout,
+            "max_concurrency": other.max_concurrency,
+            "retry": other.retry,
+            "data_inspection": other.data_inspection,
+            "default_headers": dict(other._default_headers),
+        }
+        kwargs.update(overrides)
+        return cls(**kwargs)
 
     @property
     def max_retries(self) -> int:

@@ -19,18 +19,19 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import asyncio
+import threading
+import weakref
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
+from ._async_client import AsyncQwenOCR
 from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, Protocol, Provider
+from ._client import QwenOCR
 from .models import DEFAULT_MODEL
 
-if TYPE_CHECKING:
-    from ._async_client import AsyncQwenOCR
-    from ._client import QwenOCR
-
-__all__ = ["ClientSettings"]
+__all__ = ["ClientHolder", "ClientSettings"]
 
 
 class ClientSettings(BaseModel):
@@ -75,12 +76,61 @@ class ClientSettings(BaseModel):
 
     def sync_client(self) -> QwenOCR:
         """A new :class:`~qwen_ocr.QwenOCR` with these settings (the caller closes it)."""
-        from ._client import QwenOCR
-
         return QwenOCR(**self.client_kwargs())
 
     def async_client(self) -> AsyncQwenOCR:
         """A new :class:`~qwen_ocr.AsyncQwenOCR` with these settings (the caller closes it)."""
-        from ._async_client import AsyncQwenOCR
-
         return AsyncQwenOCR(**self.client_kwargs())
+
+
+class ClientHolder(ClientSettings):
+    """Settings plus an optional ready-made client: what an integration inherits to "accept a client or settings".
+
+    Pass ``client=QwenOCR(...)`` (and/or ``aclient=AsyncQwenOCR(...)``) to use your own; otherwise clients are
+    built from the settings on first use. Async work needs an :class:`~qwen_ocr.AsyncQwenOCR` per event loop (its
+    connections belong to one loop), so without ``aclient`` one is made per running loop, with the settings of
+    ``client`` when given. Neither client is serialised.
+
+    Example::
+
+        class MyReader(ClientHolder):
+            def read(self, path: str) -> str:
+                return self.get_client().ocr(path).text
+
+        MyReader(client=QwenOCR(provider="local")).read("scan.png")
+    """
+
+    client: QwenOCR | None = Field(default=None, exclude=True, repr=False, description="A sync client to use.")
+    aclient: AsyncQwenOCR | None = Field(default=None, exclude=True, repr=False, description="An async client to use.")
+
+    _own_client: QwenOCR | None = PrivateAttr(default=None)
+    _own_aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncQwenOCR] = PrivateAttr(
+        default_factory=weakref.WeakKeyDictionary
+    )
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def get_client(self) -> QwenOCR:
+        """The sync client: the one given, else one built from the settings (once)."""
+        if self.client is not None:
+            return self.client
+        with self._lock:
+            if self._own_client is None:
+                self._own_client = self.sync_client()
+            return self._own_client
+
+    def get_async_client(self) -> AsyncQwenOCR:
+        """The async client for the running event loop: the one given, else one made for this loop."""
+        if self.aclient is not None:
+            return self.aclient
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            found = self._own_aclients.get(loop)
+            if found is None:
+                found = AsyncQwenOCR.from_client(self.client) if self.client is not None else self.async_client()
+                self._own_aclients[loop] = found
+            return found
+
+    @property
+    def effective_model(self) -> str:
+        """The model requests will name: the given client's, else the ``model`` setting."""
+        return self.client.model if self.client is not None else self.model
