@@ -1,0 +1,33 @@
+"""LangChain document loading with Qwen-OCR: :class:`QwenOCRLoader` for files, :class:`QwenOCRParser` for blobs.
+
+Example::
+
+    from langchain_qwen_ocr.document_loaders import QwenOCRLoader
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    docs = QwenOCRLoader("scans/", recursive=True, on_error="mark").load()   # one Document per page
+    chunks = RecursiveCharacterTextSplitter(chunk_size=1000).split_documents(docs)
+    chunks[0].metadata["source"], chunks[0].metadata["page"]                # the file and 0-based page
+"""
+
+from __future__ import annotations
+
+from ._pipeline import Mode, OnError
+from .documents import DEFAULT_PAGE_SEPARATOR, TableFormat, page_for_offset
+from .loader import QwenOCRLoader
+from .parser import NPY_MIME_TYPE, QwenOCRParser
+from .sources import SUPPORTED_EXTENSIONS, Source, Sources
+
+__all__ = [
+    "DEFAULT_PAGE_SEPARATOR",
+    "NPY_MIME_TYPE",
+    "SUPPORTED_EXTENSIONS",
+    "Mode",
+    "OnError",
+    "QwenOCRLoader",
+    "QwenOCRParser",
+    "Source",
+    "Sources",
+    "TableFormat",
+    "page_for_offset",
+]

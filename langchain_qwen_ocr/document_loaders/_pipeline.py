@@ -1,0 +1,462 @@
+"""What the loader and the parser share: their options, checked once, and reading one file into Documents.
+
+A file is read with :func:`qwen_ocr.read_document` (sync) or :func:`qwen_ocr.aread_document` (async): its pages in
+order, a window of them in flight, each page's failure typed in its ``PageResult``. :class:`Assembler` turns the
+page results into Documents for the mode and applies ``on_error``; :class:`Reader` opens sources (downloading
+URLs) and reports files that cannot be read.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from langchain_core.documents import Document
+
+from qwen_ocr.documents import PageSelectionError, check_text_layer_mode, parse_pages
+from qwen_ocr.errors import (
+    AuthenticationError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    QwenOCRError,
+)
+from qwen_ocr.reading import PageResult, aread_document, read_document
+from qwen_ocr.settings import ClientHolder
+from qwen_ocr.tasks import Task, coerce_task
+
+from .documents import (
+    DEFAULT_PAGE_SEPARATOR,
+    SingleDocumentBuilder,
+    TableFormat,
+    element_documents,
+    error_document,
+    page_document,
+)
+from .sources import (
+    DEFAULT_DOWNLOAD_TIMEOUT,
+    DEFAULT_MAX_DOWNLOAD_BYTES,
+    SourceItem,
+    adownload,
+    download,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+    from qwen_ocr import AsyncQwenOCR, QwenOCR
+    from qwen_ocr.documents import PageSpec, TextLayerMode
+
+__all__ = [
+    "MODES",
+    "ON_ERROR",
+    "Assembler",
+    "Downloads",
+    "Mode",
+    "OnError",
+    "Progress",
+    "ReadSettings",
+    "Reader",
+    "build_holder",
+    "is_fatal",
+]
+
+logger = logging.getLogger("langchain_qwen_ocr")
+
+Mode = Literal["page", "single", "elements"]
+OnError = Literal["raise", "skip", "mark"]
+MODES: tuple[str, ...] = ("page", "single", "elements")
+ON_ERROR: tuple[str, ...] = ("raise", "skip", "mark")
+
+_OCR_OPTIONS = frozenset({"min_pixels", "max_pixels", "enable_rotate", "max_tokens", "temperature"})
+_PLAIN_TASKS = (None, Task.TEXT_RECOGNITION, Task.MULTI_LAN)
+
+
+def is_fatal(error: QwenOCRError) -> bool:
+    """Whether ``error`` would fail every page alike (a missing or wrong key, no access to the model, an exhausted
+    quota, a bad option): raised whatever ``on_error`` says, rather than marking every page of every file."""
+    if isinstance(error, PageSelectionError):  # pages= does not fit this file: the file's own problem
+        return False
+    return isinstance(
+        error, (AuthenticationError, PermissionDeniedError, NotFoundError, QuotaExceededError, InvalidArgumentError)
+    )
+
+
+@dataclass(frozen=True)
+class ReadSettings:
+    """The reading options of a loader or parser, checked (see :class:`~.loader.QwenOCRLoader` for each)."""
+
+    mode: Mode = "page"
+    on_error: OnError = "raise"
+    pages: PageSpec = None
+    password: str | None = field(default=None, repr=False)
+    text_layer: TextLayerMode = "auto"
+    max_concurrency: int | None = None
+    table_format: TableFormat = "markdown"
+    page_separator: str = DEFAULT_PAGE_SEPARATOR
+    show_progress: bool = False
+    max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
+    download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        mode: str,
+        on_error: str,
+        task: Task | str | None,
+        schema: Any,
+        prompt: str | None,
+        model: str | None,
+        pages: PageSpec,
+        password: str | None,
+        text_layer: str | None,
+        max_concurrency: int | None,
+        table_format: str,
+        page_separator: str,
+        show_progress: bool,
+        ocr_options: Mapping[str, Any] | None,
+        max_download_bytes: int,
+        download_timeout: float,
+    ) -> ReadSettings:
+        """Check every option; raise :class:`~qwen_ocr.errors.InvalidArgumentError` naming the wrong one."""
+        if mode not in MODES:
+            raise InvalidArgumentError(f"mode={mode!r}; use one of {', '.join(map(repr, MODES))}.")
+        if on_error not in ON_ERROR:
+            raise InvalidArgumentError(f"on_error={on_error!r}; use one of {', '.join(map(repr, ON_ERROR))}.")
+        if table_format not in ("markdown", "html"):
+            raise InvalidArgumentError(f"table_format={table_format!r}; use 'markdown' or 'html'.")
+        if max_concurrency is not None and (
+            isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
+        ):
+            raise InvalidArgumentError(f"max_concurrency={max_concurrency!r} must be a whole number of at least 1.")
+        if not isinstance(max_download_bytes, int) or max_download_bytes < 1:
+            raise InvalidArgumentError(f"max_download_bytes={max_download_bytes!r} must be a positive number.")
+        if not download_timeout > 0:
+            raise InvalidArgumentError(f"download_timeout={download_timeout!r} must be a positive number of seconds.")
+        extra = dict(ocr_options or {})
+        unknown = sorted(set(extra) - _OCR_OPTIONS)
+        if unknown:
+            raise InvalidArgumentError(
+                f"ocr_options has {', '.join(map(repr, unknown))}; it takes {', '.join(sorted(_OCR_OPTIONS))} "
+                "(task, schema, prompt and model are arguments of their own)."
+            )
+        coerced = coerce_task(task)
+        if coerced is None and schema is not None:
+            coerced = Task.KEY_INFORMATION_EXTRACTION
+        if show_progress:
+            _tqdm()  # fail now, not after the first page
+        options: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+        if coerced is not None:
+            options["task"] = coerced
+        if schema is not None:
+            options["schema"] = schema
+        if prompt is not None:
+            options["prompt"] = prompt
+        if model is not None:
+            options["model"] = model
+        if text_layer is None:
+            # A page's own text has no boxes, fields or tables: use it only where plain text was asked for.
+            plain = coerced in _PLAIN_TASKS and prompt is None
+            resolved: TextLayerMode = "auto" if plain else "never"
+        else:
+            resolved = check_text_layer_mode(text_layer)
+        return cls(
+            mode=mode,  # type: ignore[arg-type]
+            on_error=on_error,  # type: ignore[arg-type]
+            pages=pages,
+            password=password,
+            text_layer=resolved,
+            max_concurrency=max_concurrency,
+            table_format=table_format,  # type: ignore[arg-type]
+            page_separator=page_separator,
+            show_progress=show_progress,
+            max_download_bytes=max_download_bytes,
+            download_timeout=float(download_timeout),
+            options=options,
+        )
+
+    @property
+    def task(self) -> Task | None:
+        """The task asked for (``None``: plain text)."""
+        task = self.options.get("task")
+        return task if isinstance(task, Task) else None
+
+    def describe(self) -> str:
+        """The options for a ``repr``: no password, no key."""
+        parts = [f"mode={self.mode!r}"]
+        if self.task is not None:
+            parts.append(f"task={self.task.value!r}")
+        if self.pages is not None:
+            parts.append(f"pages={self.pages!r}")
+        if self.password is not None:
+            parts.append("password='***'")
+        parts.append(f"text_layer={self.text_layer!r}")
+        parts.append(f"on_error={self.on_error!r}")
+        if self.max_concurrency is not None:
+            parts.append(f"max_concurrency={self.max_concurrency}")
+        return ", ".join(parts)
+
+
+def build_holder(
+    *,
+    client: QwenOCR | None,
+    aclient: AsyncQwenOCR | None,
+    api_key: Any,
+    base_url: str | None,
+    region: str,
+    workspace: str | None,
+    model: str | None,
+    protocol: str | None,
+    provider: str,
+    timeout: float | None,
+    max_retries: int | None,
+    max_concurrency: int | None,
+) -> ClientHolder:
+    """The clients: the ones given, or ones built from these settings (the same names as ``QwenOCR``'s)."""
+    settings: dict[str, Any] = {
+        "client": client,
+        "aclient": aclient,
+        "api_key": api_key,
+        "base_url": base_url,
+        "region": region,
+        "workspace": workspace,
+        "protocol": protocol,
+        "provider": provider,
+        "timeout": timeout,
+        "max_retries": max_retries,
+    }
+    if model is not None:
+        settings["model"] = model
+    if max_concurrency is not None:
+        settings["max_concurrency"] = max_concurrency
+    try:
+        return ClientHolder(**settings)
+    except ValueError as exc:  # pydantic's ValidationError: say which setting, never echo the key
+        fields = sorted({str(err["loc"][0]) for err in getattr(exc, "errors", list)() if err.get("loc")})
+        raise InvalidArgumentError(f"invalid client settings: {', '.join(fields) or 'see the arguments'}.") from None
+
+
+def _tqdm() -> Any:
+    try:
+        module = importlib.import_module("tqdm.auto")
+    except ImportError:
+        raise ImportError("show_progress=True needs tqdm: pip install tqdm") from None
+    return module.tqdm
+
+
+class Progress:
+    """A tqdm bar counting pages (its total grows as each file is opened and its selected pages are known)."""
+
+    def __init__(self, enabled: bool, pages: PageSpec) -> None:
+        self._pages = pages
+        self._bar: Any = _tqdm()(total=0, unit="page", desc="Qwen-OCR") if enabled else None
+        self._current: str | None = None
+
+    def page(self, label: str, page: PageResult) -> None:
+        """One page done (the first of a file adds the file's selected pages to the total)."""
+        bar = self._bar
+        if bar is None:
+            return
+        if label != self._current:
+            self._current = label
+            try:
+                selected = len(parse_pages(self._pages, page.total_pages))
+            except QwenOCRError:
+                selected = 1
+            bar.total = (bar.total or 0) + selected
+            bar.set_postfix_str(label, refresh=False)
+        bar.update(1)
+
+    def close(self) -> None:
+        """Close the bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class Assembler:
+    """Turns the page results of one file into Documents for the mode, applying ``on_error``."""
+
+    def __init__(self, source: str, settings: ReadSettings) -> None:
+        self.source = source
+        self.settings = settings
+        self._single = (
+            SingleDocumentBuilder(source, separator=settings.page_separator, table_format=settings.table_format)
+            if settings.mode == "single"
+            else None
+        )
+
+    def add(self, page: PageResult) -> list[Document]:
+        """The Documents of this page (none yet in single mode); raises the page's error where asked to."""
+        settings = self.settings
+        if not page.ok:
+            error = page.error or QwenOCRError(f"page {page.label} of {self.source} gave no result.")
+            if settings.on_error == "raise" or is_fatal(error):
+                raise error
+            if settings.on_error == "skip":
+                logger.warning("skipped page %s of %s: %s", page.label, self.source, error)
+                return []
+            if self._single is not None:
+                self._single.add(page)
+                return []
+            return [error_document(self.source, error, page=page)]
+        if self._single is not None:
+            self._single.add(page)
+            return []
+        if settings.mode == "elements":
+            return element_documents(page, self.source)
+        return [page_document(page, self.source, table_format=settings.table_format)]
+
+    def finish(self) -> list[Document]:
+        """What is left at the end of the file: its single-mode Document."""
+        if self._single is not None and not self._single.empty:
+            return [self._single.build()]
+        return []
+
+    def file_failed(self, error: QwenOCRError) -> list[Document]:
+        """The file (not one page) could not be read: raise, skip or mark it."""
+        if self.settings.on_error == "raise" or is_fatal(error):
+            raise error
+        done = self.finish()
+        if self.settings.on_error == "skip":
+            logger.warning("skipped %s: %s", self.source, error)
+            return done
+        return [*done, error_document(self.source, error)]
+
+
+class Reader:
+    """Reads sources into Documents with one client: the engine of the loader and the parser."""
+
+    def __init__(self, holder: ClientHolder, settings: ReadSettings) -> None:
+        self.holder = holder
+        self.settings = settings
+
+    def _read_kwargs(self, settings: ReadSettings) -> dict[str, Any]:
+        return {
+            "pages": settings.pages,
+            "password": settings.password,
+            "text_layer": settings.text_layer,
+            "max_concurrency": settings.max_concurrency,
+            **settings.options,
+        }
+
+    def read(
+        self,
+        item: SourceItem,
+        *,
+        client: QwenOCR,
+        progress: Progress,
+        downloads: Downloads,
+        settings: ReadSettings | None = None,
+    ) -> Iterator[Document]:
+        """The Documents of one source, in page order, while later pages are in flight."""
+        settings = settings or self.settings
+        assembler = Assembler(item.label, settings)
+        try:
+            if item.error is not None:
+                raise item.error
+            if item.url is not None:
+                item = replace(
+                    item,
+                    url=None,
+                    data=download(item.url, client=downloads.sync(), max_bytes=settings.max_download_bytes),
+                )
+            pages = read_document(client, item.document_source(), **self._read_kwargs(settings))
+        except QwenOCRError as exc:
+            yield from assembler.file_failed(exc)
+            return
+        try:
+            while True:
+                try:
+                    page = next(pages)
+                except StopIteration:
+                    break
+                except QwenOCRError as exc:  # the file could not be opened (or stopped being readable)
+                    yield from assembler.file_failed(exc)
+                    return
+                progress.page(item.label, page)
+                yield from assembler.add(page)
+        finally:
+            cast("Generator[PageResult, None, None]", pages).close()  # stop the requests still in flight
+        yield from assembler.finish()
+
+    async def aread(
+        self,
+        item: SourceItem,
+        *,
+        client: AsyncQwenOCR,
+        progress: Progress,
+        downloads: Downloads,
+        settings: ReadSettings | None = None,
+    ) -> AsyncIterator[Document]:
+        """The async twin of :meth:`read`."""
+        settings = settings or self.settings
+        assembler = Assembler(item.label, settings)
+        try:
+            if item.error is not None:
+                raise item.error
+            if item.url is not None:
+                data = await adownload(item.url, client=downloads.async_(), max_bytes=settings.max_download_bytes)
+                item = replace(item, url=None, data=data)
+            pages = aread_document(client, item.document_source(), **self._read_kwargs(settings))
+        except QwenOCRError as exc:
+            for doc in assembler.file_failed(exc):
+                yield doc
+            return
+        try:
+            while True:
+                try:
+                    page = await pages.__anext__()
+                except StopAsyncIteration:
+                    break
+                except QwenOCRError as exc:
+                    for doc in assembler.file_failed(exc):
+                        yield doc
+                    return
+                progress.page(item.label, page)
+                for doc in assembler.add(page):
+                    yield doc
+        finally:
+            await cast("AsyncGenerator[PageResult, None]", pages).aclose()  # cancel the requests still in flight
+        for doc in assembler.finish():
+            yield doc
+
+
+class Downloads:
+    """The HTTP clients for URLs, made on first use and closed with :meth:`close` / :meth:`aclose`."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._sync: httpx.Client | None = None
+        self._async: httpx.AsyncClient | None = None
+
+    def sync(self) -> httpx.Client:
+        import httpx
+
+        if self._sync is None:
+            self._sync = httpx.Client(timeout=self.timeout, follow_redirects=True)
+        return self._sync
+
+    def async_(self) -> httpx.AsyncClient:
+        import httpx
+
+        if self._async is None:
+            self._async = httpx.AsyncClient(timeout=self.timeout, follow_redirects=True)
+        return self._async
+
+    def close(self) -> None:
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+
+    async def aclose(self) -> None:
+        self.close()
+        if self._async is not None:
+            await self._async.aclose()
+            self._async = None

@@ -1,0 +1,350 @@
+"""What a loader is given, expanded into the files it reads: paths, lists, glob patterns, directories, URLs, bytes.
+
+:func:`expand_sources` turns the loader's ``file_path`` into :class:`SourceItem` objects, lazily and in a stable
+order (a pattern's or a directory's files sorted by path). An entry that cannot be expanded (a missing file, a
+pattern that matches nothing, an empty directory) becomes an item carrying its typed error, so that the loader can
+raise it, skip it or mark it like any other failure. URLs are downloaded into memory with :func:`download` /
+:func:`adownload` (size cap, timeout, no credentials sent).
+
+Example::
+
+    from langchain_qwen_ocr.document_loaders.sources import expand_sources
+
+    for item in expand_sources(["scans/*.pdf", "cover.png", ("fax.tiff", fax_bytes)]):
+        print(item.label, item.error or "ok")
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import io
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Union, cast
+from urllib.parse import urlsplit, urlunsplit
+
+from qwen_ocr.documents import DocumentReadError
+from qwen_ocr.errors import InvalidArgumentError, QwenOCRError
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import httpx
+
+__all__ = [
+    "DEFAULT_DOWNLOAD_TIMEOUT",
+    "DEFAULT_MAX_DOWNLOAD_BYTES",
+    "SUPPORTED_EXTENSIONS",
+    "Source",
+    "SourceItem",
+    "Sources",
+    "adownload",
+    "display_url",
+    "download",
+    "expand_sources",
+    "is_url",
+]
+
+Source: TypeAlias = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, tuple[str, bytes], IO[bytes]]
+"""One input: a path (or a glob pattern, a directory, an http(s) URL), the file's bytes, ``(name, bytes)``, or a
+binary file object."""
+
+Sources: TypeAlias = Source | Sequence[Source]
+"""One input or a list of them."""
+
+SUPPORTED_EXTENSIONS = (".pdf", ".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".bmp", ".webp", ".heic", ".heif")
+"""The file names a directory is searched for when no ``glob=`` is given (case-insensitive). Files are recognised
+by their bytes when read, never by their names; this only chooses which files of a directory to try."""
+
+DEFAULT_MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024
+"""The largest download accepted from a URL (100 MiB)."""
+
+DEFAULT_DOWNLOAD_TIMEOUT = 60.0
+"""Seconds allowed for each network step of a download (connect, each read)."""
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One file to read, or one entry that could not be expanded.
+
+    Attributes:
+        label: what ``metadata["source"]`` says: the path as given (joined to its directory), the URL (without a
+            user name or password), or the name given to bytes.
+        path: a file on disk (read lazily by the PDF engine).
+        data: the file's bytes (bytes given, or a URL once downloaded).
+        url: an http(s) URL still to download.
+        fileobj: a binary file object, read whole when opened.
+        error: why the entry could not be expanded; the other fields are then empty.
+    """
+
+    label: str
+    path: Path | None = None
+    data: bytes | None = field(default=None, repr=False)
+    url: str | None = field(default=None, repr=False)
+    fileobj: IO[bytes] | None = field(default=None, repr=False)
+    error: QwenOCRError | None = None
+
+    def document_source(self) -> str | IO[bytes]:
+        """What ``open_document`` reads: the path, or a file object named after :attr:`label` (so that errors and
+        page results name the source, not ``"bytes"``)."""
+        if self.path is not None:
+            return str(self.path)
+        if self.data is not None:
+            return _named(self.data, self.label)
+        if self.fileobj is not None:
+            return self.fileobj
+        raise InvalidArgumentError(f"{self.label} has nothing to read (download it first).")
+
+
+def _named(data: bytes, name: str) -> IO[bytes]:
+    buf = io.BytesIO(data)
+    buf.name = name  # BytesIO accepts attributes; open_document names the source after it
+    return buf
+
+
+def is_url(text: str) -> bool:
+    """Whether ``text`` is an http(s) URL.
+
+    >>> is_url("https://example.com/a.pdf"), is_url("scans/a.pdf")
+    (True, False)
+    """
+    return text.strip()[:8].lower().startswith(("http://", "https://"))
+
+
+def display_url(url: str) -> str:
+    """The URL without a user name or password, as it may appear in metadata and messages.
+
+    >>> display_url("https://user:secret@example.com/a.pdf?x=1")
+    'https://example.com/a.pdf?x=1'
+    """
+    parts = urlsplit(url.strip())
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def expand_sources(
+    file_path: Sources,
+    *,
+    name: str | None = None,
+    recursive: bool = False,
+    glob: str | None = None,
+) -> Iterator[SourceItem]:
+    """The files ``file_path`` stands for, in order, lazily.
+
+    Args:
+        file_path: a path, a glob pattern (``"scans/*.pdf"``, ``"**/*.tif"``), a directory, an http(s) URL, bytes,
+            ``(name, bytes)``, a binary file object, or a list of any of these.
+        name: the name of ``file_path`` when it is bytes or a file object (its ``source`` in metadata).
+        recursive: look in the subdirectories of a directory too.
+        glob: which files of a directory to read (``"*.pdf"``); by default every file with a
+            :data:`SUPPORTED_EXTENSIONS` extension. Hidden files (``.name``) are left out.
+
+    Raises:
+        InvalidArgumentError: ``file_path`` is of a type that cannot be read (the others' errors are in the items).
+    """
+    if _is_single(file_path):
+        yield from _expand_one(file_path, name=name, recursive=recursive, pattern=glob, position=None)  # type: ignore[arg-type]
+        return
+    if hasattr(file_path, "__iter__"):
+        for position, entry in enumerate(cast("Iterable[Source]", file_path)):
+            if not _is_single(entry):
+                raise InvalidArgumentError(
+                    f"file_path[{position}] is a {type(entry).__name__}; each entry must be a path, a URL, bytes, "
+                    "(name, bytes) or a binary file object."
+                )
+            yield from _expand_one(entry, name=None, recursive=recursive, pattern=glob, position=position)
+        return
+    raise InvalidArgumentError(
+        f"file_path is a {type(file_path).__name__}; pass a path, a glob pattern, a directory, a URL, bytes, "
+        "(name, bytes), a binary file object, or a list of these."
+    )
+
+
+def _is_single(value: object) -> bool:
+    if isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview)):
+        return True
+    if _is_named_bytes(value):
+        return True
+    return callable(getattr(value, "read", None))
+
+
+def _is_named_bytes(value: object) -> bool:
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], (str, os.PathLike))
+        and isinstance(value[1], (bytes, bytearray, memoryview))
+    )
+
+
+def _expand_one(
+    entry: Source, *, name: str | None, recursive: bool, pattern: str | None, position: int | None
+) -> Iterator[SourceItem]:
+    if isinstance(entry, (bytes, bytearray, memoryview)):
+        label = name or ("<bytes>" if position is None else f"<bytes #{position}>")
+        yield SourceItem(label=label, data=bytes(entry))
+        return
+    if isinstance(entry, tuple):
+        label, data = entry
+        yield SourceItem(label=os.fspath(label), data=bytes(data))
+        return
+    if not isinstance(entry, (str, os.PathLike)):
+        given = getattr(entry, "name", None)
+        label = name or (os.fspath(given) if isinstance(given, (str, os.PathLike)) else "<file object>")
+        yield SourceItem(label=str(label), fileobj=entry)
+        return
+    text = os.fspath(entry)
+    if is_url(text):
+        url = text.strip()
+        yield SourceItem(label=display_url(url), url=url)
+        return
+    path = Path(text).expanduser()
+    if path.is_dir():
+        yield from _expand_directory(text, path, recursive=recursive, pattern=pattern)
+        return
+    if path.exists():
+        yield SourceItem(label=text, path=path)
+        return
+    if _GLOB_CHARS & set(text):
+        yield from _expand_pattern(text)
+        return
+    yield SourceItem(
+        label=text,
+        error=DocumentReadError(
+            f"no such file: {text} (looked for {path.absolute()}). Check the path and the working directory; a glob "
+            "pattern ('scans/*.pdf'), a directory or an http(s) URL works too.",
+            code="FileNotFound",
+        ),
+    )
+
+
+def _expand_pattern(pattern: str) -> Iterator[SourceItem]:
+    matches = sorted(p for p in globlib.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p))
+    if not matches:
+        yield SourceItem(
+            label=pattern,
+            error=DocumentReadError(
+                f"the pattern {pattern!r} matches no files (searched from {Path.cwd()}). Check the pattern; "
+                "'**' matches subdirectories ('scans/**/*.pdf').",
+                code="NoMatches",
+            ),
+        )
+        return
+    for match in matches:
+        yield SourceItem(label=match, path=Path(match))
+
+
+def _expand_directory(text: str, path: Path, *, recursive: bool, pattern: str | None) -> Iterator[SourceItem]:
+    candidates = path.rglob(pattern or "*") if recursive else path.glob(pattern or "*")
+    found: list[tuple[str, Path]] = []
+    for candidate in candidates:
+        relative = candidate.relative_to(path)
+        if any(part.startswith(".") for part in relative.parts) or not candidate.is_file():
+            continue
+        if pattern is None and candidate.suffix.lower() not in SUPPORTED_EXTENSIONS:
+            continue
+        found.append((relative.as_posix(), candidate))
+    if not found:
+        what = f"files matching {pattern!r}" if pattern else "PDF or image files"
+        hint = "" if recursive else "; pass recursive=True to look in its subdirectories too"
+        yield SourceItem(
+            label=text,
+            error=DocumentReadError(f"the directory {text} has no {what}{hint}.", code="NoMatches"),
+        )
+        return
+    for shown, found_path in sorted(found):
+        yield SourceItem(label=os.path.join(text, shown), path=found_path)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Downloads
+
+
+def download(
+    url: str,
+    *,
+    client: httpx.Client,
+    max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+) -> bytes:
+    """The body of ``url``, read into memory (at most ``max_bytes``); redirects are followed, nothing is sent but
+    the request itself (no API key, no cookies of ours).
+
+    Raises:
+        DocumentReadError: ``DownloadFailed`` (unreachable, timed out, an HTTP error status) or ``DownloadTooLarge``.
+    """
+    import httpx
+
+    label = display_url(url)
+    try:
+        with client.stream("GET", url) as response:
+            _check_response(response, label, max_bytes)
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise _too_large(label, max_bytes)
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except httpx.HTTPError as exc:
+        raise _download_failed(url, label, exc) from None
+
+
+async def adownload(
+    url: str,
+    *,
+    client: httpx.AsyncClient,
+    max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+) -> bytes:
+    """The async twin of :func:`download`."""
+    import httpx
+
+    label = display_url(url)
+    try:
+        async with client.stream("GET", url) as response:
+            _check_response(response, label, max_bytes)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise _too_large(label, max_bytes)
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except httpx.HTTPError as exc:
+        raise _download_failed(url, label, exc) from None
+
+
+def _check_response(response: httpx.Response, label: str, max_bytes: int) -> None:
+    if response.status_code >= 400:
+        raise DocumentReadError(
+            f"cannot download {label}: the server answered HTTP {response.status_code}.",
+            code="DownloadFailed",
+            status_code=response.status_code,
+        )
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(label, max_bytes)
+
+
+def _too_large(label: str, max_bytes: int) -> DocumentReadError:
+    return DocumentReadError(
+        f"cannot download {label}: it is larger than {max_bytes:,} bytes. Download it yourself and pass the path, "
+        "or raise max_download_bytes.",
+        code="DownloadTooLarge",
+    )
+
+
+def _download_failed(url: str, label: str, exc: Exception) -> DocumentReadError:
+    if "Timeout" in type(exc).__name__:
+        detail = "it timed out"
+    else:  # httpx's messages may quote the URL: never with its user name or password
+        detail = f"{type(exc).__name__}: {str(exc).replace(url, label)}".rstrip(": ")
+    return DocumentReadError(f"cannot download {label}: {detail}.", code="DownloadFailed")
