@@ -1,0 +1,479 @@
+"""``ImageReader``: a Runnable that turns the images of chat messages into text, so ``ImageReader() | llm`` lets any
+text-only chat model read them.
+
+It does what the Higress ``ai-image-reader`` gateway plugin does (find the images of the last user message, read
+them all at once with Qwen-OCR, put their text into the message) and fixes what the plugin gets wrong: images are
+numbered in the order they appear (not in the order the replies arrive), a failed image is marked instead of
+skipped in silence, images of earlier turns are read or dropped so that a text-only back end accepts the request,
+the text is quoted as data and not as instructions, local files are never read unless a directory is allowed, and
+the API key belongs to the instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.messages import BaseMessage, ChatMessage, HumanMessage, convert_to_messages
+from langchain_core.prompt_values import PromptValue
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from qwen_ocr import AsyncQwenOCR, OCRResult, QwenOCR, QwenOCRError, Task
+from qwen_ocr.imaging import ImageInput
+from qwen_ocr.settings import ClientHolder
+from qwen_ocr.tasks import coerce_task, normalize_schema
+
+from .parts import ImageRef, check_allowed_dir, find_image_parts, load_image
+from .templates import ImageText, check_template, error_mark, higress_prompt, omitted_mark, render_inline
+
+__all__ = ["ImageReader", "OnError", "ocr_options", "to_messages"]
+
+logger = logging.getLogger("langchain_qwen_ocr")
+
+OnError = Literal["raise", "mark", "keep_image", "skip"]
+"""What to do with an image that cannot be read: raise its error, mark it in place ("[image k of n could not be
+read: reason]"), keep the image part as it was, or leave it out (what the Higress plugin does)."""
+
+_Action = Literal["template", "ocr", "drop"]
+
+
+def to_messages(value: LanguageModelInput) -> list[BaseMessage]:
+    """Chat-model input (a string, a ``PromptValue`` or a sequence of message-likes) as a list of messages.
+
+    >>> to_messages("hi")[0].type
+    'human'
+    """
+    if isinstance(value, PromptValue):
+        return value.to_messages()
+    if isinstance(value, str):
+        return [HumanMessage(content=value)]
+    if isinstance(value, BaseMessage):
+        return [value]
+    if isinstance(value, Sequence):
+        return convert_to_messages(value)
+    raise TypeError(
+        f"ImageReader takes what a chat model takes (a str, a PromptValue or a list of messages), not a "
+        f"{type(value).__name__}."
+    )
+
+
+def ocr_options(
+    *,
+    task: Task | None,
+    schema: Mapping[str, Any] | None,
+    prompt: str | None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+) -> dict[str, Any]:
+    """The ``ocr()`` keyword options: text recognition unless a task, a schema or a custom prompt says otherwise.
+
+    >>> ocr_options(task=None, schema=None, prompt=None)
+    {'task': <Task.TEXT_RECOGNITION: 'text_recognition'>}
+    >>> ocr_options(task=None, schema={"Total": ""}, prompt=None)["task"]
+    <Task.KEY_INFORMATION_EXTRACTION: 'key_information_extraction'>
+    """
+    if task is None and schema is not None:
+        task = Task.KEY_INFORMATION_EXTRACTION
+    elif task is None and prompt is None:
+        task = Task.TEXT_RECOGNITION
+    options: dict[str, Any] = {
+        "task": task,
+        "schema": dict(schema) if schema is not None else None,
+        "prompt": prompt,
+        "min_pixels": min_pixels,
+        "max_pixels": max_pixels,
+    }
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def _is_user(message: BaseMessage) -> bool:
+    return isinstance(message, HumanMessage) or (isinstance(message, ChatMessage) and message.role == "user")
+
+
+def _text_block(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def _text_of(part: Any) -> str | None:
+    if isinstance(part, str):
+        return part
+    if isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str):
+        return str(part["text"])
+    return None
+
+
+@dataclass
+class _Image:
+    """One image part of one message, and what becomes of it."""
+
+    message: int
+    part: int
+    ref: ImageRef
+    index: int
+    total: int
+    action: _Action
+    key: str | None = None
+    outcome: OCRResult | QwenOCRError | None = None
+
+
+class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], ClientHolder):
+    """Replaces the images of chat messages with their text, read by Qwen-OCR, so a text-only model can answer.
+
+    Input: what a chat model takes (a ``str``, a list of messages or message-likes, a ``PromptValue``). Output: the
+    list of messages, with image parts replaced by text. Messages without images are passed through untouched (the
+    same objects); a changed message keeps its ``id``, ``name``, ``additional_kwargs`` and every non-image part in
+    its place. ``invoke`` and ``ainvoke`` are native (the async path awaits an ``AsyncQwenOCR``; no thread hop);
+    ``batch``, ``abatch``, ``stream``, callbacks and tracing (as a run named ``ImageReader``), ``with_retry`` and
+    ``with_config`` work as for any Runnable.
+
+    Client: pass ``client=QwenOCR(...)`` (and, for async use, ``aclient=AsyncQwenOCR(...)``), or the client's
+    settings as fields (``api_key``, ``base_url``, ``region``, ``model``, ``provider``, ``timeout``, ...). The key
+    belongs to this instance; it is never in a repr, a log line, an error or serialised output.
+
+    Args:
+        scope: ``"last_user"`` (default, as the Higress plugin): the images of the last user message are read and
+            rendered with ``template``; ``"all"``: every user message is treated like the last one.
+        history: images in the other messages (earlier turns, and AI, tool or system messages): ``"ocr"``
+            (default) reads them too and replaces each in place (with ``template``, or the default block when the
+            template is ``"higress"``), so that a text-only back end accepts the conversation; ``"drop"`` replaces
+            each with ``[image k of n omitted]``; ``"keep"`` leaves them as they are.
+        task: a built-in task (``"text_recognition"`` when ``None`` and no schema or prompt; any task works, e.g.
+            ``"key_information_extraction"`` with ``schema``, ``"table_parsing"``).
+        schema: (also ``result_schema``) the fields to extract; implies ``key_information_extraction``.
+        prompt: a custom instruction for the OCR model (used when no task is set).
+        min_pixels, max_pixels: the pixel budget of each image (the model's defaults when ``None``).
+        template: ``"default"``: each image part becomes, in place, a note plus an
+            ``<image_text index="k" of="n">...</image_text>`` block holding the text as quoted data (a closing tag
+            inside the text is escaped); ``"higress"``: the plugin's layout (its Chinese prompt; the whole message
+            becomes one text: "N images in total", "image k's content is ...", then the user's text; not quoted
+            as data); a format string with ``{index}``, ``{total}``, ``{text}``; or a callable taking an
+            :class:`~langchain_qwen_ocr.image_reader.templates.ImageText` and returning the replacement text.
+        on_error: a failed image: ``"raise"`` its ``QwenOCRError``; ``"mark"`` it in place with
+            ``[image k of n could not be read: reason]``; ``"keep_image"`` (leave the image part); ``"skip"`` (leave
+            it out). ``None`` (default) means ``"mark"``, and ``"skip"`` with ``template="higress"``, which is what
+            the plugin does (so its numbering shows a gap where the failed image was).
+        max_concurrency: images read at once per call (and the client's own limit when built from settings).
+        cache_size: results kept per instance (LRU), keyed by the SHA-256 of the image's bytes (of the URL for a
+            remote image) and the OCR options, so a conversation's earlier images are not read again on every
+            turn; ``0`` turns the cache off.
+        allowed_dir: local paths and ``file://`` URLs in message content are refused (``LocalFileRefused``)
+            unless this names a directory and the file resolves inside it (relative paths are taken relative to
+            it; ``..`` and symlinks are resolved first). Remote http(s) URLs are passed to the service, which
+            fetches them; this class downloads nothing.
+
+    Example::
+
+        from langchain_openai import ChatOpenAI
+        from langchain_qwen_ocr.image_reader import ImageReader
+
+        chain = ImageReader() | ChatOpenAI(model="gpt-4o-mini")   # key from DASHSCOPE_API_KEY
+        chain.invoke([
+            {"role": "user", "content": [
+                {"type": "text", "text": "What is the total of this receipt?"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/receipt.jpg"}},
+            ]},
+        ])
+
+        ImageReader(client=QwenOCR(provider="local")).invoke(messages)     # offline
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+
+    scope: Literal["last_user", "all"] = Field(default="last_user", description="Which user messages to read.")
+    history: Literal["keep", "drop", "ocr"] = Field(default="ocr", description="Images in the other messages.")
+    task: Task | None = Field(default=None, description="Built-in task; text recognition when None.")
+    result_schema: dict[str, Any] | None = Field(
+        default=None,
+        validation_alias=AliasChoices("schema", "result_schema"),
+        description="Fields to extract (key_information_extraction).",
+    )
+    prompt: str | None = Field(default=None, description="Custom OCR instruction (when no task is set).")
+    min_pixels: int | None = Field(default=None, ge=1, description="Lower pixel budget per image.")
+    max_pixels: int | None = Field(default=None, ge=1, description="Upper pixel budget per image.")
+    template: Union[str, Callable[[ImageText], str]] = Field(  # noqa: UP007 - pydantic evaluates this at runtime
+        default="default", description="'default', 'higress', a format string or a callable."
+    )
+    on_error: OnError | None = Field(default=None, description="raise, mark, keep_image or skip; None: see above.")
+    cache_size: int = Field(default=256, ge=0, description="Results kept per instance (LRU); 0 disables.")
+    allowed_dir: Path | None = Field(default=None, description="The only directory local images may come from.")
+
+    _cache: OrderedDict[str, OCRResult] = PrivateAttr(default_factory=OrderedDict)
+    _cache_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    # -- validation ----------------------------------------------------------------------------------------------
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _coerce_task(cls, value: Any) -> Task | None:
+        return coerce_task(value)
+
+    @field_validator("result_schema", mode="before")
+    @classmethod
+    def _normalize_schema(cls, value: Any) -> dict[str, Any] | None:
+        return normalize_schema(value)
+
+    @field_validator("template", mode="before")
+    @classmethod
+    def _check_template(cls, value: Any) -> Any:
+        return check_template(value)
+
+    @field_validator("allowed_dir", mode="before")
+    @classmethod
+    def _check_allowed_dir(cls, value: Any) -> Path | None:
+        return check_allowed_dir(value)
+
+    @model_validator(mode="after")
+    def _check_task_and_schema(self) -> ImageReader:
+        if self.result_schema is not None and self.task not in (None, Task.KEY_INFORMATION_EXTRACTION):
+            raise ValueError(f"schema goes with task='key_information_extraction', not {self.task.value!r}.")
+        return self
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """The secret fields and the environment variable each comes from."""
+        return {"api_key": "DASHSCOPE_API_KEY"}
+
+    @property
+    def effective_on_error(self) -> OnError:
+        """``on_error`` with its default resolved: ``"skip"`` for the Higress template, else ``"mark"``."""
+        if self.on_error is not None:
+            return self.on_error
+        return "skip" if self.template == "higress" else "mark"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options every image is read with (``ocr()`` keyword arguments)."""
+        return ocr_options(
+            task=self.task,
+            schema=self.result_schema,
+            prompt=self.prompt,
+            min_pixels=self.min_pixels,
+            max_pixels=self.max_pixels,
+        )
+
+    def clear_cache(self) -> None:
+        """Forget every cached reading."""
+        with self._cache_lock:
+            self._cache.clear()
+
+    # -- Runnable ------------------------------------------------------------------------------------------------
+
+    def invoke(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> list[BaseMessage]:
+        """Read the images of ``input`` and return its messages with the images replaced by text."""
+        return self._call_with_config(self._read, input, config, run_type="chain")
+
+    async def ainvoke(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> list[BaseMessage]:
+        """Async :meth:`invoke`, on the event loop's :class:`~qwen_ocr.AsyncQwenOCR`."""
+        return await self._acall_with_config(self._aread, input, config, run_type="chain")
+
+    def _read(self, input_: LanguageModelInput, run_manager: CallbackManagerForChainRun) -> list[BaseMessage]:
+        messages = to_messages(input_)
+        images = self._plan(messages)
+        if not images:
+            return messages
+        client = self.get_client()
+        todo = self._prepare(images, client.model)
+        if todo:
+            self._store(images, todo, self._ocr_sync(client, todo))
+        return self._finish(messages, images)
+
+    async def _aread(
+        self, input_: LanguageModelInput, run_manager: AsyncCallbackManagerForChainRun
+    ) -> list[BaseMessage]:
+        messages = to_messages(input_)
+        images = self._plan(messages)
+        if not images:
+            return messages
+        client = self.get_async_client()
+        if self.allowed_dir is not None and any(image.ref.kind == "local" for image in images):
+            todo = await asyncio.to_thread(self._prepare, images, client.model)  # file reads off the loop
+        else:
+            todo = self._prepare(images, client.model)
+        if todo:
+            self._store(images, todo, await self._ocr_async(client, todo))
+        return self._finish(messages, images)
+
+    # -- steps (pure except the cache) ---------------------------------------------------------------------------
+
+    def _plan(self, messages: Sequence[BaseMessage]) -> list[_Image]:
+        """Every image part to read or drop, in message and part order."""
+        users = [i for i, message in enumerate(messages) if _is_user(message)]
+        last_user = users[-1] if users else None
+        images: list[_Image] = []
+        for i, message in enumerate(messages):
+            found = find_image_parts(message.content)
+            if not found:
+                continue
+            in_scope = _is_user(message) and (self.scope == "all" or i == last_user)
+            if not in_scope and self.history == "keep":
+                continue
+            action: _Action = "template" if in_scope else ("drop" if self.history == "drop" else "ocr")
+            for index, (position, ref) in enumerate(found, 1):
+                images.append(_Image(i, position, ref, index, len(found), action))
+        return images
+
+    def _key(self, digest: str, model: str) -> str:
+        options = json.dumps(self.options, sort_keys=True, default=str, ensure_ascii=False)
+        return hashlib.sha256(f"{digest}\0{model}\0{options}".encode()).hexdigest()
+
+    def _prepare(self, images: Sequence[_Image], model: str) -> dict[str, ImageInput]:
+        """Load each image (refusing what may not be read), answer what the cache knows; the rest, by key."""
+        todo: dict[str, ImageInput] = {}
+        hits = 0
+        for image in images:
+            if image.action == "drop":
+                continue
+            try:
+                loaded = load_image(image.ref, self.allowed_dir)
+            except QwenOCRError as exc:
+                image.outcome = exc
+                continue
+            image.key = self._key(loaded.digest, model)
+            cached = self._cache_get(image.key)
+            if cached is not None:
+                image.outcome = cached
+                hits += 1
+            elif image.key not in todo:
+                todo[image.key] = loaded.image
+        logger.debug("ImageReader: %d image part(s), %d from the cache, %d to read", len(images), hits, len(todo))
+        return todo
+
+    def _ocr_sync(self, client: QwenOCR, todo: Mapping[str, ImageInput]) -> list[OCRResult | QwenOCRError]:
+        inputs = list(todo.values())
+        if len(inputs) == 1:
+            try:
+                return [client.ocr(inputs[0], **self.options)]
+            except QwenOCRError as exc:
+                return [exc]
+        return client.ocr_many(inputs, max_concurrency=self.max_concurrency, return_exceptions=True, **self.options)
+
+    async def _ocr_async(self, client: AsyncQwenOCR, todo: Mapping[str, ImageInput]) -> list[OCRResult | QwenOCRError]:
+        inputs = list(todo.values())
+        if len(inputs) == 1:
+            try:
+                return [await client.ocr(inputs[0], **self.options)]
+            except QwenOCRError as exc:
+                return [exc]
+        return await client.ocr_many(
+            inputs, max_concurrency=self.max_concurrency, return_exceptions=True, **self.options
+        )
+
+    def _store(
+        self, images: Sequence[_Image], todo: Mapping[str, ImageInput], outcomes: Sequence[OCRResult | QwenOCRError]
+    ) -> None:
+        by_key = dict(zip(todo, outcomes, strict=True))
+        for key, outcome in by_key.items():
+            if isinstance(outcome, OCRResult):
+                self._cache_put(key, outcome)
+        for image in images:
+            if image.outcome is None and image.key is not None:
+                image.outcome = by_key[image.key]
+
+    def _cache_get(self, key: str) -> OCRResult | None:
+        if self.cache_size == 0:
+            return None
+        with self._cache_lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+            return found
+
+    def _cache_put(self, key: str, result: OCRResult) -> None:
+        if self.cache_size == 0:
+            return
+        with self._cache_lock:
+            self._cache[key] = result
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    # -- output --------------------------------------------------------------------------------------------------
+
+    def _finish(self, messages: Sequence[BaseMessage], images: Sequence[_Image]) -> list[BaseMessage]:
+        on_error = self.effective_on_error
+        if on_error == "raise":
+            for image in images:
+                if isinstance(image.outcome, QwenOCRError):
+                    raise image.outcome
+        by_message: dict[int, list[_Image]] = {}
+        for image in images:
+            by_message.setdefault(image.message, []).append(image)
+        out = list(messages)
+        for i, group in by_message.items():
+            message = messages[i]
+            assert isinstance(message.content, list)
+            if self.template == "higress" and group[0].action == "template":
+                content: str | list[Any] = self._higress_content(message.content, group, on_error)
+            else:
+                content = self._inline_content(message.content, group, on_error)
+            out[i] = message.model_copy(update={"content": content})
+        return out
+
+    def _image_text(self, image: _Image) -> ImageText:
+        result = image.outcome if isinstance(image.outcome, OCRResult) else None
+        error = image.outcome if isinstance(image.outcome, QwenOCRError) else None
+        return ImageText(
+            index=image.index,
+            total=image.total,
+            text=result.text if result is not None else "",
+            result=result,
+            error=error,
+            source=image.ref.describe(),
+        )
+
+    def _inline_content(self, content: list[Any], group: Sequence[_Image], on_error: OnError) -> str | list[Any]:
+        replaced: dict[int, Any] = {}
+        for image in group:
+            if image.action == "drop":
+                replaced[image.part] = _text_block(omitted_mark(image.index, image.total))
+            elif isinstance(image.outcome, OCRResult):
+                replaced[image.part] = _text_block(render_inline(self.template, self._image_text(image)))
+            elif isinstance(image.outcome, QwenOCRError):
+                if on_error == "mark":
+                    replaced[image.part] = _text_block(error_mark(image.index, image.total, image.outcome))
+                elif on_error == "skip":
+                    replaced[image.part] = None
+        new: list[Any] = []
+        for position, part in enumerate(content):
+            value = replaced.get(position, part)
+            if value is not None:
+                new.append(value)
+        return new if new else ""
+
+    def _higress_content(self, content: list[Any], group: Sequence[_Image], on_error: OnError) -> str | list[Any]:
+        positions = {image.part: image for image in group}
+        texts: list[str] = []
+        kept: list[Any] = []
+        lines: list[tuple[int, str]] = []
+        for position, part in enumerate(content):
+            image = positions.get(position)
+            if image is None:
+                text = _text_of(part)
+                if text is not None:
+                    texts.append(text)
+                else:
+                    kept.append(part)  # neither text nor image: kept after the text
+            elif isinstance(image.outcome, OCRResult):
+                lines.append((image.index, image.outcome.text))
+            elif isinstance(image.outcome, QwenOCRError):
+                if on_error == "mark":
+                    lines.append((image.index, error_mark(image.index, image.total, image.outcome)))
+                elif on_error == "keep_image":
+                    kept.append(part)
+        prompt = higress_prompt("\n".join(texts), len(group), lines)
+        return [_text_block(prompt), *kept] if kept else prompt
