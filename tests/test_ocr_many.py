@@ -52,7 +52,13 @@ def urls(*names: str) -> list[str]:
 
 def test_results_in_input_order_with_bounded_concurrency() -> None:
     server = Server()
-    client = QwenOCR(api_key="k", retry=FAST_RETRY, http_client=httpx.Client(transport=httpx.MockTransport(server)))
+    client = QwenOCR(
+        api_key="k",
+        retry=FAST_RETRY,
+        rpm=None,
+        tpm=None,
+        http_client=httpx.Client(transport=httpx.MockTransport(server)),
+    )
     names = [f"img{i}" for i in range(40)]
     results = client.ocr_many(iter(urls(*names)), max_concurrency=4)
     assert [r.text for r in results if isinstance(r, OCRResult)] == names
@@ -61,7 +67,13 @@ def test_results_in_input_order_with_bounded_concurrency() -> None:
 
 def test_a_failure_raises_only_after_the_others_finished_and_carries_every_result() -> None:
     server = Server()
-    client = QwenOCR(api_key="k", retry=FAST_RETRY, http_client=httpx.Client(transport=httpx.MockTransport(server)))
+    client = QwenOCR(
+        api_key="k",
+        retry=FAST_RETRY,
+        rpm=None,
+        tpm=None,
+        http_client=httpx.Client(transport=httpx.MockTransport(server)),
+    )
     with pytest.raises(BatchOCRError) as info:
         client.ocr_many([*urls("a", "bad1", "c"), b"not an image", *urls("busy", "f")])
     err = info.value
@@ -75,7 +87,13 @@ def test_a_failure_raises_only_after_the_others_finished_and_carries_every_resul
 
 def test_return_exceptions_puts_errors_in_place() -> None:
     server = Server()
-    client = QwenOCR(api_key="k", retry=FAST_RETRY, http_client=httpx.Client(transport=httpx.MockTransport(server)))
+    client = QwenOCR(
+        api_key="k",
+        retry=FAST_RETRY,
+        rpm=None,
+        tpm=None,
+        http_client=httpx.Client(transport=httpx.MockTransport(server)),
+    )
     results = client.ocr_many(urls("a", "bad", "c"), return_exceptions=True)
     assert isinstance(results[1], Exception)
     assert [r.text for r in results if isinstance(r, OCRResult)] == ["a", "c"]
@@ -92,7 +110,7 @@ async def test_async_ocr_many_order_concurrency_and_failures() -> None:
     server = Server()
     transport = httpx.MockTransport(lambda r: _async_handler(server, r))
     async with AsyncQwenOCR(
-        api_key="k", retry=FAST_RETRY, http_client=httpx.AsyncClient(transport=transport)
+        api_key="k", retry=FAST_RETRY, rpm=None, tpm=None, http_client=httpx.AsyncClient(transport=transport)
     ) as client:
         names = [f"img{i}" for i in range(30)]
         results = await client.ocr_many(urls(*names), max_concurrency=5)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from ._async_client import AsyncQwenOCR
 from ._client import QwenOCR
 from ._version import __version__
+from .cache import OCRCache
 from .cost import CostEstimate, estimate_document
 from .documents import (
     Document,
@@ -71,6 +72,7 @@ __all__ = [
     "MissingAPIKeyError",
     "ModelSpec",
     "NotFoundError",
+    "OCRCache",
     "OCRChunk",
     "OCRResult",
     "Page",

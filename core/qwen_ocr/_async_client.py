@@ -7,17 +7,19 @@ stays responsive. Everything else is the same pure code the sync client uses.
 from __future__ import annotations
 
 import asyncio
+import os
 import weakref
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic import SecretStr
 from tenacity import AsyncRetrying
 
 from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, Provider, transport_error
-from .errors import BatchOCRError, QwenOCRError, error_from_response
+from .cache import OCRCache
+from .errors import BatchOCRError, QwenOCRError, RateLimitError, error_from_response
 from .imaging import ImageInput
 from .models import DEFAULT_MODEL
 from .protocols.base import OCRCall
@@ -63,6 +65,9 @@ class AsyncQwenOCR(BaseClient):
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         retry: RetryPolicy | None = None,
         data_inspection: bool = False,
+        rpm: float | Literal["auto"] | None = "auto",
+        tpm: float | Literal["auto"] | None = "auto",
+        cache: str | os.PathLike[str] | OCRCache | None = None,
         default_headers: dict[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
@@ -80,6 +85,9 @@ class AsyncQwenOCR(BaseClient):
             max_concurrency=max_concurrency,
             retry=retry,
             data_inspection=data_inspection,
+            rpm=rpm,
+            tpm=tpm,
+            cache=cache,
             default_headers=default_headers,
         )
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
@@ -192,7 +200,7 @@ class AsyncQwenOCR(BaseClient):
         headers = self._headers(request)
         url, content = self._url(request), request.content()
         async with self._semaphore():
-            response = await self._open_stream(url, headers, content)
+            response = await self._open_stream(url, headers, content, call)
             try:
                 if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
                     result = self._parse(200, response.headers, await response.aread(), call)
@@ -264,26 +272,44 @@ class AsyncQwenOCR(BaseClient):
         request = self._request(call, stream=False)
         headers = self._headers(request)
         url, content = self._url(request), request.content()
+        key = self._cache_key(url, content)
+        cache = self.cache
+        if key is not None and cache is not None and (cached := await asyncio.to_thread(cache.get, key)) is not None:
+            return cached
         result: OCRResult | None = None
         async for attempt in AsyncRetrying(**tenacity_kwargs(self.retry)):
             with attempt:
                 result = await self._send_once(url, headers, content, call)
         assert result is not None
+        if key is not None and cache is not None:
+            await asyncio.to_thread(cache.put, key, result)
         return result
 
     async def _send_once(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> OCRResult:
         async with self._semaphore():
+            delay = self._pace(call)
+            if delay > 0:
+                await asyncio.sleep(delay)
             try:
                 response = await self._http.post(url, content=content, headers=headers)
             except httpx.HTTPError as exc:
                 raise transport_error(exc) from exc
-        return self._parse(response.status_code, response.headers, response.content, call)
+        try:
+            result = self._parse(response.status_code, response.headers, response.content, call)
+        except RateLimitError as exc:
+            self._observe_throttle(exc)
+            raise
+        self._observe_success(result)
+        return result
 
-    async def _open_stream(self, url: str, headers: dict[str, str], content: bytes) -> httpx.Response:
+    async def _open_stream(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> httpx.Response:
         opened: httpx.Response | None = None
         async for attempt in AsyncRetrying(**tenacity_kwargs(self.retry)):
             with attempt:
                 request = self._http.build_request("POST", url, content=content, headers=headers)
+                delay = self._pace(call)
+                if delay > 0:
+                    await asyncio.sleep(delay)
                 try:
                     response = await self._http.send(request, stream=True)
                 except httpx.HTTPError as exc:
@@ -295,7 +321,10 @@ class AsyncQwenOCR(BaseClient):
                         raise transport_error(exc) from exc
                     finally:
                         await response.aclose()
-                    raise error_from_response(response.status_code, body, response.headers)
+                    error = error_from_response(response.status_code, body, response.headers)
+                    if isinstance(error, RateLimitError):
+                        self._observe_throttle(error)
+                    raise error
                 opened = response
         assert opened is not None
         return opened

@@ -16,16 +16,19 @@ from pydantic import SecretStr
 from typing_extensions import Self
 
 from ._version import __version__
+from .cache import OCRCache, request_key
 from .config import BASE_URL_ENV, REGION_HOSTS, missing_key_error, resolve_api_key, resolve_base_url
 from .errors import (
     APIConnectionError,
     APITimeoutError,
     InvalidArgumentError,
     QwenOCRError,
+    RateLimitError,
     UnsupportedTaskError,
 )
-from .imaging import ImageInput, PreparedImage, prepare_image
+from .imaging import ImageInput, PreparedImage, prepare_image, tokens_for_size
 from .models import DEFAULT_MODEL, model_spec
+from .pacing import Pacer
 from .protocols import native, openai
 from .protocols.base import HTTPRequest, OCRCall, StreamAssembler
 from .results import OCRChunk, OCRResult
@@ -81,6 +84,9 @@ class BaseClient:
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         retry: RetryPolicy | None = None,
         data_inspection: bool = False,
+        rpm: float | Literal["auto"] | None = "auto",
+        tpm: float | Literal["auto"] | None = "auto",
+        cache: str | os.PathLike[str] | OCRCache | None = None,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
         if provider not in ("auto", "dashscope", "openai", "local"):
@@ -124,6 +130,41 @@ class BaseClient:
         self.max_concurrency = max_concurrency
         self.data_inspection = data_inspection
         self._default_headers = dict(default_headers or {})
+        self.pacer: Pacer | None = self._make_pacer(rpm, tpm)
+        self.cache: OCRCache | None = cache if isinstance(cache, OCRCache) or cache is None else OCRCache(cache)
+
+    def _make_pacer(self, rpm: float | Literal["auto"] | None, tpm: float | Literal["auto"] | None) -> Pacer | None:
+        """The model's documented limits on DashScope's own hosts; none (until a 429 teaches one) elsewhere."""
+        if self.provider == "local":
+            return None
+        official = not self._custom_host
+        spec = model_spec(self.model)
+        limit_rpm = (spec.rpm if official else None) if rpm == "auto" else rpm
+        limit_tpm = (spec.tpm if official else None) if tpm == "auto" else tpm
+        for name, value in (("rpm", limit_rpm), ("tpm", limit_tpm)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+                raise InvalidArgumentError(
+                    f"{name} must be a positive number, 'auto' or None (got {value!r}).", code="InvalidRateLimit"
+                )
+        return Pacer(rpm=limit_rpm, tpm=limit_tpm)
+
+    def _cache_key(self, url: str, content: bytes) -> str | None:
+        return request_key(url[len(self.base_url) :], content) if self.cache is not None else None
+
+    def _pace(self, call: OCRCall) -> float:
+        """Seconds to wait before sending ``call`` (0 when unpaced)."""
+        if self.pacer is None:
+            return 0.0
+        size = call.image.sent_size
+        return self.pacer.reserve(tokens_for_size(*size, model=call.spec) if size is not None else None)
+
+    def _observe_success(self, result: OCRResult) -> None:
+        if self.pacer is not None:
+            self.pacer.on_success(result.usage.output_tokens, result.usage.input_tokens)
+
+    def _observe_throttle(self, exc: RateLimitError) -> None:
+        if self.pacer is not None:
+            self.pacer.on_throttled(exc.retry_after, default_pause=min(self.retry.initial_delay, self.retry.max_delay))
 
     @classmethod
     def from_client(cls, other: BaseClient, **overrides: Any) -> Self:
@@ -149,7 +190,12 @@ class BaseClient:
             "default_headers": dict(other._default_headers),
         }
         kwargs.update(overrides)
-        return cls(**kwargs)
+        made = cls(**kwargs)
+        if "rpm" not in overrides and "tpm" not in overrides:
+            made.pacer = other.pacer  # one account, one budget: the twins pace together
+        if "cache" not in overrides:
+            made.cache = other.cache
+        return made
 
     @property
     def max_retries(self) -> int:

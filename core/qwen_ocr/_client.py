@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic import SecretStr
 from tenacity import Retrying
 
 from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, Provider, transport_error
-from .errors import BatchOCRError, QwenOCRError, error_from_response
+from .cache import OCRCache
+from .errors import BatchOCRError, QwenOCRError, RateLimitError, error_from_response
 from .imaging import ImageInput
 from .models import DEFAULT_MODEL
 from .protocols.base import OCRCall
@@ -72,6 +75,9 @@ class QwenOCR(BaseClient):
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         retry: RetryPolicy | None = None,
         data_inspection: bool = False,
+        rpm: float | Literal["auto"] | None = "auto",
+        tpm: float | Literal["auto"] | None = "auto",
+        cache: str | os.PathLike[str] | OCRCache | None = None,
         default_headers: dict[str, str] | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
@@ -89,6 +95,9 @@ class QwenOCR(BaseClient):
             max_concurrency=max_concurrency,
             retry=retry,
             data_inspection=data_inspection,
+            rpm=rpm,
+            tpm=tpm,
+            cache=cache,
             default_headers=default_headers,
         )
         if http_client is not None and not isinstance(http_client, httpx.Client):
@@ -283,26 +292,43 @@ class QwenOCR(BaseClient):
         headers = self._headers(request)
         url = self._url(request)
         content = request.content()
+        key = self._cache_key(url, content)
+        if key is not None and self.cache is not None and (cached := self.cache.get(key)) is not None:
+            return cached
         result: OCRResult | None = None
         for attempt in Retrying(**tenacity_kwargs(self.retry)):
             with attempt:
                 result = self._send_once(url, headers, content, call)
         assert result is not None
+        if key is not None and self.cache is not None:
+            self.cache.put(key, result)
         return result
 
     def _send_once(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> OCRResult:
         with self._slots:
+            delay = self._pace(call)
+            if delay > 0:
+                time.sleep(delay)
             try:
                 response = self._http.post(url, content=content, headers=headers)
             except httpx.HTTPError as exc:
                 raise transport_error(exc) from exc
-        return self._parse(response.status_code, response.headers, response.content, call)
+        try:
+            result = self._parse(response.status_code, response.headers, response.content, call)
+        except RateLimitError as exc:
+            self._observe_throttle(exc)
+            raise
+        self._observe_success(result)
+        return result
 
-    def _open_stream(self, url: str, headers: dict[str, str], content: bytes) -> httpx.Response:
+    def _open_stream(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> httpx.Response:
         opened: httpx.Response | None = None
         for attempt in Retrying(**tenacity_kwargs(self.retry)):
             with attempt:
                 request = self._http.build_request("POST", url, content=content, headers=headers)
+                delay = self._pace(call)
+                if delay > 0:
+                    time.sleep(delay)
                 try:
                     response = self._http.send(request, stream=True)
                 except httpx.HTTPError as exc:
@@ -314,14 +340,17 @@ class QwenOCR(BaseClient):
                         raise transport_error(exc) from exc
                     finally:
                         response.close()
-                    raise error_from_response(response.status_code, body, response.headers)
+                    error = error_from_response(response.status_code, body, response.headers)
+                    if isinstance(error, RateLimitError):
+                        self._observe_throttle(error)
+                    raise error
                 opened = response
         assert opened is not None
         return opened
 
     def _stream(self, call: OCRCall, url: str, headers: dict[str, str], content: bytes) -> Iterator[OCRChunk]:
         with self._slots:
-            response = self._open_stream(url, headers, content)
+            response = self._open_stream(url, headers, content, call)
             try:
                 if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
                     result = self._parse(200, response.headers, response.read(), call)

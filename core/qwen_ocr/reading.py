@@ -81,7 +81,8 @@ class PageResult:
         Keys: ``source``, ``page`` (0-based), ``page_label``, ``total_pages``, ``text_source``, then ``task``,
         ``model``, ``provider``, ``request_id``, ``finish_reason``, ``truncated``, ``input_tokens``,
         ``output_tokens``, ``image_tokens``, ``page_width``/``page_height`` (the pixels the page was read at;
-        boxes are in these), and for a failed page ``error`` (the message) and ``error_type`` (the class name).
+        boxes are in these), ``cache`` (``"hit"``, only when the reading came from the cache), and for a failed
+        page ``error`` (the message) and ``error_type`` (the class name).
 
         >>> PageResult(source="a.pdf", index=0, label="1", total_pages=2).metadata()["page"]
         0
@@ -106,6 +107,8 @@ class PageResult:
             meta["image_tokens"] = result.usage.image_tokens
             if result.image_size is not None:
                 meta["page_width"], meta["page_height"] = result.image_size
+            if result.metadata.get("cache") == "hit":
+                meta["cache"] = "hit"
         if self.error is not None:
             meta["error"] = str(self.error)
             meta["error_type"] = type(self.error).__name__
