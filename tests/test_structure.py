@@ -357,6 +357,22 @@ def test_latex_to_text(document: list[Block]) -> None:
     assert latex_to_text("") == ""
 
 
+def test_what_models_forget_to_escape_is_kept() -> None:
+    # "50%" is a percent sign, not the start of a comment; a real comment is still dropped
+    blocks = latex_to_blocks("Accuracy of 50% on R&D tests. % a comment\nnext line")
+    assert kinds_and_texts(blocks) == [("paragraph", "Accuracy of 50% on R&D tests. next line")]
+    table = one_table("\\begin{tabular}{ll} a & 5% \\\\ b & c \\end{tabular}")
+    assert table.grid() == [["a", "5%"], ["b", "c"]]
+
+
+def test_macros_keep_or_drop_their_arguments() -> None:
+    text = latex_to_text(
+        r"\mbox{boxed} \textsf{sans} \color{red}\textcolor{blue}{blue} \url{https://x.y} \href{https://a.b}{link} "
+        r"\hspace{1em}\vspace{2pt}\label{l}\ref{fig:1} \S 2 \LaTeX{} \verb|a{b| \unknownmacro{kept}"
+    )
+    assert text == "boxed sans blue https://x.y link (https://a.b) fig:1 §2 LaTeX a{b kept"
+
+
 def test_fragment_without_document_environment() -> None:
     blocks = latex_to_blocks("\\section{Only}\nBody text.\n\n\\subsection{Sub}\nMore.")
     check_blocks(blocks)
@@ -671,6 +687,8 @@ def test_key_information_extraction_fields() -> None:
     ]
     listed = blocks_from_result(OCRResult(task=Task.KEY_INFORMATION_EXTRACTION, fields=[{"a": 1}, "b"]))
     assert listed[0].text == "[0].a: 1\n[1]: b"
+    empty = blocks_from_result(OCRResult(task=Task.KEY_INFORMATION_EXTRACTION, fields={}))
+    assert [(b.kind, b.text, b.fields) for b in empty] == [("fields", "", {})]
     # no JSON in the reply: the text as paragraphs
     nothing = blocks_from_result(build_result("no json here", task=Task.KEY_INFORMATION_EXTRACTION, model="m"))
     assert kinds_and_texts(nothing) == [("paragraph", "no json here")]

@@ -244,6 +244,8 @@ def _fallback_blocks(text: str) -> list[Block]:
 
 def _field_lines(value: Any, key: str) -> list[str]:
     """``key: value`` lines of nested JSON: ``Seller: ACME``, ``Items[0].name: pen``."""
+    if not key and not value:
+        return []
     if isinstance(value, dict) and value:
         out: list[str] = []
         for k, v in value.items():
@@ -510,7 +512,7 @@ def _text_context() -> Any:
             latex2text.MacroTextSpec(name, simplify_repl=repl, discard=repl is None)
             for name, repl in _TEXT_MACROS.items()
         ],
-        specials=[latex2text.SpecialsTextSpec("&", " ")],
+        specials=[latex2text.SpecialsTextSpec("&", "&")],  # outside a tabular, an unescaped & is an ampersand
         prepend=True,
     )
     db.set_unknown_macro_spec(latex2text.MacroTextSpec("", discard=False))  # \texttt{x}, \mbox{x}: keep x
@@ -552,13 +554,15 @@ class _Reader:
         self._front: list[tuple[str, str]] = []  # author, date (text, source): paragraphs after the title
 
     def _prepare(self, text: str) -> str:
-        """Embedded HTML tables become placeholders (their ``&`` and ``%`` are not LaTeX); ``\\cmidrule(lr)``."""
+        """Embedded HTML tables become placeholders (their ``&`` and ``%`` are not LaTeX); ``\\cmidrule(lr)`` loses
+        its trim (the parser cannot read it); ``50%`` is a percent sign, not a comment (models forget the ``\\``)."""
 
         def keep(match: re.Match[str]) -> str:
             self._html.append(_tables_from_html(match.group(0)))
             return f"\n\n\\{_HTML_MACRO}{{{len(self._html) - 1}}}\n\n"
 
         text = _HTML_TABLE.sub(keep, text)
+        text = re.sub(r"(?<=\d)%", r"\\%", text)
         return re.sub(r"\\cmidrule\s*\([^)]*\)", r"\\cmidrule", text)
 
     def read(self) -> list[Block]:
