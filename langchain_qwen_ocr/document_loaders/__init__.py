@@ -13,7 +13,7 @@ Example::
 from __future__ import annotations
 
 from ._pipeline import Mode, OnError
-from .documents import DEFAULT_PAGE_SEPARATOR, TableFormat, page_for_offset
+from .documents import DEFAULT_PAGE_SEPARATOR, ContentFormat, page_for_offset
 from .loader import QwenOCRLoader
 from .parser import NPY_MIME_TYPE, QwenOCRParser
 from .sources import SUPPORTED_EXTENSIONS, Source, Sources
@@ -22,12 +22,12 @@ __all__ = [
     "DEFAULT_PAGE_SEPARATOR",
     "NPY_MIME_TYPE",
     "SUPPORTED_EXTENSIONS",
+    "ContentFormat",
     "Mode",
     "OnError",
     "QwenOCRLoader",
     "QwenOCRParser",
     "Source",
     "Sources",
-    "TableFormat",
     "page_for_offset",
 ]

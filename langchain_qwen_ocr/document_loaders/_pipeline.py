@@ -31,8 +31,8 @@ from qwen_ocr.tasks import Task, coerce_task
 
 from .documents import (
     DEFAULT_PAGE_SEPARATOR,
+    ContentFormat,
     SingleDocumentBuilder,
-    TableFormat,
     element_documents,
     error_document,
     page_document,
@@ -96,7 +96,7 @@ class ReadSettings:
     password: str | None = field(default=None, repr=False)
     text_layer: TextLayerMode = "auto"
     max_concurrency: int | None = None
-    table_format: TableFormat = "markdown"
+    content_format: ContentFormat = "markdown"
     page_separator: str = DEFAULT_PAGE_SEPARATOR
     show_progress: bool = False
     max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
@@ -117,7 +117,7 @@ class ReadSettings:
         password: str | None,
         text_layer: str | None,
         max_concurrency: int | None,
-        table_format: str,
+        content_format: str,
         page_separator: str,
         show_progress: bool,
         ocr_options: Mapping[str, Any] | None,
@@ -129,8 +129,8 @@ class ReadSettings:
             raise InvalidArgumentError(f"mode={mode!r}; use one of {', '.join(map(repr, MODES))}.")
         if on_error not in ON_ERROR:
             raise InvalidArgumentError(f"on_error={on_error!r}; use one of {', '.join(map(repr, ON_ERROR))}.")
-        if table_format not in ("markdown", "html"):
-            raise InvalidArgumentError(f"table_format={table_format!r}; use 'markdown' or 'html'.")
+        if content_format not in ("markdown", "raw"):
+            raise InvalidArgumentError(f"content_format={content_format!r}; use 'markdown' or 'raw'.")
         if max_concurrency is not None and (
             isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
         ):
@@ -173,7 +173,7 @@ class ReadSettings:
             password=password,
             text_layer=resolved,
             max_concurrency=max_concurrency,
-            table_format=table_format,  # type: ignore[arg-type]
+            content_format=content_format,  # type: ignore[arg-type]
             page_separator=page_separator,
             show_progress=show_progress,
             max_download_bytes=max_download_bytes,
@@ -287,7 +287,7 @@ class Assembler:
         self.source = source
         self.settings = settings
         self._single = (
-            SingleDocumentBuilder(source, separator=settings.page_separator, table_format=settings.table_format)
+            SingleDocumentBuilder(source, separator=settings.page_separator, content_format=settings.content_format)
             if settings.mode == "single"
             else None
         )
@@ -311,7 +311,7 @@ class Assembler:
             return []
         if settings.mode == "elements":
             return element_documents(page, self.source)
-        return [page_document(page, self.source, table_format=settings.table_format)]
+        return [page_document(page, self.source, content_format=settings.content_format)]
 
     def finish(self) -> list[Document]:
         """What is left at the end of the file: its single-mode Document."""

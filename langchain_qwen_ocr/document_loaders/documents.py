@@ -38,15 +38,18 @@ from typing import TYPE_CHECKING, Any, Literal
 from langchain_core.documents import Document
 
 from qwen_ocr.reading import JSONValue, PageResult, structured_metadata
+from qwen_ocr.tasks import Task
 
 if TYPE_CHECKING:
     from qwen_ocr.errors import QwenOCRError
     from qwen_ocr.results import OCRResult, Table
+    from qwen_ocr.structure import Block
 
 __all__ = [
     "DEFAULT_PAGE_SEPARATOR",
+    "ContentFormat",
     "SingleDocumentBuilder",
-    "TableFormat",
+    "blocks_to_markdown",
     "element_documents",
     "error_document",
     "error_metadata",
@@ -57,9 +60,11 @@ __all__ = [
     "tables_to_markdown",
 ]
 
-TableFormat = Literal["markdown", "html"]
-"""How tables appear in ``page_content``: ``"markdown"`` (default; rows on lines of their own, which a text splitter
-cuts between rows, not inside a tag) or ``"html"`` (as the model wrote them)."""
+ContentFormat = Literal["markdown", "raw"]
+"""What ``page_content`` holds. ``"markdown"`` (default): tables as Markdown tables (rows on lines of their own,
+which a text splitter cuts between rows, never inside a tag; the HTML stays in ``metadata["tables_html"]``) and a
+``document_parsing`` page's LaTeX as Markdown (headings, lists, tables, ``$$`` formulas; the LaTeX stays in
+``metadata["latex"]``). ``"raw"``: the model's text as it wrote it."""
 
 DEFAULT_PAGE_SEPARATOR = "\n\n"
 """What joins the pages of a file in single mode: a blank line, the first place a ``RecursiveCharacterTextSplitter``
@@ -113,22 +118,66 @@ def _markdown(table: Table) -> str:
     return f"{table.caption}\n\n{body}" if table.caption else body
 
 
-def page_text(result: OCRResult | None, table_format: TableFormat = "markdown") -> str:
-    """The text of a page for ``page_content``: tables as Markdown unless ``table_format="html"``."""
+def page_text(result: OCRResult | None, content_format: ContentFormat = "markdown") -> str:
+    """The text of a page for ``page_content`` (see :data:`ContentFormat`)."""
     if result is None:
         return ""
-    if table_format == "markdown" and result.tables:
+    if content_format == "raw":
+        return result.text
+    if result.task is Task.DOCUMENT_PARSING:
+        from qwen_ocr.structure import blocks_from_result
+
+        return blocks_to_markdown(blocks_from_result(result)) or result.text
+    if result.tables:
         return tables_to_markdown(result.text, result.tables)
     return result.text
+
+
+def blocks_to_markdown(blocks: Sequence[Block]) -> str:
+    """Blocks as Markdown: ``#`` headings (the title ``#``, ``\\section`` ``##``, ...), ``-`` list items indented by
+    depth, Markdown tables, ``$$`` display formulas, paragraphs; blank lines between blocks.
+
+    >>> from qwen_ocr.structure import latex_to_blocks
+    >>> latex = r"\\section{Intro} Some text. \\begin{itemize}\\item one\\end{itemize}"
+    >>> print(blocks_to_markdown(latex_to_blocks(latex)))
+    ## Intro
+    <BLANKLINE>
+    Some text.
+    <BLANKLINE>
+    - one
+    """
+    parts: list[str] = []
+    previous: str | None = None
+    for block in blocks:
+        text = block.text.strip()
+        if not text:
+            continue
+        if block.kind == "title":
+            rendered = f"# {text}"
+        elif block.kind == "heading":
+            rendered = f"{'#' * min(6, max(1, block.level + 1))} {text}"
+        elif block.kind == "list_item":
+            rendered = f"{'  ' * max(0, block.level - 1)}- {text}"
+        elif block.kind == "formula":
+            rendered = f"$$\n{text}\n$$"
+        else:
+            rendered = text
+        if parts:
+            parts.append("\n" if block.kind == previous == "list_item" else "\n\n")
+        parts.append(rendered)
+        previous = block.kind
+    return "".join(parts)
 
 
 # -- metadata --------------------------------------------------------------------------------------------------
 
 
-def page_metadata(page: PageResult, source: str | None = None) -> dict[str, JSONValue]:
+def page_metadata(
+    page: PageResult, source: str | None = None, *, content_format: ContentFormat = "markdown"
+) -> dict[str, JSONValue]:
     """The page's flat keys and its task's structure, JSON-safe; ``source`` replaces the document's name.
 
-    The LaTeX of ``document_parsing`` is the page text itself, so it is not repeated here.
+    ``latex`` (``document_parsing``) is kept when ``page_content`` is its Markdown, left out when it is the LaTeX.
     """
     meta = page.metadata()
     if source is not None:
@@ -138,8 +187,8 @@ def page_metadata(page: PageResult, source: str | None = None) -> dict[str, JSON
     result = page.result
     if result is not None:
         structure = structured_metadata(result)
-        if structure.get("latex") == result.text:
-            del structure["latex"]
+        if content_format == "raw":
+            structure.pop("latex", None)
         meta.update(structure)
     return meta
 
@@ -157,9 +206,14 @@ def error_document(source: str, error: QwenOCRError, *, page: PageResult | None 
     return Document(page_content="", metadata=meta)
 
 
-def page_document(page: PageResult, source: str | None = None, *, table_format: TableFormat = "markdown") -> Document:
+def page_document(
+    page: PageResult, source: str | None = None, *, content_format: ContentFormat = "markdown"
+) -> Document:
     """One page as a Document (a failed page gives empty text and ``error`` in metadata)."""
-    return Document(page_content=page_text(page.result, table_format), metadata=page_metadata(page, source))
+    return Document(
+        page_content=page_text(page.result, content_format),
+        metadata=page_metadata(page, source, content_format=content_format),
+    )
 
 
 # -- single mode -----------------------------------------------------------------------------------------------
@@ -187,11 +241,11 @@ class SingleDocumentBuilder:
     """
 
     def __init__(
-        self, source: str, *, separator: str = DEFAULT_PAGE_SEPARATOR, table_format: TableFormat = "markdown"
+        self, source: str, *, separator: str = DEFAULT_PAGE_SEPARATOR, content_format: ContentFormat = "markdown"
     ) -> None:
         self.source = source
         self.separator = separator
-        self.table_format = table_format
+        self.content_format = content_format
         self._texts: list[str] = []
         self._length = 0
         self._total_pages: int | None = None
@@ -225,7 +279,7 @@ class SingleDocumentBuilder:
             self._errors.append(entry)
             return
         result = page.result
-        text = page_text(result, self.table_format)
+        text = page_text(result, self.content_format)
         if self._pages:
             self._texts.append(self.separator)
             self._length += len(self.separator)
@@ -308,11 +362,22 @@ def page_for_offset(metadata: Mapping[str, Any], offset: int) -> int | None:
 # -- elements mode ---------------------------------------------------------------------------------------------
 
 _PAGE_ONLY_KEYS = ("lines", "fields", "tables_html", "formulas", "latex")
+_LEVELLED = ("title", "heading", "list_item")
 
 
 def element_documents(page: PageResult, source: str | None = None) -> list[Document]:
-    """One Document per element of a read page (see the module docstring); raises nothing for a failed page,
-    which has no elements (mark it with :func:`error_document`)."""
+    """One Document per element of a read page, in reading order (none for a failed page: mark it with
+    :func:`error_document`).
+
+    Metadata: the page's flat keys (``source``, ``page``, ``page_label``, ``total_pages``, ``task``, ``model``,
+    usage, ``page_width``/``page_height``, ...; not its ``lines``, ``fields``, ``tables_html``), then
+    ``category`` (``"title"``, ``"heading"``, ``"paragraph"``, ``"list_item"``, ``"table"``, ``"formula"``,
+    ``"caption"``, ``"fields"`` or ``"line"``), ``element_index`` (reading order on the page), ``heading_path``
+    (the enclosing headings joined by ``" > "``, ``""`` outside any), and where they apply ``level`` (titles,
+    headings, list items), ``bbox`` (``[left, top, right, bottom]`` of a text line, in the frame of
+    ``page_width`` x ``page_height``), ``table_html`` (a table, whose text is its Markdown), ``latex`` (a
+    formula) and ``fields`` (the extracted JSON).
+    """
     from qwen_ocr.structure import blocks_from_result
 
     result = page.result
@@ -325,13 +390,13 @@ def element_documents(page: PageResult, source: str | None = None) -> list[Docum
         meta["category"] = block.kind
         meta["element_index"] = block.index
         meta["heading_path"] = " > ".join(block.heading_path)
-        if block.level is not None:
+        if block.kind in _LEVELLED:
             meta["level"] = block.level
         if block.bbox is not None:
             meta["bbox"] = [int(v) for v in block.bbox]
         if block.table is not None:
             meta["table_html"] = block.table.to_html()
-        if block.latex:
+        if block.kind == "formula" and block.latex:
             meta["latex"] = block.latex
         if block.fields is not None:
             meta["fields"] = _json(block.fields)

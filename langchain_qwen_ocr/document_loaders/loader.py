@@ -11,7 +11,7 @@ from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
 from ._pipeline import Downloads, Mode, OnError, Progress, Reader, ReadSettings, build_holder
-from .documents import DEFAULT_PAGE_SEPARATOR, TableFormat
+from .documents import DEFAULT_PAGE_SEPARATOR, ContentFormat
 from .sources import (
     DEFAULT_DOWNLOAD_TIMEOUT,
     DEFAULT_MAX_DOWNLOAD_BYTES,
@@ -65,7 +65,7 @@ class QwenOCRLoader(BaseLoader):
             its metadata, so nothing is dropped silently). Errors that would fail every page alike (a missing or
             wrong key, no access to the model, an exhausted quota, a bad option) are raised in every case.
         show_progress: a tqdm progress bar of pages (needs ``tqdm``).
-        table_format: tables in ``page_content`` as ``"markdown"`` (default; their HTML is in
+        content_format: tables in ``page_content`` as ``"markdown"`` (default; their HTML is in
             ``metadata["tables_html"]``) or as the model's ``"html"``.
         page_separator: what joins pages in single mode (a blank line by default).
         ocr_options: further request options: ``min_pixels``, ``max_pixels``, ``enable_rotate``, ``max_tokens``,
@@ -117,7 +117,7 @@ class QwenOCRLoader(BaseLoader):
         text_layer: TextLayerMode | None = None,
         on_error: OnError = "raise",
         show_progress: bool = False,
-        table_format: TableFormat = "markdown",
+        content_format: ContentFormat = "markdown",
         page_separator: str = DEFAULT_PAGE_SEPARATOR,
         ocr_options: Mapping[str, Any] | None = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
@@ -150,7 +150,7 @@ class QwenOCRLoader(BaseLoader):
             password=password,
             text_layer=text_layer,
             max_concurrency=max_concurrency,
-            table_format=table_format,
+            content_format=content_format,
             page_separator=page_separator,
             show_progress=show_progress,
             ocr_options=ocr_options,

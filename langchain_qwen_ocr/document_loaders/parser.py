@@ -26,7 +26,7 @@ from langchain_core.documents.base import Blob
 from qwen_ocr.documents import CorruptDocumentError, UnsupportedDocumentError
 
 from ._pipeline import Downloads, Mode, OnError, Progress, Reader, ReadSettings, build_holder
-from .documents import DEFAULT_PAGE_SEPARATOR, TableFormat
+from .documents import DEFAULT_PAGE_SEPARATOR, ContentFormat
 from .sources import DEFAULT_DOWNLOAD_TIMEOUT, DEFAULT_MAX_DOWNLOAD_BYTES, SourceItem
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class QwenOCRParser(BaseBlobParser):
         text_layer: TextLayerMode | None = None,
         on_error: OnError = "raise",
         show_progress: bool = False,
-        table_format: TableFormat = "markdown",
+        content_format: ContentFormat = "markdown",
         page_separator: str = DEFAULT_PAGE_SEPARATOR,
         ocr_options: Mapping[str, Any] | None = None,
         client: QwenOCR | None = None,
@@ -109,7 +109,7 @@ class QwenOCRParser(BaseBlobParser):
             password=password,
             text_layer=text_layer,
             max_concurrency=max_concurrency,
-            table_format=table_format,
+            content_format=content_format,
             page_separator=page_separator,
             show_progress=show_progress,
             ocr_options=ocr_options,
