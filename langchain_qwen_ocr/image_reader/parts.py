@@ -254,8 +254,8 @@ def _local_path(ref: ImageRef) -> Path:
 def _read_local(ref: ImageRef, allowed_dir: Path | None) -> bytes:
     if allowed_dir is None:
         raise InvalidImageError(
-            f"local files and file:// URLs in message content are not read ({ref.describe()}); pass "
-            "allowed_dir= a directory to read images from it.",
+            f"local files and file:// URLs are not read ({ref.describe()}) unless allowed_dir= names a directory "
+            "that holds them.",
             code="LocalFileRefused",
         )
     path = _local_path(ref)
