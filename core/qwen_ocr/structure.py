@@ -82,7 +82,7 @@ class Block:
             nesting depth (1 = top level); 0 otherwise (the title is 0).
         heading_path: the enclosing headings, outermost first; for a heading its parents plus itself.
         table: the table, for ``kind == "table"`` (``truncated`` says it was cut off).
-        latex: the block's LaTeX source, when it came from LaTeX.
+        latex: the block's LaTeX source, when it came from LaTeX (as read: an unescaped ``50%`` reads ``50\\%``).
         bbox: ``(left, top, right, bottom)`` of a ``"line"`` block, in pixels of the image passed in.
         fields: the extracted key-value JSON, for ``kind == "fields"``.
     """
@@ -417,10 +417,6 @@ def _text_last_arg(node: Any, l2tobj: Any) -> str:
     return str(l2tobj.nodelist_to_text(_arg_nodes(_last_arg(node))))
 
 
-def _text_ref(node: Any, l2tobj: Any) -> str:
-    return _text_last_arg(node, l2tobj)
-
-
 def _text_eqref(node: Any, l2tobj: Any) -> str:
     return f"({_text_last_arg(node, l2tobj)})"
 
@@ -432,10 +428,6 @@ def _text_cite(node: Any, l2tobj: Any) -> str:
 def _text_item(node: Any, l2tobj: Any) -> str:
     label = _text_last_arg(node, l2tobj).strip()
     return f"{_BR}{label} " if label else f"{_BR}- "
-
-
-def _text_url(node: Any, l2tobj: Any) -> str:
-    return _text_last_arg(node, l2tobj)
 
 
 def _text_href(node: Any, l2tobj: Any) -> str:
@@ -467,12 +459,12 @@ _TEXT_MACROS: dict[str, Any] = {
     "P": "¶",
     "copyright": "©",
     "verb": _text_last_arg,
-    "url": _text_url,
+    "url": _text_last_arg,
     "href": _text_href,
     "textsuperscript": _text_superscript,
     "textsubscript": _text_subscript,
     "eqref": _text_eqref,
-    **{name: _text_ref for name in ("ref", "autoref", "cref", "Cref", "pageref")},
+    **{name: _text_last_arg for name in ("ref", "autoref", "cref", "Cref", "pageref")},  # the label's key
     **{
         name: _text_cite
         for name in _names(
