@@ -1,5 +1,16 @@
-"""LlamaIndex integration for Qwen-OCR (QwenOCRReader, QwenOCRNodeParser)."""
+"""LlamaIndex integration for Qwen-OCR: a reader of PDFs and images, and a node parser of its structured pages.
+
+Example::
+
+    from llamaindex_qwen_ocr import QwenOCRNodeParser, QwenOCRReader
+
+    docs = QwenOCRReader(task="document_parsing").load_data("paper.pdf")     # one Document per page
+    nodes = QwenOCRNodeParser().get_nodes_from_documents(docs)               # sections, text, tables, formulas
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .node_parsers import QwenOCRNodeParser
+from .readers import QwenOCRReader
+
+__all__ = ["QwenOCRNodeParser", "QwenOCRReader"]
