@@ -2,8 +2,8 @@
 
 A cloud OCR job is bound by ``min(concurrency / latency, RPM / 60)`` pages per second. Sending faster than the
 rate limit does not read pages faster; it buys 429s, retries and back-off storms. :class:`Pacer` spaces request
-starts evenly at a little under the limit (a generic cell rate algorithm, with a small burst after idle time that
-still keeps every 60-second window under the limit), and adapts: a 429 pauses every sender for the
+starts evenly at a little under the limit (a generic cell rate algorithm; no bursts by default, because the service
+may also enforce RPM/60 per second), and adapts: a 429 pauses every sender for the
 ``Retry-After`` and lowers the pace, and successes bring it back up step by step. When no limit is known it sends
 freely until the first 429, then paces at what the service just proved it accepts.
 
@@ -59,8 +59,8 @@ class Pacer:
         rpm: the requests-per-minute limit; ``None`` when unknown (learned from the first 429).
         tpm: the tokens-per-minute limit (input + output); ``None`` for none.
         headroom: the fraction of the limits to use (default 0.95): room for clock skew and other senders.
-        burst: requests that may start back to back after idle time (default 3% of the paced minute, at least 1),
-            so that no 60-second window ever holds more than the limit.
+        burst: requests that may start back to back after idle time (default 1: the service may enforce the
+            limit per second as well, RPM/60, so a burst above that is refused even under the minute's limit).
         clock: a monotonic clock in seconds (tests pass a fake one).
 
     >>> pacer = Pacer(rpm=60, headroom=1.0, burst=1, clock=lambda: 0.0)
@@ -182,4 +182,4 @@ class Pacer:
 
     def _spacing(self, rpm: float) -> tuple[float, int]:
         """Seconds between starts at ``rpm``, and the burst allowed after idle time."""
-        return _WINDOW / rpm, self._burst if self._burst is not None else max(1, int(rpm * 0.03))
+        return _WINDOW / rpm, self._burst if self._burst is not None else 1

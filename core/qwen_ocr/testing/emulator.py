@@ -169,6 +169,8 @@ class Emulator:
         port: the port on 127.0.0.1; 0 picks a free one (read it from :attr:`port` / :attr:`base_url`).
         latency: seconds added to every request; a stream spreads them over its frames.
         rpm: requests per minute allowed (a sliding 60 s window); ``None`` for no limit.
+        per_second: also allow at most ``rpm // 60`` requests in any one second, as the service may enforce
+            (its documentation: "rate limits may also be enforced at the per-second level, RPS = RPM/60").
         faults: fault kinds to inject at random (see :data:`FAULT_KINDS`), or a mapping of kind to probability.
         fault_rate: the probability that a request gets one of ``faults`` (for a sequence of kinds).
         seed: the seed of the fault RNG (the same seed gives the same faults for the same request order).
@@ -192,6 +194,7 @@ class Emulator:
         port: int = 0,
         latency: float = 0.0,
         rpm: int | None = None,
+        per_second: bool = False,
         faults: Sequence[str] | Mapping[str, float] = (),
         fault_rate: float = 0.0,
         seed: int | None = 0,
@@ -217,6 +220,7 @@ class Emulator:
         self._requested_port = port
         self.latency = latency
         self.rpm = rpm
+        self.per_second = per_second
         self.fault_rate = fault_rate
         self.valid_keys = frozenset(valid_keys) if valid_keys is not None else None
         self.reader = reader
@@ -224,6 +228,7 @@ class Emulator:
         self._rng = random.Random(seed)  # noqa: S311 - fault injection, not cryptography
         self._lock = threading.Lock()
         self._window: collections.deque[float] = collections.deque()
+        self._second: collections.deque[float] = collections.deque()
         self._queued: collections.deque[str] = collections.deque()
         self._stats = EmulatorStats()
         self._log: list[LoggedRequest] = []
@@ -353,6 +358,13 @@ class Emulator:
             if len(self._window) >= self.rpm:
                 self._stats.throttled += 1
                 return max(0.0, self._window[0] + _WINDOW - now)
+            if self.per_second:
+                while self._second and now - self._second[0] >= 1.0:
+                    self._second.popleft()
+                if len(self._second) >= max(1, self.rpm // 60):
+                    self._stats.throttled += 1
+                    return max(0.0, self._second[0] + 1.0 - now)
+                self._second.append(now)
             self._window.append(now)
         return None
 
@@ -685,6 +697,7 @@ def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each request")
     parser.add_argument("--rpm", type=int, default=None, help="requests per minute before HTTP 429")
+    parser.add_argument("--per-second", action="store_true", help="also enforce rpm/60 requests per second")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="probability of a fault per request")
     parser.add_argument(
         "--faults",
@@ -709,6 +722,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             port=args.port,
             latency=args.latency,
             rpm=args.rpm,
+            per_second=args.per_second,
             faults=faults,
             fault_rate=args.fault_rate,
             seed=args.seed,
