@@ -1,0 +1,1 @@
+"""Tests of the LangChain integration (``langchain_qwen_ocr``)."""

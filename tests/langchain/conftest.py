@@ -1,0 +1,144 @@
+"""Fixtures of the LangChain tests.
+
+``image_ocr_stub``: a Qwen-OCR service stub (an ``httpx`` transport, no sockets) that answers by image content, so a
+test can say "this image reads 'A', that one fails", and that counts requests in flight (peak concurrency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+import pytest
+
+from qwen_ocr import AsyncQwenOCR, QwenOCR, prepare_image
+from qwen_ocr.testing import fake_native_response
+
+STUB_KEY = "sk-stub-secret-4242"
+"""The API key the stub's clients carry; tests check that it never leaks."""
+
+STUB_BASE_URL = "http://127.0.0.1:9"
+"""Never contacted (the transport answers); a host of our own, so the client does not pace to DashScope's limits."""
+
+
+def _find_image(value: Any) -> str | None:
+    """The first image URL (``data:`` or remote) in a request body, wherever the protocol puts it."""
+    if isinstance(value, str):
+        return value if value.startswith(("data:", "http://", "https://", "oss://")) else None
+    if isinstance(value, Mapping):
+        for key in ("image", "image_url", "url"):
+            if key in value:
+                found = _find_image(value[key])
+                if found:
+                    return found
+        values: Any = value.values()
+    elif isinstance(value, list):
+        values = value
+    else:
+        return None
+    for item in values:
+        found = _find_image(item)
+        if found:
+            return found
+    return None
+
+
+class ImageOCRStub:
+    """Answers each OCR request by the image it carries.
+
+    Args:
+        replies: image (bytes, or a remote URL string) -> text, or an HTTP status for a failure.
+        default: the text for any other image.
+        delay: seconds each request takes (so that concurrent requests overlap and can be counted).
+    """
+
+    def __init__(self, replies: Mapping[bytes | str, str | int], *, default: str = "?", delay: float = 0.0) -> None:
+        self._replies: dict[str, str | int] = {}
+        for image, reply in replies.items():
+            key = image if isinstance(image, str) else prepare_image(image).url
+            self._replies[key] = reply
+        self.default = default
+        self.delay = delay
+        self.seen: list[str] = []
+        """The image of each request, in arrival order (a ``data:`` URL or the remote URL)."""
+        self.bodies: list[Any] = []
+        self.peak = 0
+        """The most requests in flight at once."""
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    @property
+    def calls(self) -> int:
+        return len(self.seen)
+
+    def label(self, image: str | None) -> str:
+        """The stub's reply for an image, as text (for assertions)."""
+        reply = self._replies.get(image or "", self.default)
+        return reply if isinstance(reply, str) else f"<HTTP {reply}>"
+
+    def _enter(self, request: httpx.Request) -> str | int:
+        import json
+
+        body = json.loads(request.content)
+        image = _find_image(body)
+        with self._lock:
+            self.seen.append(image or "")
+            self.bodies.append(body)
+            self._in_flight += 1
+            self.peak = max(self.peak, self._in_flight)
+        return self._replies.get(image or "", self.default)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    @staticmethod
+    def _response(reply: str | int) -> httpx.Response:
+        if isinstance(reply, int):
+            body = {"code": "InvalidParameter", "message": "The stub cannot read this image.", "request_id": "stub-err"}
+            return httpx.Response(reply, json=body)
+        return httpx.Response(200, json=fake_native_response(reply))
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
+        reply = self._enter(request)
+        try:
+            if self.delay:
+                time.sleep(self.delay)
+            return self._response(reply)
+        finally:
+            self._leave()
+
+    async def _ahandle(self, request: httpx.Request) -> httpx.Response:
+        reply = self._enter(request)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            return self._response(reply)
+        finally:
+            self._leave()
+
+    def client(self, **kwargs: Any) -> QwenOCR:
+        """A sync client answered by this stub."""
+        options: dict[str, Any] = {"api_key": STUB_KEY, "base_url": STUB_BASE_URL, "max_retries": 0, **kwargs}
+        return QwenOCR(http_client=httpx.Client(transport=httpx.MockTransport(self._handle)), **options)
+
+    def aclient(self, **kwargs: Any) -> AsyncQwenOCR:
+        """An async client answered by this stub (natively async: the handler awaits)."""
+        options: dict[str, Any] = {"api_key": STUB_KEY, "base_url": STUB_BASE_URL, "max_retries": 0, **kwargs}
+        return AsyncQwenOCR(http_client=httpx.AsyncClient(transport=httpx.MockTransport(self._ahandle)), **options)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.seen.clear()
+            self.bodies.clear()
+            self.peak = 0
+
+
+@pytest.fixture
+def image_ocr_stub() -> Callable[..., ImageOCRStub]:
+    """``image_ocr_stub({png_a: "A", png_b: 400}, delay=0.05)`` -> an :class:`ImageOCRStub`."""
+    return ImageOCRStub
