@@ -16,6 +16,7 @@ from .sources import (
     DEFAULT_DOWNLOAD_TIMEOUT,
     DEFAULT_MAX_DOWNLOAD_BYTES,
     Sources,
+    check_sources,
     display_url,
     expand_sources,
     is_url,
@@ -135,6 +136,7 @@ class QwenOCRLoader(BaseLoader):
         max_retries: int | None = None,
         max_concurrency: int | None = None,
     ) -> None:
+        check_sources(file_path)
         self.file_path = file_path
         self.name = name
         self.recursive = recursive

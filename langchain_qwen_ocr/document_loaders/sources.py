@@ -19,7 +19,7 @@ from __future__ import annotations
 import glob as globlib
 import io
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Union, cast
@@ -41,6 +41,7 @@ __all__ = [
     "SourceItem",
     "Sources",
     "adownload",
+    "check_sources",
     "display_url",
     "download",
     "expand_sources",
@@ -149,22 +150,37 @@ def expand_sources(
     Raises:
         InvalidArgumentError: ``file_path`` is of a type that cannot be read (the others' errors are in the items).
     """
+    check_sources(file_path)
     if _is_single(file_path):
-        yield from _expand_one(file_path, name=name, recursive=recursive, pattern=glob, position=None)  # type: ignore[arg-type]
+        yield from _expand_one(cast("Source", file_path), name=name, recursive=recursive, pattern=glob, position=None)
         return
-    if hasattr(file_path, "__iter__"):
-        for position, entry in enumerate(cast("Iterable[Source]", file_path)):
+    for position, entry in enumerate(cast("Iterable[Source]", file_path)):
+        if not _is_single(entry):  # an iterator's entries are checked as they come
+            raise InvalidArgumentError(
+                f"file_path[{position}] is a {type(entry).__name__}; each entry must be a path, a URL, bytes, "
+                "(name, bytes) or a binary file object."
+            )
+        yield from _expand_one(entry, name=None, recursive=recursive, pattern=glob, position=position)
+
+
+def check_sources(file_path: object) -> None:
+    """Raise :class:`~qwen_ocr.errors.InvalidArgumentError` now if ``file_path`` (or an entry of a list or tuple)
+    is of a type that can never be read, rather than when loading starts."""
+    if _is_single(file_path):
+        return
+    if isinstance(file_path, (list, tuple)):
+        for position, entry in enumerate(file_path):
             if not _is_single(entry):
                 raise InvalidArgumentError(
                     f"file_path[{position}] is a {type(entry).__name__}; each entry must be a path, a URL, bytes, "
                     "(name, bytes) or a binary file object."
                 )
-            yield from _expand_one(entry, name=None, recursive=recursive, pattern=glob, position=position)
         return
-    raise InvalidArgumentError(
-        f"file_path is a {type(file_path).__name__}; pass a path, a glob pattern, a directory, a URL, bytes, "
-        "(name, bytes), a binary file object, or a list of these."
-    )
+    if not hasattr(file_path, "__iter__") or isinstance(file_path, Mapping):
+        raise InvalidArgumentError(
+            f"file_path is a {type(file_path).__name__}; pass a path, a glob pattern, a directory, a URL, bytes, "
+            "(name, bytes), a binary file object, or a list of these."
+        )
 
 
 def _is_single(value: object) -> bool:
