@@ -73,10 +73,12 @@ class QwenOCRNodeParser(NodeParser):
     ``truncated`` (the model's output was cut off inside the table: only its complete rows are there),
     ``table_index`` (0-based on the page), ``table_part``/``table_parts`` and ``row_start``/``row_end`` (1-based
     body rows of this node) and ``caption``. Each table node has a **table_summary** ``IndexNode`` whose
-    ``index_id`` is that table node's id and whose text is ``"Table <caption>: columns <header>; <n> rows; page
-    <page_label>"`` followed, for a split table, by ``"; part <i> of <k>, rows <a>-<b>"`` and by the first
-    column's values in that node (row labels, so that a question about a row finds its part). It is built without
-    an LLM; with ``llm=`` the LLM's description of the table comes first. ``RecursiveRetriever`` follows an
+    ``index_id`` is that table node's id (a split table has one summary per part, so that a question about a row
+    leads to the part holding it) and whose text is ``"Table <caption>: columns <header>; <n> rows; page
+    <page_label>"`` (``"1 row"`` for one; no page without a ``page_label``), then for a split table
+    ``"; part <i> of <k>, rows <a>-<b>"``, then the first column's values in that part (the row labels). It is
+    built without an LLM; with ``llm=`` the LLM's description of the table comes first, on its own line.
+    ``RecursiveRetriever`` follows an
     ``IndexNode`` to its table node (see :meth:`get_base_nodes_and_mappings`).
 
     Every node has ``node_kind``, ``page`` (0-based), ``page_label``, ``file_name`` and, when it has them,
@@ -303,6 +305,8 @@ class _Drafter:
 
     def run(self, blocks: list[Block]) -> list[_Draft]:
         run: list[Block] = []  # consecutive paragraphs and list items, or consecutive lines, of one section
+        # a caption that names a table is on that table's nodes; it gets no node of its own
+        table_captions = {b.table.caption for b in blocks if b.kind == "table" and b.table and b.table.caption}
         for block in blocks:
             if run and not _continues(run[-1], block):
                 self._flush(run)
@@ -318,7 +322,9 @@ class _Drafter:
                 self._add("fields", block.text, block, extra={"fields_json": fields})
             elif block.kind == "formula":
                 self._add("formula", block.text, block, extra={"latex": block.latex or block.text})
-            elif block.text:  # title, caption
+            elif block.kind == "caption" and block.text in table_captions:
+                continue
+            elif block.text:  # title, caption of a figure
                 self._add(block.kind, block.text, block)
         self._flush(run)
         self._section_texts()
@@ -481,7 +487,10 @@ class _Drafter:
     ) -> str:
         columns = ", ".join(name for name in layout.header if name) or "none"
         title = f"Table {layout.caption.rstrip(':; ')}" if layout.caption else "Table"
-        text = f"{title}: columns {columns}; {len(layout.body)} rows; page {self.page_label}"
+        n = len(layout.body)
+        text = f"{title}: columns {columns}; {n} {'row' if n == 1 else 'rows'}"
+        if self.page_label:
+            text += f"; page {self.page_label}"
         if parts > 1:
             text += f"; part {part + 1} of {parts}, rows {start + 1}-{start + len(rows)}"
         labels = [row[0].strip() for row in rows if row and row[0].strip()]
