@@ -501,3 +501,21 @@ def test_reused_bitmap_buffer_does_not_change_earlier_renders() -> None:
 def test_corpus_path_is_inside_the_repository() -> None:
     assert CORPUS.is_dir()
     assert Path(__file__).parent in CORPUS.parents
+
+
+def test_a_black_and_white_scan_goes_as_a_lossless_one_bit_png() -> None:
+    import base64
+
+    from qwen_ocr.documents.render import is_bilevel
+
+    scan = CORPUS / "ocrmypdf" / "ccitt.pdf"  # a CCITT G4 (1-bit) scan
+    with open_document(scan) as doc:
+        page = next(iter(doc))
+        assert page.analysis().bilevel_images and page.analysis().looks_scanned
+        rendered = page.render()
+        assert rendered.mode == "L" and is_bilevel(rendered)
+        prepared = page.prepare()
+    sent = Image.open(io.BytesIO(base64.b64decode(prepared.url.split(",", 1)[1])))
+    assert sent.mode == "1" and prepared.mime == "image/png"
+    assert sent.convert("L").tobytes() == rendered.tobytes()  # nothing lost
+    assert prepared.nbytes < rendered.width * rendered.height / 8  # under one bit per pixel

@@ -58,6 +58,8 @@ class PageAnalysis:
         path_objects: number of vector path objects (lines, shapes, text drawn as curves).
         image_dpi: the resolution of the finest image covering at least a quarter of the page (its pixels per
             inch as placed on the page); 0 when there is none. A scan stored at 600 dpi says 600 here.
+        bilevel_images: the page has images and every one is 1 bit per pixel (a black-and-white scan: CCITT,
+            JBIG2, ...), so it can be rendered without smoothing and sent as a 1-bit PNG with nothing lost.
     """
 
     text: str
@@ -66,6 +68,7 @@ class PageAnalysis:
     text_objects: int
     image_dpi: float = 0.0
     path_objects: int = 0
+    bilevel_images: bool = False
 
     @property
     def looks_scanned(self) -> bool:
@@ -160,10 +163,18 @@ class PdfFile:
 
     # -- page content ---------------------------------------------------------------------------------------------
 
-    def render(self, index: int, size: tuple[int, int]) -> Image.Image:
-        """The page rendered into exactly ``size`` pixels, RGB on white, with /Rotate, annotations and forms."""
+    def render(self, index: int, size: tuple[int, int], *, bilevel: bool = False) -> Image.Image:
+        """The page rendered into exactly ``size`` pixels, RGB on white, with /Rotate, annotations and forms.
+
+        ``bilevel=True`` (for a page of 1-bit scans) renders greyscale with images resampled without smoothing: the
+        scan stays pure black and white, in a third of the memory and a fraction of the time.
+        """
         width, height = size
         flags = pdfium_c.FPDF_ANNOT | pdfium_c.FPDF_REVERSE_BYTE_ORDER
+        channels, bitmap_format = 3, pdfium_c.FPDFBitmap_BGR
+        if bilevel:
+            flags = pdfium_c.FPDF_ANNOT | pdfium_c.FPDF_RENDER_NO_SMOOTHIMAGE | pdfium_c.FPDF_GRAYSCALE
+            channels, bitmap_format = 1, pdfium_c.FPDFBitmap_Gray
         with PDFIUM_LOCK:
             page = self._load(index)
             bitmap = None
@@ -171,9 +182,9 @@ class PdfFile:
                 bitmap = pdfium.PdfBitmap.new_native(
                     width,
                     height,
-                    pdfium_c.FPDFBitmap_BGR,
-                    rev_byteorder=True,
-                    buffer=self._bitmap_buffer(width * height * 3),
+                    bitmap_format,
+                    rev_byteorder=not bilevel,
+                    buffer=self._bitmap_buffer(width * height * channels),
                 )
                 bitmap.fill_rect((255, 255, 255, 255), 0, 0, width, height)
                 pdfium_c.FPDF_RenderPageBitmap(bitmap, page, 0, 0, width, height, 0, flags)
@@ -181,8 +192,11 @@ class PdfFile:
                 if formenv:
                     pdfium_c.FPDF_FFLDraw(formenv, bitmap, page, 0, 0, width, height, 0, flags)
                 im: Image.Image = bitmap.to_pil()
-                if im.mode != "RGB":  # pragma: no cover - defensive: own the pixels before the bitmap goes
-                    im = im.convert("RGB")
+                wanted = "L" if bilevel else "RGB"
+                if im.mode != wanted:  # pragma: no cover - defensive
+                    im = im.convert(wanted)
+                elif bilevel:
+                    im = im.copy()  # a greyscale image shares the (reused) buffer: own the pixels before it goes
                 im.load()
             except MemoryError:
                 raise PageRenderError(
@@ -227,6 +241,7 @@ class PdfFile:
                 text_objects = 0
                 invisible = 0
                 paths = 0
+                images = bilevel = 0
                 for obj in page.get_objects(max_depth=1):
                     kind = obj.type
                     if kind == pdfium_c.FPDF_PAGEOBJ_TEXT:
@@ -235,11 +250,14 @@ class PdfFile:
                     elif kind == pdfium_c.FPDF_PAGEOBJ_PATH:
                         paths += 1
                     elif kind == pdfium_c.FPDF_PAGEOBJ_IMAGE:
+                        images += 1
+                        bilevel += _is_bilevel(obj)
                         covered = _covered(obj, box, area)
                         coverage = max(coverage, covered)
                         if covered >= _DPI_COVERAGE:
                             image_dpi = max(image_dpi, _image_dpi(obj, _pixels(obj)))
                     elif kind == pdfium_c.FPDF_PAGEOBJ_FORM:
+                        images += 1  # images inside forms are not inspected: never called bilevel
                         image_px, n_text, n_invisible, n_paths = _walk_form(page, obj, 1)
                         text_objects += n_text
                         invisible += n_invisible
@@ -268,6 +286,7 @@ class PdfFile:
             text_objects=text_objects,
             image_dpi=image_dpi,
             path_objects=paths,
+            bilevel_images=images > 0 and bilevel == images,
         )
 
     def close(self) -> None:
@@ -336,6 +355,13 @@ def _covered(obj: Any, box: tuple[float, float, float, float], area: float) -> f
     w = min(right, box[2]) - max(left, box[0])
     h = min(top, box[3]) - max(bottom, box[1])
     return max(0.0, w) * max(0.0, h) / area
+
+
+def _is_bilevel(obj: Any) -> bool:
+    try:
+        return int(obj.get_metadata().bits_per_pixel) == 1
+    except Exception:
+        return False
 
 
 def _pixels(obj: Any) -> int:

@@ -346,7 +346,9 @@ class Page:
                     page_index=self.index,
                 )
             return backend.render(self.index, size)
-        return to_upload_mode(backend.render(self.index, self.sent_size))
+        analysis = self.analysis()
+        crisp = analysis.looks_scanned and analysis.bilevel_images  # a 1-bit scan: keep its pixels black and white
+        return to_upload_mode(backend.render(self.index, self.sent_size, bilevel=crisp))
 
     def prepare(self) -> PreparedImage:
         """The page ready to send: rendered at the budget, greyscale when colourless, as a ``data:`` URL (PNG; JPEG

@@ -52,6 +52,7 @@ __all__ = [
     "aspect_ratio_problem",
     "encode_page",
     "has_colour",
+    "is_bilevel",
     "is_photographic",
     "pdf_render_size",
     "render_pixels_ok",
@@ -192,6 +193,8 @@ def encode_page(im: Image.Image, *, scanned: bool = False, limit: int = MAX_ENCO
     >>> encode_page(photo, scanned=True).format, encode_page(photo).format
     ('JPEG', 'PNG')
     """
+    if is_bilevel(im):  # only black and white: 1 bit per pixel says exactly the same in an eighth of the bytes
+        im = im.convert("1", dither=Image.Dither.NONE)
     first: tuple[tuple[str, dict[str, Any]], ...] = (
         (("JPEG", {"quality": SCAN_JPEG_QUALITY}),)
         if scanned and im.mode == "RGB" and is_photographic(im)
@@ -205,6 +208,18 @@ def encode_page(im: Image.Image, *, scanned: bool = False, limit: int = MAX_ENCO
         if _base64_len(len(data)) <= limit:
             return EncodedPage(data=data, mime=_MIME[fmt], format=fmt)
     return None
+
+
+def is_bilevel(im: Image.Image) -> bool:
+    """Whether a greyscale image holds only pure black and pure white (a 1-bit scan rendered without smoothing).
+
+    >>> is_bilevel(Image.new("L", (8, 8), 255)), is_bilevel(Image.new("L", (8, 8), 128))
+    (True, False)
+    """
+    if im.mode != "L":
+        return False
+    histogram = im.histogram()
+    return histogram[0] + histogram[255] == im.width * im.height
 
 
 def is_photographic(im: Image.Image) -> bool:
