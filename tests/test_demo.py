@@ -120,3 +120,59 @@ def test_demo_shows_lines_with_boxes(demo_output: subprocess.CompletedProcess[st
     shown = [line for line in demo_output.stdout.splitlines() if "location=(" in line and "rotate_rect=(" in line]
     assert len(shown) >= 9  # a few lines of each of the three pages
     assert all(line.rstrip().endswith(tuple("0123456789")) for line in shown)
+
+
+def _reader_section(stdout: str) -> list[str]:
+    lines = stdout.splitlines()
+    start = lines.index("== ImageReader: a chat message with two images, before and after ==")
+    end = lines.index("", start)
+    return lines[start:end]
+
+
+def test_demo_shows_image_reader_before_and_after(demo_output: subprocess.CompletedProcess[str]) -> None:
+    section = _reader_section(demo_output.stdout)
+    after = section.index(next(line for line in section if line.startswith("after ImageReader(")))
+    before, later = section[:after], section[after:]
+    assert sum("] image_url: data:image/jpeg;base64," in line for line in before) == 2
+    assert not any("image_url" in line for line in later)
+    assert any('<image_text index="1" of="2">' in line for line in later)
+    assert any('<image_text index="2" of="2">' in line for line in later)
+    assert any("NORTHWIND TRADING COMPANY" in line for line in later)  # the scan's first line, read offline
+    assert any("Quarterly Maintenance Report" in line for line in later)  # the report's first line
+    assert max(len(line) for line in section) < 200  # base64 and long texts are cut
+
+
+def test_the_core_does_not_import_langchain(offline_env: dict[str, str]) -> None:
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, qwen_ocr, qwen_ocr.demo; "
+            "print(sorted(m for m in sys.modules if m.startswith(('langchain', 'llama_index'))))",
+        ],
+        env=offline_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert probe.stdout.strip() == "[]"
+
+
+def test_image_reader_part_is_skipped_without_langchain(offline_env: dict[str, str]) -> None:
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['langchain_core'] = None\n"
+            "from qwen_ocr.demo import image_reader_demo\n"
+            "assert image_reader_demo() is False",
+        ],
+        env=offline_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.startswith("(ImageReader part skipped: it needs langchain-core")
