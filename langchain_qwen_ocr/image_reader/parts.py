@@ -99,6 +99,9 @@ class LoadedImage:
     Attributes:
         image: what the client reads: the remote URL string, or the image's bytes.
         digest: SHA-256 (hex) of the bytes, or of the URL string for a remote URL.
+
+    >>> load_image(ImageRef("base64", "aGVsbG8="), None).image
+    b'hello'
     """
 
     image: ImageInput

@@ -6,8 +6,12 @@
   itself is escaped (``&lt;/image_text``), so text in an image cannot close the block and speak as the user.
 * ``"higress"`` reproduces the layout of the Higress ``ai-image-reader`` gateway plugin: the whole message becomes
   one text (its Chinese prompt, verbatim), "N images in total", then "image k's content is ..." for each image that
-  was read, then the user's text. Images are numbered by their position in the message (the plugin numbers them by
-  the order in which the replies arrive, which mislabels them); the text is not quoted as data.
+  was read, then the user's text. Differences, on purpose: images are numbered by their position in the message
+  (the plugin numbers them by the order in which the replies arrive, which is right only when they arrive in the
+  order they were sent, and shifts the numbers after a failure); the user's text is all the message's text parts
+  joined by newlines (the plugin keeps only the first); parts that are neither text nor image are kept after the
+  text. As in the plugin, the text is not quoted as data, and (with the default ``on_error``) a failed image is
+  left out: only the gap in the numbers shows it.
 * A format string (any other ``str``) with the fields ``{index}``, ``{total}`` and ``{text}`` (the raw text), or a
   callable taking an :class:`ImageText` and returning a string: either replaces each image part in place.
 
@@ -84,6 +88,9 @@ class ImageText:
         result: the full :class:`~qwen_ocr.OCRResult` (fields, tables, lines), when reading succeeded.
         error: the error, when reading failed.
         source: a short description of the image (its URL or path, or "an inline image/png (12,345 bytes)").
+
+    >>> render_inline("Image {index} of {total}: {text}", ImageText(index=2, total=3, text="TOTAL 12.50"))
+    'Image 2 of 3: TOTAL 12.50'
     """
 
     index: int

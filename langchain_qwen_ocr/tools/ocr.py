@@ -43,7 +43,11 @@ TaskName = Literal[
 
 
 class QwenOCRInput(BaseModel):
-    """The arguments of :class:`QwenOCRTool` (what the model fills in)."""
+    """The arguments of :class:`QwenOCRTool` (what the model fills in).
+
+    >>> QwenOCRInput(image="https://example.com/a.png", task="table_parsing").task
+    'table_parsing'
+    """
 
     image: str = Field(
         description="The image: an http(s) URL, a data: URL with base64 data, or a file path (only where allowed)."
