@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -195,26 +197,27 @@ def read_document(
         ThreadPoolExecutor(max_workers=window, thread_name_prefix="qwen-ocr-page") as pool,
     ):
         name, total = doc.name, doc.page_count
-        in_flight: deque[tuple[PageResult, Future[OCRResult] | None]] = deque()
-        for page in doc:
-            outcome = PageResult(source=name, index=page.index, label=page.label, total_pages=total)
-            future: Future[OCRResult] | None = None
-            try:
-                if not page.needs_ocr(text_layer):
-                    outcome.text_source = "text_layer"
-                    outcome.result = OCRResult(
-                        text=page.text_layer(), raw_text=page.text_layer(), model="", provider="text_layer"
-                    )
-                else:
-                    prepared = page.prepare()
-                    future = pool.submit(client.ocr, prepared, **options)
-            except QwenOCRError as exc:
-                outcome.error = exc
-            in_flight.append((outcome, future))
-            while len(in_flight) > window or (in_flight and _done(in_flight[0][1])):
+        preparing = threading.BoundedSemaphore(_preparers(window))
+
+        def read(page: Page) -> tuple[Literal["ocr", "text_layer"], OCRResult]:
+            with preparing:  # render and encode a few pages at once (CPU), while the rest wait on the network
+                prepared = _prepare_or_text(page, text_layer)
+            if isinstance(prepared, str):
+                return "text_layer", _text_layer_result(prepared)
+            return "ocr", client.ocr(prepared, **options)
+
+        in_flight: deque[tuple[PageResult, Future[tuple[Literal["ocr", "text_layer"], OCRResult]]]] = deque()
+        try:
+            for page in doc:
+                outcome = PageResult(source=name, index=page.index, label=page.label, total_pages=total)
+                in_flight.append((outcome, pool.submit(read, page)))
+                while len(in_flight) > window or (in_flight and in_flight[0][1].done()):
+                    yield _finish(*in_flight.popleft())
+            while in_flight:
                 yield _finish(*in_flight.popleft())
-        while in_flight:
-            yield _finish(*in_flight.popleft())
+        finally:  # closed early: pages not started yet are not read
+            for _, pending in in_flight:
+                pending.cancel()
 
 
 async def aread_document(
@@ -252,7 +255,16 @@ async def aread_document(
         min_pixels=options.get("min_pixels"),
         max_pixels=options.get("max_pixels"),
     )
-    in_flight: deque[tuple[PageResult, asyncio.Task[OCRResult] | None]] = deque()
+    preparing = asyncio.Semaphore(_preparers(window))
+
+    async def read(page: Page) -> tuple[Literal["ocr", "text_layer"], OCRResult]:
+        async with preparing:
+            prepared = await asyncio.to_thread(_prepare_or_text, page, text_layer)
+        if isinstance(prepared, str):
+            return "text_layer", _text_layer_result(prepared)
+        return "ocr", await client.ocr(prepared, **options)
+
+    in_flight: deque[tuple[PageResult, asyncio.Task[tuple[Literal["ocr", "text_layer"], OCRResult]]]] = deque()
     try:
         name, total = doc.name, doc.page_count
         page_iter = iter(doc)
@@ -260,34 +272,21 @@ async def aread_document(
             page = await asyncio.to_thread(next, page_iter, None)
             if page is None:
                 break
+            while len(in_flight) >= window:
+                yield await _afinish(*in_flight.popleft())
             outcome = PageResult(source=name, index=page.index, label=page.label, total_pages=total)
-            task: asyncio.Task[OCRResult] | None = None
-            try:
-                prepared = await asyncio.to_thread(_prepare_or_text, page, text_layer)
-            except QwenOCRError as exc:
-                outcome.error = exc
-                prepared = None
-            if isinstance(prepared, str):
-                outcome.text_source = "text_layer"
-                outcome.result = OCRResult(text=prepared, raw_text=prepared, model="", provider="text_layer")
-            elif prepared is not None:
-                # The next page is ready; wait for a free slot before sending it.
-                while len(in_flight) >= window:
-                    yield await _afinish(*in_flight.popleft())
-                task = asyncio.ensure_future(client.ocr(prepared, **options))
-            in_flight.append((outcome, task))
-            while in_flight and _adone(in_flight[0][1]):
+            in_flight.append((outcome, asyncio.ensure_future(read(page))))
+            while in_flight and in_flight[0][1].done():
                 yield await _afinish(*in_flight.popleft())
         while in_flight:
             yield await _afinish(*in_flight.popleft())
     finally:
         for _, pending in in_flight:
-            if pending is not None and not pending.done():
+            if not pending.done():
                 pending.cancel()
         for _, pending in in_flight:
-            if pending is not None:
-                with contextlib.suppress(BaseException):
-                    await pending
+            with contextlib.suppress(BaseException):
+                await pending
         await asyncio.to_thread(doc.close)
 
 
@@ -298,27 +297,28 @@ def _prepare_or_text(page: Page, text_layer: TextLayerMode) -> PreparedImage | s
     return page.prepare()
 
 
-def _adone(task: asyncio.Task[OCRResult] | None) -> bool:
-    return task is None or task.done()
+def _preparers(window: int) -> int:
+    """Pages rendered and encoded at once: one per core (memory stays a few pages), never more than the window."""
+    return max(1, min(window, os.cpu_count() or 1, 4))
 
 
-async def _afinish(outcome: PageResult, task: asyncio.Task[OCRResult] | None) -> PageResult:
-    if task is not None:
-        try:
-            outcome.result = await task
-        except QwenOCRError as exc:
-            outcome.error = exc
+def _text_layer_result(text: str) -> OCRResult:
+    return OCRResult(text=text, raw_text=text, model="", provider="text_layer")
+
+
+async def _afinish(
+    outcome: PageResult, task: asyncio.Task[tuple[Literal["ocr", "text_layer"], OCRResult]]
+) -> PageResult:
+    try:
+        outcome.text_source, outcome.result = await task
+    except QwenOCRError as exc:
+        outcome.error = exc
     return outcome
 
 
-def _done(future: Future[OCRResult] | None) -> bool:
-    return future is None or future.done()
-
-
-def _finish(outcome: PageResult, future: Future[OCRResult] | None) -> PageResult:
-    if future is not None:
-        try:
-            outcome.result = future.result()
-        except QwenOCRError as exc:
-            outcome.error = exc
+def _finish(outcome: PageResult, future: Future[tuple[Literal["ocr", "text_layer"], OCRResult]]) -> PageResult:
+    try:
+        outcome.text_source, outcome.result = future.result()
+    except QwenOCRError as exc:
+        outcome.error = exc
     return outcome
