@@ -660,6 +660,8 @@ def test_command_line_starts_serves_and_stops() -> None:
         assert native.parse_response(200, response.headers, response.content, call).formulas
         headers["Authorization"] = "Bearer other"
         assert httpx.post(url + request.path, content=request.content(), headers=headers).status_code == 401
+        stats = httpx.get(url + "/stats", timeout=5).json()
+        assert stats["responses"] == {"200": 1, "401": 1} and stats["successes"] == 1 and stats["unauthorized"] == 1
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=10)
@@ -711,3 +713,16 @@ def test_client_self_hosted_v1_base_url(emu: Emulator, image: Path) -> None:
     entry = emu.request_log[0]
     assert entry.path == compat.SELF_HOSTED_PATH
     assert "Authorization" not in entry.headers
+
+
+def test_per_second_limit_refuses_a_burst_under_the_minute_limit() -> None:
+    with Emulator(rpm=120, per_second=True) as emu:  # 2 per second
+        call = make_call(Task.TEXT_RECOGNITION)
+        request = native.build_request(call)
+        headers = {**request.headers, "Authorization": "Bearer k"}
+        codes = [
+            httpx.post(emu.base_url + request.path, content=request.content(), headers=headers).status_code
+            for _ in range(4)
+        ]
+    assert codes == [200, 200, 429, 429]
+    assert emu.stats.throttled == 2

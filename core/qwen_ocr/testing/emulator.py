@@ -457,6 +457,22 @@ class _Handler(BaseHTTPRequestHandler):
         if path in ("", "/health"):
             self._send_json(200, {"status": "ok", "native": NATIVE_PATH, "compatible": list(COMPAT_PATHS)}, {})
             return
+        if path == "/stats":  # for a client in another process (benchmarks): the counters as JSON
+            stats = emulator.stats
+            self._send_json(
+                200,
+                {
+                    "requests": stats.requests,
+                    "responses": {str(k): v for k, v in stats.responses.items()},
+                    "successes": stats.successes,
+                    "successes_by_image": stats.successes_by_image,
+                    "faults": stats.faults,
+                    "throttled": stats.throttled,
+                    "unauthorized": stats.unauthorized,
+                },
+                {},
+            )
+            return
         self._send_json(404, native_error_body(404, code="NotFound", message=f"No route for GET {path}."), {})
 
     def do_POST(self) -> None:
