@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit venv clean
+.PHONY: demo test lint typecheck unit venv clean bench
 
 venv: $(STAMP)
 
@@ -32,6 +32,11 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit
+
+# Not part of `make test`: several minutes of measurements, written to benchmarks/PERFORMANCE.md.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[all,dev,bench]"
+	$(BIN)/python benchmarks/bench_performance.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -605,10 +605,12 @@ class EmulatorProcess:
             emu.reset()
     """
 
-    def __init__(self, *, latency: float = 0.0, rpm: int | None = None) -> None:
+    def __init__(self, *, latency: float = 0.0, rpm: int | None = None, per_second: bool = False) -> None:
         command = [sys.executable, str(Path(__file__).resolve()), "--serve-emulator", "--latency", str(latency)]
         if rpm is not None:
             command += ["--rpm", str(rpm)]
+        if per_second:
+            command += ["--per-second"]
         self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None
         self.base_url = self._proc.stdout.readline().strip()
@@ -648,10 +650,10 @@ class EmulatorProcess:
         self.close()
 
 
-def _serve_emulator(latency: float, rpm: int | None) -> None:
+def _serve_emulator(latency: float, rpm: int | None, per_second: bool = False) -> None:
     from qwen_ocr.testing import Emulator
 
-    with Emulator(latency=latency, rpm=rpm) as emu:
+    with Emulator(latency=latency, rpm=rpm, per_second=per_second) as emu:
         print(emu.base_url, flush=True)
         for line in sys.stdin:
             command = line.strip()
@@ -770,7 +772,8 @@ if __name__ == "__main__":
         serve.add_argument("--serve-emulator", action="store_true")
         serve.add_argument("--latency", type=float, default=0.0)
         serve.add_argument("--rpm", type=int, default=None)
+        serve.add_argument("--per-second", action="store_true")
         ns = serve.parse_args()
-        _serve_emulator(ns.latency, ns.rpm)
+        _serve_emulator(ns.latency, ns.rpm, ns.per_second)
     else:
         raise SystemExit(main())
