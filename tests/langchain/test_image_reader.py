@@ -16,13 +16,14 @@ import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.load import dumpd, dumps
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, ChatMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from pydantic import ValidationError
 
 from langchain_qwen_ocr.image_reader import ImageReader, ImageText
-from qwen_ocr import AuthenticationError, BadRequestError, InvalidImageError, QwenOCRError, ServerError
+from qwen_ocr import AuthenticationError, BadRequestError, InvalidImageError, QwenOCR, QwenOCRError, ServerError
+from qwen_ocr.local import is_available as local_available
 from tests.conftest import make_image
 
 from .conftest import STUB_KEY, ImageOCRStub
@@ -662,3 +663,39 @@ async def test_abatch_runs_inputs_concurrently(image_ocr_stub: Stub) -> None:
     print(f"abatch: 4 inputs, peak in flight {stub.peak}")
     assert stub.calls == 4 and stub.peak > 1
     assert [out[0].content[0]["text"].split("\n")[-2] for out in outputs] == ["A", "B", "C", "D"]
+
+
+# -- odds and ends ---------------------------------------------------------------------------------------------
+
+
+def test_chat_message_with_the_user_role_counts_as_user(image_ocr_stub: Stub) -> None:
+    stub = image_ocr_stub({PNG_A: "TEXT A"})
+    message = ChatMessage(role="user", content=[text("q"), openai_part(PNG_A)])
+    [out] = reader_for(stub, template="higress").invoke([message])
+    assert isinstance(out, ChatMessage) and out.role == "user"
+    assert isinstance(out.content, str) and out.content.startswith(HIGRESS_HEAD)
+
+
+def test_higress_joins_text_parts_and_keeps_other_parts_after(image_ocr_stub: Stub) -> None:
+    stub = image_ocr_stub({PNG_A: "TEXT A"})
+    audio = {"type": "audio", "base64": "UklGRg==", "mime_type": "audio/wav"}
+    [out] = reader_for(stub, template="higress").invoke(
+        [HumanMessage(["first line", openai_part(PNG_A), audio, text("second line")])]
+    )
+    assert isinstance(out.content, list) and out.content[1:] == [audio]
+    assert out.content[0]["text"].endswith(HIGRESS_TAIL + "first line\nsecond line")
+
+
+def test_remote_urls_go_to_the_service_as_urls(image_ocr_stub: Stub) -> None:
+    url = "https://example.com/receipt.png"
+    stub = image_ocr_stub({url: "REMOTE TEXT"})
+    [out] = reader_for(stub).invoke([HumanMessage([{"type": "image_url", "image_url": url}])])
+    assert stub.seen == [url]  # passed on as a URL: the service fetches it, nothing is downloaded here
+    assert out.content == [block(1, 1, "REMOTE TEXT")]
+
+
+@pytest.mark.skipif(not local_available(), reason="needs the 'local' extra")
+def test_the_local_provider_fetches_nothing() -> None:
+    reader = ImageReader(client=QwenOCR(provider="local"), on_error="mark")
+    [out] = reader.invoke([HumanMessage([{"type": "image_url", "image_url": "https://example.com/receipt.png"}])])
+    assert "could not be read" in out.content[0]["text"] and "does not fetch URLs" in out.content[0]["text"]
