@@ -7,6 +7,7 @@ test can say "this image reads 'A', that one fails", and that counts requests in
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -17,6 +18,9 @@ import pytest
 
 from qwen_ocr import AsyncQwenOCR, QwenOCR, prepare_image
 from qwen_ocr.testing import fake_native_response
+
+Reply = str | int
+"""A stub reply: the image's text, or an HTTP status for a failure."""
 
 STUB_KEY = "sk-stub-secret-4242"
 """The API key the stub's clients carry; tests check that it never leaks."""
@@ -51,16 +55,25 @@ class ImageOCRStub:
     """Answers each OCR request by the image it carries.
 
     Args:
-        replies: image (bytes, or a remote URL string) -> text, or an HTTP status for a failure.
+        replies: image (bytes, or a remote URL string) -> text, or an HTTP status for a failure, or a list of
+            those for successive requests of that image (the last one repeats).
         default: the text for any other image.
         delay: seconds each request takes (so that concurrent requests overlap and can be counted).
+        delays: seconds for particular images (to make replies arrive in another order than the requests).
     """
 
-    def __init__(self, replies: Mapping[bytes | str, str | int], *, default: str = "?", delay: float = 0.0) -> None:
-        self._replies: dict[str, str | int] = {}
+    def __init__(
+        self,
+        replies: Mapping[bytes | str, Reply | list[Reply]],
+        *,
+        default: str = "?",
+        delay: float = 0.0,
+        delays: Mapping[bytes | str, float] | None = None,
+    ) -> None:
+        self._replies: dict[str, list[Reply]] = {}
         for image, reply in replies.items():
-            key = image if isinstance(image, str) else prepare_image(image).url
-            self._replies[key] = reply
+            self._replies[self._key(image)] = list(reply) if isinstance(reply, list) else [reply]
+        self._delays = {self._key(image): seconds for image, seconds in (delays or {}).items()}
         self.default = default
         self.delay = delay
         self.seen: list[str] = []
@@ -71,52 +84,51 @@ class ImageOCRStub:
         self._in_flight = 0
         self._lock = threading.Lock()
 
+    @staticmethod
+    def _key(image: bytes | str) -> str:
+        return image if isinstance(image, str) else prepare_image(image).url
+
     @property
     def calls(self) -> int:
         return len(self.seen)
 
-    def label(self, image: str | None) -> str:
-        """The stub's reply for an image, as text (for assertions)."""
-        reply = self._replies.get(image or "", self.default)
-        return reply if isinstance(reply, str) else f"<HTTP {reply}>"
-
-    def _enter(self, request: httpx.Request) -> str | int:
-        import json
-
+    def _enter(self, request: httpx.Request) -> tuple[Reply, float]:
         body = json.loads(request.content)
-        image = _find_image(body)
+        image = _find_image(body) or ""
         with self._lock:
-            self.seen.append(image or "")
+            self.seen.append(image)
             self.bodies.append(body)
             self._in_flight += 1
             self.peak = max(self.peak, self._in_flight)
-        return self._replies.get(image or "", self.default)
+            queue = self._replies.get(image)
+            reply: Reply = self.default if not queue else (queue.pop(0) if len(queue) > 1 else queue[0])
+        return reply, self._delays.get(image, self.delay)
 
     def _leave(self) -> None:
         with self._lock:
             self._in_flight -= 1
 
     @staticmethod
-    def _response(reply: str | int) -> httpx.Response:
+    def _response(reply: Reply) -> httpx.Response:
         if isinstance(reply, int):
             body = {"code": "InvalidParameter", "message": "The stub cannot read this image.", "request_id": "stub-err"}
             return httpx.Response(reply, json=body)
         return httpx.Response(200, json=fake_native_response(reply))
 
     def _handle(self, request: httpx.Request) -> httpx.Response:
-        reply = self._enter(request)
+        reply, delay = self._enter(request)
         try:
-            if self.delay:
-                time.sleep(self.delay)
+            if delay:
+                time.sleep(delay)
             return self._response(reply)
         finally:
             self._leave()
 
     async def _ahandle(self, request: httpx.Request) -> httpx.Response:
-        reply = self._enter(request)
+        reply, delay = self._enter(request)
         try:
-            if self.delay:
-                await asyncio.sleep(self.delay)
+            if delay:
+                await asyncio.sleep(delay)
             return self._response(reply)
         finally:
             self._leave()
