@@ -50,8 +50,8 @@ RAW_KEYS: tuple[str, ...] = ("latex", "html", "fields_json", "lines_json", "form
 HIDDEN_KEYS: frozenset[str] = frozenset(
     {
         *RAW_KEYS,
-        # what the reader adds besides file_name and page_label
-        "file_path",
+        # what the reader adds besides file_path and page_label (SimpleDirectoryReader's choice: the path is context)
+        "file_name",
         "page",
         "total_pages",
         "task",
@@ -139,11 +139,10 @@ def page_metadata(page: PageResult) -> dict[str, MetadataValue]:
 
 
 def readable_text(result: OCRResult) -> str:
-    """The page text to embed: LaTeX and HTML turned into plain text and Markdown tables, fields as ``key: value``.
+    r"""The page text to embed: LaTeX and HTML turned into plain text and Markdown tables, fields as ``key: value``.
 
-    >>> readable_text(OCRResult(text="<table><tr><td>a</td></tr></table>", task=Task.TABLE_PARSING,
-    ...     tables=[]))
-    '<table><tr><td>a</td></tr></table>'
+    >>> readable_text(OCRResult(task=Task.DOCUMENT_PARSING, latex="\\section{Intro} A \\textbf{bold} claim."))
+    'Intro\n\nA bold claim.'
     """
     if result.task is Task.DOCUMENT_PARSING:
         return latex_to_text(result.latex or result.text)

@@ -26,7 +26,7 @@ __all__ = ["QwenOCRNodeParser", "stable_id_func"]
 _NAMESPACE = uuid.UUID("5b0f3a52-9a3c-4d3e-8f7e-6a1c0de0c0a1")
 _NOT_IN_READING_ORDER = frozenset({"section", "table_summary"})
 _FLOW = frozenset({"paragraph", "list_item"})
-_PAGE_KEYS = ("page", "page_label", "file_name")
+_PAGE_KEYS = ("page", "page_label", "file_name", "file_path")
 
 
 def stable_id_func(i: int, doc: BaseNode) -> str:
@@ -81,7 +81,7 @@ class QwenOCRNodeParser(NodeParser):
     ``RecursiveRetriever`` follows an
     ``IndexNode`` to its table node (see :meth:`get_base_nodes_and_mappings`).
 
-    Every node has ``node_kind``, ``page`` (0-based), ``page_label``, ``file_name`` and, when it has them,
+    Every node has ``node_kind``, ``page`` (0-based), ``page_label``, ``file_name``/``file_path`` and, if it has them,
     ``heading_path`` (``" > "``-joined), ``heading_level``, ``block_index`` (the reading-order index of its first
     block) and ``bbox_json``; the page document's metadata is merged in (``include_metadata``), except its raw
     structured output (``latex``, ``html``, ``lines_json``, ...), which stays on the page document.

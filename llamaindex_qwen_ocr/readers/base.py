@@ -48,9 +48,9 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
       for a failed page (``on_error="mark"``) ``error`` and ``error_type``; and the raw structured output the
       node parser reads: ``latex``, ``html``, ``fields_json``, ``lines_json``, ``formulas_json`` (see
       :data:`llamaindex_qwen_ocr._metadata.RAW_KEYS`). ``extra_info`` is merged in (page keys win).
-    - Only ``file_name`` and ``page_label`` (and keys of ``extra_info`` the reader does not know) reach the
-      embedding and LLM text; every other key above is in ``excluded_embed_metadata_keys`` and
-      ``excluded_llm_metadata_keys``.
+    - Only ``file_path`` and ``page_label`` (and keys of ``extra_info`` the reader does not know) reach the
+      embedding and LLM text, as ``SimpleDirectoryReader`` keeps only ``file_path``; every other key above is in
+      ``excluded_embed_metadata_keys`` and ``excluded_llm_metadata_keys``.
     - ``id_``: ``"<file_path>_part_<page index>"`` (0-based index of the page in the file), so reading the same
       file again gives the same ids (what ``SimpleDirectoryReader(filename_as_id=True)`` gives when every page is
       read), and an ``IngestionPipeline`` with a docstore recognises the pages. Bytes and file objects without a

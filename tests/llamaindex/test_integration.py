@@ -15,7 +15,7 @@ from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.ingestion import DocstoreStrategy, IngestionPipeline
 from llama_index.core.node_parser import get_leaf_nodes
 from llama_index.core.retrievers import RecursiveRetriever
-from llama_index.core.schema import BaseNode, Document, NodeRelationship
+from llama_index.core.schema import BaseNode, Document, MetadataMode, NodeRelationship
 from llama_index.core.storage.docstore import SimpleDocumentStore
 from llama_index.core.vector_stores import SimpleVectorStore
 from llama_index.retrievers.bm25 import BM25Retriever
@@ -74,8 +74,9 @@ def test_simple_directory_reader_with_the_reader_as_file_extractor(make_reader: 
     # SimpleDirectoryReader's file facts and the page's facts side by side; the file facts are hidden too.
     assert meta["file_path"] == path and meta["file_size"] == MULTIPAGE.stat().st_size
     assert meta["file_type"] == "application/pdf" and meta["task"] == "text_recognition"
-    for key in ("file_size", "last_modified_date", "file_path", "request_id"):
+    for key in ("file_name", "file_size", "last_modified_date", "request_id"):
         assert key in pages[0].excluded_embed_metadata_keys
+    assert pages[0].get_content(metadata_mode=MetadataMode.EMBED).startswith(f"file_path: {path}\npage_label: 1\n")
 
     # filename_as_id gives the same ids when every page is read.
     named = SimpleDirectoryReader(

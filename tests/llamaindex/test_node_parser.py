@@ -447,4 +447,4 @@ def test_nodes_are_text_nodes_with_the_page_templates(make_reader: Reader) -> No
     for node in QwenOCRNodeParser().get_nodes_from_documents(docs):
         assert isinstance(node, TextNode)
         embedded = node.get_content(metadata_mode=MetadataMode.EMBED)
-        assert embedded.startswith("file_name: crom.png\npage_label: 1")
+        assert embedded.startswith(f"file_path: {CROM}\npage_label: 1")

@@ -73,7 +73,8 @@ def test_metadata_is_flat_and_raw_output_is_kept_but_hidden(make_reader: Reader)
         content = doc.get_content(metadata_mode=mode)
         assert "\\documentclass" not in content
         assert doc.metadata["request_id"] not in content
-        assert "file_name: crom.png" in content and "page_label: 1" in content
+        assert f"file_path: {CROM}" in content and "page_label: 1" in content
+        assert "file_name" not in content
 
 
 def test_table_parsing_gives_markdown_text_and_keeps_the_html(make_reader: Reader) -> None:
@@ -219,3 +220,17 @@ async def test_async_failed_page_and_early_stop(fake_reader: Reader) -> None:
     async for _ in reader.alazy_load_data(FOUR_PAGES):
         break
     await asyncio.sleep(0)
+
+
+def test_text_layer_pages_cost_no_request_and_still_parse(emulator: Emulator, make_reader: Reader) -> None:
+    from llamaindex_qwen_ocr import QwenOCRNodeParser
+
+    emulator.reset()
+    docs = make_reader("document_parsing", text_layer="only").load_data(FOUR_PAGES)
+
+    assert emulator.stats.requests == 0
+    assert [d.metadata["text_source"] for d in docs] == ["text_layer"] * 4
+    assert "task" not in docs[0].metadata and docs[0].text.strip()
+    nodes = QwenOCRNodeParser().get_nodes_from_documents(docs)
+    assert {n.metadata["node_kind"] for n in nodes} == {"text"}
+    assert {n.metadata["page_label"] for n in nodes} == {"1", "2", "3", "4"}
