@@ -97,6 +97,7 @@ class QwenOCRNodeParser(NodeParser):
     Example::
 
         from llama_index.core.ingestion import IngestionPipeline
+        from llama_index.core.storage.docstore import SimpleDocumentStore
         from llamaindex_qwen_ocr import QwenOCRNodeParser, QwenOCRReader
 
         docs = QwenOCRReader(task="document_parsing").load_data("paper.pdf")
