@@ -20,7 +20,7 @@ import contextlib
 import os
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -161,7 +161,7 @@ def read_document(
     text_layer: TextLayerMode = "never",
     max_concurrency: int | None = None,
     **options: Any,
-) -> Iterator[PageResult]:
+) -> Generator[PageResult, None, None]:
     """Read the selected pages of a PDF, multi-page TIFF or image, yielding them in page order.
 
     Up to ``max_concurrency`` pages are in flight while earlier ones are yielded; pages are rendered one at a time
@@ -229,7 +229,7 @@ async def aread_document(
     text_layer: TextLayerMode = "never",
     max_concurrency: int | None = None,
     **options: Any,
-) -> AsyncIterator[PageResult]:
+) -> AsyncGenerator[PageResult, None]:
     """The async twin of :func:`read_document`: the same pages, in the same order, with the same errors.
 
     Opening, rendering and encoding run in worker threads one page at a time while up to ``max_concurrency``

@@ -12,13 +12,16 @@ Example::
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from .parsing import extract_formulas, parse_html_tables, parse_json_tolerant, strip_fences
 from .tasks import Task
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = [
     "OCRChunk",
@@ -181,6 +184,12 @@ class Table(BaseModel):
         parts.append("</table>")
         return "".join(parts)
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows a table as a table (cells escaped); see :func:`qwen_ocr.viz.table_html`."""
+        from .viz import table_html
+
+        return table_html(self)
+
 
 class OCRResult(BaseModel):
     """The reading of one image.
@@ -219,13 +228,88 @@ class OCRResult(BaseModel):
     provider: str = "dashscope"
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    _image: _ImageRef | None = PrivateAttr(default=None)
+    """What the clients read this from, by reference: not a field (never in repr, JSON, model_dump or pickles, and
+    ignored by ``==``), for :meth:`image` and the rich display."""
+
     @property
     def truncated(self) -> bool:
-        """Whether the output was cut off at ``max_tokens`` (``finish_reason == "length"``)."""
-        return self.finish_reason == "length"
+        """Whether the output was cut off: ``finish_reason == "length"``, or a table in it ends mid-table (the
+        service has been seen to say ``"stop"`` for a reply cut off inside a table)."""
+        return self.finish_reason == "length" or any(table.truncated for table in self.tables)
 
     def __str__(self) -> str:
         return self.text
+
+    # -- seeing the result (qwen_ocr.viz) ---------------------------------------------------------------------
+
+    def image(self) -> Image.Image | None:
+        """The image this was read from, decoded now and upright, in the pixels of ``image_size`` (for a PDF page,
+        the page as rendered; ``image_size`` is then in points); ``None`` when not known.
+
+        Results made by :class:`~qwen_ocr.QwenOCR` and :class:`~qwen_ocr.AsyncQwenOCR` keep a reference to what
+        was passed in (a path is read again now); not for URLs, nor results from JSON, the cache's files or pickles.
+        """
+        from .viz import result_image
+
+        return result_image(self)
+
+    def to_html(self, *, max_width: int = 1000) -> str:
+        """The rich view (what Jupyter shows) as an HTML fragment: the page with numbered boxes, lines, tables,
+        fields, formulas; every piece of model output escaped. See :func:`qwen_ocr.viz.result_html`."""
+        from .viz import result_html
+
+        return result_html(self, max_width=max_width)
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def _repr_mimebundle_(
+        self, include: Collection[str] | None = None, exclude: Collection[str] | None = None, **kwargs: Any
+    ) -> dict[str, str]:
+        from .viz import result_mimebundle
+
+        return result_mimebundle(self, include, exclude)
+
+    def _attach_image(self, source: Any) -> OCRResult:
+        """Remember what this was read from (by reference; no pixels copied); returns ``self``."""
+        self._image = _ImageRef(source) if source is not None else None
+        return self
+
+    def _image_source(self) -> Any:
+        return self._image.source if self._image is not None else None
+
+
+def _no_image() -> None:
+    return None
+
+
+class _ImageRef:
+    """A reference to the image a result was read from. Not part of the result's value: equal to any other reference
+    and to ``None`` (so ``==`` between results ignores it), dropped when pickled, shared (not copied) by copies."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+
+    def __eq__(self, other: object) -> bool:
+        return other is None or isinstance(other, _ImageRef)
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "<image>"
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (_no_image, ())
+
+    def __copy__(self) -> _ImageRef:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _ImageRef:
+        return self
 
 
 class OCRChunk(BaseModel):
