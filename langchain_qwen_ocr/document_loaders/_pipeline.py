@@ -8,15 +8,18 @@ URLs) and reports files that cannot be read.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
+import queue
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from langchain_core.documents import Document
 
-from qwen_ocr.documents import PageSelectionError, check_text_layer_mode, parse_pages
+from qwen_ocr.documents import PageSelectionError, check_text_layer_mode, open_document, parse_pages
 from qwen_ocr.errors import (
     AuthenticationError,
     InvalidArgumentError,
@@ -251,33 +254,37 @@ def _tqdm() -> Any:
 
 
 class Progress:
-    """A tqdm bar counting pages (its total grows as each file is opened and its selected pages are known)."""
+    """A tqdm bar counting pages (its total grows as each file's selected pages become known); thread-safe."""
 
     def __init__(self, enabled: bool, pages: PageSpec) -> None:
         self._pages = pages
         self._bar: Any = _tqdm()(total=0, unit="page", desc="Qwen-OCR") if enabled else None
-        self._current: str | None = None
+        self._lock = threading.Lock()
 
-    def page(self, label: str, page: PageResult) -> None:
-        """One page done (the first of a file adds the file's selected pages to the total)."""
-        bar = self._bar
-        if bar is None:
+    def file(self, label: str, total_pages: int) -> None:
+        """A file's first page is in: add its selected pages to the total."""
+        if self._bar is None:
             return
-        if label != self._current:
-            self._current = label
-            try:
-                selected = len(parse_pages(self._pages, page.total_pages))
-            except QwenOCRError:
-                selected = 1
-            bar.total = (bar.total or 0) + selected
-            bar.set_postfix_str(label, refresh=False)
-        bar.update(1)
+        try:
+            selected = len(parse_pages(self._pages, total_pages))
+        except QwenOCRError:
+            selected = 1
+        with self._lock:
+            self._bar.total = (self._bar.total or 0) + selected
+            self._bar.set_postfix_str(label, refresh=False)
+
+    def page(self) -> None:
+        """One page done."""
+        if self._bar is not None:
+            with self._lock:
+                self._bar.update(1)
 
     def close(self) -> None:
         """Close the bar."""
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        with self._lock:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
 
 
 class Assembler:
@@ -331,20 +338,29 @@ class Assembler:
 
 
 class Reader:
-    """Reads sources into Documents with one client: the engine of the loader and the parser."""
+    """Reads sources into Documents with one client: the engine of the loader and the parser.
+
+    :meth:`read` / :meth:`aread` read one source. :meth:`read_many` / :meth:`aread_many` read many in order with one
+    window of pages in flight across files: while a file's last pages are read, the next files are already being
+    read, so a directory of single images goes as fast as one long PDF. Each file being read holds as many of the
+    ``max_concurrency`` slots as it has pages (at most all of them) until its Documents have been consumed, so the
+    pages in flight, and the memory they take, stay bounded whatever the files.
+    """
 
     def __init__(self, holder: ClientHolder, settings: ReadSettings) -> None:
         self.holder = holder
         self.settings = settings
 
-    def _read_kwargs(self, settings: ReadSettings) -> dict[str, Any]:
+    def _read_kwargs(self, settings: ReadSettings, window: int | None) -> dict[str, Any]:
         return {
             "pages": settings.pages,
             "password": settings.password,
             "text_layer": settings.text_layer,
-            "max_concurrency": settings.max_concurrency,
+            "max_concurrency": window or settings.max_concurrency,
             **settings.options,
         }
+
+    # -- one source -----------------------------------------------------------------------------------------------
 
     def read(
         self,
@@ -354,23 +370,20 @@ class Reader:
         progress: Progress,
         downloads: Downloads,
         settings: ReadSettings | None = None,
+        window: int | None = None,
     ) -> Iterator[Document]:
         """The Documents of one source, in page order, while later pages are in flight."""
         settings = settings or self.settings
         assembler = Assembler(item.label, settings)
         try:
+            item = self.fetch(item, downloads)
             if item.error is not None:
                 raise item.error
-            if item.url is not None:
-                item = replace(
-                    item,
-                    url=None,
-                    data=download(item.url, client=downloads.sync(), max_bytes=settings.max_download_bytes),
-                )
-            pages = read_document(client, item.document_source(), **self._read_kwargs(settings))
+            pages = read_document(client, item.document_source(), **self._read_kwargs(settings, window))
         except QwenOCRError as exc:
             yield from assembler.file_failed(exc)
             return
+        first = True
         try:
             while True:
                 try:
@@ -380,7 +393,10 @@ class Reader:
                 except QwenOCRError as exc:  # the file could not be opened (or stopped being readable)
                     yield from assembler.file_failed(exc)
                     return
-                progress.page(item.label, page)
+                if first:
+                    progress.file(item.label, page.total_pages)
+                    first = False
+                progress.page()
                 yield from assembler.add(page)
         finally:
             cast("Generator[PageResult, None, None]", pages).close()  # stop the requests still in flight
@@ -394,21 +410,21 @@ class Reader:
         progress: Progress,
         downloads: Downloads,
         settings: ReadSettings | None = None,
+        window: int | None = None,
     ) -> AsyncIterator[Document]:
         """The async twin of :meth:`read`."""
         settings = settings or self.settings
         assembler = Assembler(item.label, settings)
         try:
+            item = await self.afetch(item, downloads)
             if item.error is not None:
                 raise item.error
-            if item.url is not None:
-                data = await adownload(item.url, client=downloads.async_(), max_bytes=settings.max_download_bytes)
-                item = replace(item, url=None, data=data)
-            pages = aread_document(client, item.document_source(), **self._read_kwargs(settings))
+            pages = aread_document(client, item.document_source(), **self._read_kwargs(settings, window))
         except QwenOCRError as exc:
             for doc in assembler.file_failed(exc):
                 yield doc
             return
+        first = True
         try:
             while True:
                 try:
@@ -419,13 +435,214 @@ class Reader:
                     for doc in assembler.file_failed(exc):
                         yield doc
                     return
-                progress.page(item.label, page)
+                if first:
+                    progress.file(item.label, page.total_pages)
+                    first = False
+                progress.page()
                 for doc in assembler.add(page):
                     yield doc
         finally:
             await cast("AsyncGenerator[PageResult, None]", pages).aclose()  # cancel the requests still in flight
         for doc in assembler.finish():
             yield doc
+
+    def fetch(self, item: SourceItem, downloads: Downloads) -> SourceItem:
+        """The item with its URL downloaded (or the download's error)."""
+        if item.url is None or item.error is not None:
+            return item
+        try:
+            data = download(item.url, client=downloads.sync(), max_bytes=self.settings.max_download_bytes)
+        except QwenOCRError as exc:
+            return replace(item, url=None, error=exc)
+        return replace(item, url=None, data=data)
+
+    async def afetch(self, item: SourceItem, downloads: Downloads) -> SourceItem:
+        """The async twin of :meth:`fetch`."""
+        if item.url is None or item.error is not None:
+            return item
+        try:
+            data = await adownload(item.url, client=downloads.async_(), max_bytes=self.settings.max_download_bytes)
+        except QwenOCRError as exc:
+            return replace(item, url=None, error=exc)
+        return replace(item, url=None, data=data)
+
+    def slots_for(self, item: SourceItem, window: int) -> int:
+        """How many of the window's slots reading ``item`` may use: its selected pages, at most ``window``.
+
+        The file is opened to count them (cheap: PDFium parses no page); a file that cannot be opened needs one
+        slot (it fails again, properly, when read), a file object all of them (it can be read only once).
+        """
+        if item.error is not None:
+            return 1
+        if item.fileobj is not None:
+            return window
+        try:
+            with open_document(
+                item.document_source(), password=self.settings.password, pages=self.settings.pages
+            ) as doc:
+                return max(1, min(window, len(doc)))
+        except QwenOCRError:
+            return 1
+
+    # -- many sources, one window ---------------------------------------------------------------------------------
+
+    def read_many(
+        self, items: Iterable[SourceItem], *, client: QwenOCR, progress: Progress, downloads: Downloads
+    ) -> Iterator[Document]:
+        """The Documents of every source, in order, with one window of pages in flight across files."""
+        window = self.settings.max_concurrency or client.max_concurrency
+        if window <= 1:
+            for item in items:
+                yield from self.read(item, client=client, progress=progress, downloads=downloads)
+            return
+        stop = threading.Event()
+        slots = threading.Semaphore(window)
+        runs: queue.Queue[_Run | _Failure | None] = queue.Queue()
+        threads: list[threading.Thread] = []
+
+        def put(target: queue.Queue[Any], message: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    target.put(message, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce(run: _Run) -> None:
+            docs = self.read(run.item, client=client, progress=progress, downloads=downloads, window=run.slots)
+            try:
+                for doc in docs:
+                    if not put(run.queue, doc):
+                        return
+                put(run.queue, _END)
+            except BaseException as exc:  # handed to the consumer, which raises it in its turn
+                put(run.queue, _Failure(exc))
+            finally:
+                cast("Generator[Document, None, None]", docs).close()
+
+        def launch() -> None:
+            try:
+                for source in items:
+                    item = self.fetch(source, downloads)
+                    need = self.slots_for(item, window)
+                    for taken in range(need):
+                        while not slots.acquire(timeout=0.05):
+                            if stop.is_set():
+                                for _ in range(taken):
+                                    slots.release()
+                                return
+                    run = _Run(item, need, queue.Queue(maxsize=window))
+                    thread = threading.Thread(target=produce, args=(run,), name="qwen-ocr-file", daemon=True)
+                    threads.append(thread)
+                    thread.start()
+                    runs.put(run)
+            except BaseException as exc:  # expanding the sources failed (a bad entry type): raised in order
+                runs.put(_Failure(exc))
+            finally:
+                runs.put(None)
+
+        launcher = threading.Thread(target=launch, name="qwen-ocr-files", daemon=True)
+        launcher.start()
+        try:
+            while (run := runs.get()) is not None:
+                if isinstance(run, _Failure):
+                    raise run.error
+                try:
+                    while (message := run.queue.get()) is not _END:
+                        if isinstance(message, _Failure):
+                            raise message.error
+                        yield message
+                finally:
+                    for _ in range(run.slots):
+                        slots.release()
+        finally:
+            stop.set()
+            launcher.join()
+            for thread in threads:
+                thread.join()
+
+    async def aread_many(
+        self, items: Iterable[SourceItem], *, client: AsyncQwenOCR, progress: Progress, downloads: Downloads
+    ) -> AsyncIterator[Document]:
+        """The async twin of :meth:`read_many`."""
+        window = self.settings.max_concurrency or client.max_concurrency
+        if window <= 1:
+            for item in items:
+                async for doc in self.aread(item, client=client, progress=progress, downloads=downloads):
+                    yield doc
+            return
+        slots = asyncio.Semaphore(window)
+        runs: asyncio.Queue[_ARun | _Failure | None] = asyncio.Queue()
+        tasks: list[asyncio.Task[None]] = []
+
+        async def produce(run: _ARun) -> None:
+            docs = self.aread(run.item, client=client, progress=progress, downloads=downloads, window=run.slots)
+            try:
+                async for doc in docs:
+                    await run.queue.put(doc)
+                await run.queue.put(_END)
+            except Exception as exc:  # handed to the consumer, which raises it in its turn
+                await run.queue.put(_Failure(exc))
+            finally:
+                await cast("AsyncGenerator[Document, None]", docs).aclose()
+
+        async def launch() -> None:
+            try:
+                for source in items:
+                    item = await self.afetch(source, downloads)
+                    need = await asyncio.to_thread(self.slots_for, item, window)
+                    for _ in range(need):
+                        await slots.acquire()
+                    run = _ARun(item, need, asyncio.Queue(maxsize=window))
+                    tasks.append(asyncio.create_task(produce(run)))
+                    await runs.put(run)
+            except Exception as exc:
+                await runs.put(_Failure(exc))
+            finally:
+                await runs.put(None)
+
+        launcher = asyncio.create_task(launch())
+        try:
+            while (run := await runs.get()) is not None:
+                if isinstance(run, _Failure):
+                    raise run.error
+                try:
+                    while (message := await run.queue.get()) is not _END:
+                        if isinstance(message, _Failure):
+                            raise message.error
+                        yield message
+                finally:
+                    for _ in range(run.slots):
+                        slots.release()
+        finally:
+            pending = [launcher, *tasks]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+_END: Any = object()
+"""The end of a file's Documents."""
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: BaseException
+
+
+@dataclass
+class _Run:
+    item: SourceItem
+    slots: int
+    queue: queue.Queue[Any]
+
+
+@dataclass
+class _ARun:
+    item: SourceItem
+    slots: int
+    queue: asyncio.Queue[Any]
 
 
 class Downloads:

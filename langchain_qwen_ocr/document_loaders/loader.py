@@ -35,8 +35,10 @@ __all__ = ["QwenOCRLoader"]
 class QwenOCRLoader(BaseLoader):
     """Load PDFs, multi-page TIFFs and images as Documents read by Qwen-OCR: one per page by default.
 
-    Pages come back in order while later pages are already being rendered and read (``max_concurrency`` in
-    flight); each page is retried on its own when the service throttles or fails, and a page that still fails is
+    Pages come back in order while later pages are already being rendered and read: ``max_concurrency`` pages
+    in flight, in one window across files, so that the next files are read while a file's last pages are (a
+    directory of single images goes as fast as one long PDF; each file is opened once beforehand to count its
+    pages). Each page is retried on its own when the service throttles or fails, and a page that still fails is
     raised, skipped or marked (``on_error``) without losing the others. Memory stays flat on large files: a page
     is rendered only when its turn comes and nothing of it is kept but its text.
 
@@ -184,13 +186,13 @@ class QwenOCRLoader(BaseLoader):
         )
 
     def lazy_load(self) -> Iterator[Document]:
-        """The Documents, file by file and page by page in order, while later pages are read."""
+        """The Documents, file by file and page by page in order, while later pages (and files) are read."""
         client = self._holder.get_client()
         progress = Progress(self.settings.show_progress, self.settings.pages)
         downloads = Downloads(self.settings.download_timeout)
+        items = expand_sources(self.file_path, name=self.name, recursive=self.recursive, glob=self.glob)
         try:
-            for item in expand_sources(self.file_path, name=self.name, recursive=self.recursive, glob=self.glob):
-                yield from self._reader.read(item, client=client, progress=progress, downloads=downloads)
+            yield from self._reader.read_many(items, client=client, progress=progress, downloads=downloads)
         finally:
             downloads.close()
             progress.close()
@@ -204,9 +206,8 @@ class QwenOCRLoader(BaseLoader):
             items = await asyncio.to_thread(
                 lambda: list(expand_sources(self.file_path, name=self.name, recursive=self.recursive, glob=self.glob))
             )
-            for item in items:
-                async for doc in self._reader.aread(item, client=client, progress=progress, downloads=downloads):
-                    yield doc
+            async for doc in self._reader.aread_many(items, client=client, progress=progress, downloads=downloads):
+                yield doc
         finally:
             await downloads.aclose()
             progress.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +15,13 @@ from PIL import Image, ImageDraw, ImageFont
 
 from langchain_qwen_ocr.document_loaders import QwenOCRLoader, page_for_offset
 from qwen_ocr import InvalidArgumentError, QwenOCR
+from qwen_ocr.documents import CorruptDocumentError
 from qwen_ocr.testing import Emulator
+from tests.conftest import make_image
 from tests.langchain.test_loader_support import (
     BORN_DIGITAL,
     CARDINAL,
+    INVALID,
     MULTIPAGE,
     SMALL,
     PageFaults,
@@ -241,6 +245,78 @@ async def test_pages_come_in_order_while_later_ones_are_in_flight(window: int) -
             adocs = await QwenOCRLoader(MULTIPAGE, aclient=aclient, ocr_options=SMALL, max_concurrency=window).aload()
         assert [d.metadata["page"] for d in adocs] == list(range(6))
         assert atransport.peak == window
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> list[Path]:
+    """Six single-page images, each a different picture."""
+    paths = []
+    for n in range(6):
+        path = tmp_path / f"scan-{n}.png"
+        path.write_bytes(make_image(text=f"receipt {n}"))
+        paths.append(path)
+    return paths
+
+
+async def test_one_window_spans_files_so_single_images_go_in_parallel(images: list[Path]) -> None:
+    with Emulator(latency=0.15) as emu:
+        transport = PageFaults()
+        with sync_client(emu, transport) as client:
+            docs = QwenOCRLoader(images[0].parent, client=client, max_concurrency=3).load()
+        assert [d.metadata["source"] for d in docs] == [str(p) for p in images]
+        assert transport.peak == 3
+        atransport = PageFaults()
+        async with async_client(emu, atransport) as aclient:
+            adocs = await QwenOCRLoader(images, aclient=aclient, max_concurrency=3).aload()
+        assert [d.metadata["source"] for d in adocs] == [str(p) for p in images]
+        assert atransport.peak == 3
+
+
+async def test_the_window_is_shared_by_a_long_pdf_and_the_files_after_it(images: list[Path]) -> None:
+    sources = [MULTIPAGE, *images[:3], CARDINAL]
+    expected = [(str(MULTIPAGE), p) for p in range(6)] + [(str(p), 0) for p in images[:3]]
+    expected += [(str(CARDINAL), p) for p in range(4)]
+    with Emulator(latency=0.1) as emu:
+        transport = PageFaults()
+        with sync_client(emu, transport) as client:
+            docs = QwenOCRLoader(sources, client=client, max_concurrency=4, ocr_options=SMALL).load()
+        assert [(d.metadata["source"], d.metadata["page"]) for d in docs] == expected
+        assert transport.peak <= 4
+        atransport = PageFaults()
+        async with async_client(emu, atransport) as aclient:
+            adocs = await QwenOCRLoader(sources, aclient=aclient, max_concurrency=4, ocr_options=SMALL).aload()
+        assert [(d.metadata["source"], d.metadata["page"]) for d in adocs] == expected
+        assert atransport.peak <= 4
+
+
+async def test_a_bad_file_among_parallel_ones_is_raised_in_its_turn(emu: Emulator, images: list[Path]) -> None:
+    sources = [images[0], images[1], INVALID, images[2], images[3]]
+    with sync_client(emu) as client:
+        docs = QwenOCRLoader(sources, client=client, max_concurrency=4).lazy_load()
+        assert [next(docs).metadata["source"], next(docs).metadata["source"]] == [str(images[0]), str(images[1])]
+        with pytest.raises(CorruptDocumentError):
+            next(docs)
+    async with async_client(emu) as aclient:
+        adocs = QwenOCRLoader(sources, aclient=aclient, max_concurrency=4).alazy_load()
+        assert (await adocs.__anext__()).metadata["source"] == str(images[0])
+        assert (await adocs.__anext__()).metadata["source"] == str(images[1])
+        with pytest.raises(CorruptDocumentError):
+            await adocs.__anext__()
+
+
+async def test_stopping_early_over_many_files_stops_reading_them(images: list[Path]) -> None:
+    many = images * 4  # 24 files
+    with Emulator(latency=0.2) as emu:
+        with sync_client(emu) as client:
+            docs = QwenOCRLoader(many, client=client, max_concurrency=2).lazy_load()
+            next(docs)
+            docs.close()  # type: ignore[attr-defined]
+        assert emu.stats.requests < 8
+        async with async_client(emu) as aclient:
+            adocs = QwenOCRLoader(many, aclient=aclient, max_concurrency=2).alazy_load()
+            await adocs.__anext__()
+            await adocs.aclose()  # type: ignore[attr-defined]
+        assert emu.stats.requests < 16
 
 
 async def test_alazy_load_is_natively_async(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
