@@ -399,7 +399,7 @@ class Reader:
                 progress.page()
                 yield from assembler.add(page)
         finally:
-            cast("Generator[PageResult, None, None]", pages).close()  # stop the requests still in flight
+            pages.close()  # stop the requests still in flight
         yield from assembler.finish()
 
     async def aread(
@@ -442,7 +442,7 @@ class Reader:
                 for doc in assembler.add(page):
                     yield doc
         finally:
-            await cast("AsyncGenerator[PageResult, None]", pages).aclose()  # cancel the requests still in flight
+            await pages.aclose()  # cancel the requests still in flight
         for doc in assembler.finish():
             yield doc
 
