@@ -153,7 +153,7 @@ class AsyncQwenOCR(BaseClient):
             max_tokens=max_tokens,
             temperature=temperature,
         )
-        return await self._execute(call)
+        return (await self._execute(call))._attach_image(image)  # by reference, for display (qwen_ocr.viz)
 
     async def stream(
         self,

@@ -244,7 +244,7 @@ class BaseClient:
         )
         if not isinstance(result, OCRResult):  # pragma: no cover - a contract check on the engine
             raise TypeError("the local engine must return an OCRResult")
-        return result
+        return result._attach_image(image)
 
     @staticmethod
     def _chunk_of(result: OCRResult) -> OCRChunk:

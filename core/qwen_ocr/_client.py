@@ -178,7 +178,7 @@ class QwenOCR(BaseClient):
             max_tokens=max_tokens,
             temperature=temperature,
         )
-        return self._execute(call)
+        return self._execute(call)._attach_image(image)  # by reference, for display (qwen_ocr.viz)
 
     def stream(
         self,

@@ -1,0 +1,471 @@
+"""Seeing results: text boxes drawn on the page, and the rich display of :class:`~qwen_ocr.OCRResult` in Jupyter.
+
+:func:`draw_boxes` draws the 4-point boxes of text lines (``TextLine.location``) on an image and returns a new
+``PIL.Image``, numbered in reading order: in a notebook, a script or a report alike. A result made by a client
+remembers what it was read from (by reference, never serialised), so ``draw_boxes(result)`` needs nothing else.
+
+In Jupyter an ``OCRResult`` shows itself as HTML (:func:`result_html`): the page with its numbered boxes, the lines
+with the same numbers, tables as tables, fields as a two-column table, ``document_parsing`` LaTeX as headings,
+paragraphs, tables and typeset formulas (where the front end typesets math), formulas as math; and as plain text
+(:func:`result_text`) everywhere else. All text from the model is escaped: OCR output is untrusted input.
+
+Example::
+
+    from qwen_ocr import QwenOCR
+    from qwen_ocr.viz import draw_boxes
+
+    result = QwenOCR(provider="local").ocr("scan.png", task="advanced_recognition")
+    draw_boxes(result).save("scan-boxes.png")               # the page with numbered boxes
+    draw_boxes("scan.png", result.lines[:3], color="blue")  # any image, any lines
+    result                                                  # in a notebook: the page, lines, tables, fields
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from .errors import InvalidImageError
+from .imaging import PreparedImage, _decode_data_url, _read_path, decode_checked, open_checked
+from .results import OCRResult, Table, TextLine
+from .tasks import Task
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+__all__ = [
+    "DEFAULT_COLOR",
+    "DISPLAY_MAX_WIDTH",
+    "Box",
+    "ImageSource",
+    "as_image",
+    "draw_boxes",
+    "result_html",
+    "result_image",
+    "result_mimebundle",
+    "result_text",
+    "table_html",
+]
+
+ImageSource: TypeAlias = Union[
+    str, "os.PathLike[str]", bytes, bytearray, memoryview, Image.Image, PreparedImage, OCRResult
+]
+"""What :func:`draw_boxes` draws on: a path, a ``data:`` URL, bytes, a ``PIL.Image``, a ``PreparedImage`` (e.g. a
+document page's ``page.prepare()``), or a result made by a client (the image it was read from)."""
+
+Box: TypeAlias = TextLine | Sequence[float]
+"""A box: a :class:`~qwen_ocr.TextLine`, its 8-number ``location`` (four corners), or ``(left, top, right, bottom)``."""
+
+DEFAULT_COLOR = "#e6194b"
+"""The outline colour of :func:`draw_boxes` (a strong red)."""
+DISPLAY_MAX_WIDTH = 1000
+"""Widest page picture, in pixels, in the rich display (larger pages are shown downscaled)."""
+MAX_LISTED_LINES = 500
+"""Lines listed in the rich display; the rest are counted."""
+MAX_TEXT_CHARS = 20_000
+"""Characters of text in the rich display (and a tenth of it in the plain-text view)."""
+
+_MATH_OFF = "tex2jax_ignore mathjax_ignore"
+_MATH_ON = "tex2jax_process mathjax_process"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Images and boxes
+
+
+def as_image(image: ImageSource) -> Image.Image:
+    """The pixels of ``image`` as a ``PIL.Image``, upright (files are turned by their EXIF orientation, as the
+    client does before sending; a ``PIL.Image`` is taken as it is and returned as is).
+
+    Raises:
+        InvalidImageError: the image cannot be read (a remote URL, which would need a download; a corrupt file; a
+            result that does not know its image).
+    """
+    if isinstance(image, OCRResult):
+        found = result_image(image)
+        if found is None:
+            raise InvalidImageError(
+                "this result does not know the image it was read from (results made by QwenOCR/AsyncQwenOCR do, "
+                "unless the image was a URL; results from JSON or another process do not). Pass the image itself.",
+                code="NoImage",
+            )
+        return found
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, PreparedImage):
+        if image.is_remote:
+            raise _remote_error()
+        return _decode(_decode_data_url(image.url), "the prepared image")
+    if isinstance(image, str):
+        stripped = image.strip()
+        lowered = stripped[:12].lower()
+        if lowered.startswith(("http://", "https://", "oss://")):
+            raise _remote_error()
+        if lowered.startswith("data:"):
+            return _decode(_decode_data_url(stripped), "data: URL")
+        return _decode(_read_path(Path(stripped)), stripped)
+    if isinstance(image, os.PathLike):
+        return _decode(_read_path(Path(os.fspath(image))), os.fspath(image))
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return _decode(bytes(image), "bytes")
+    raise InvalidImageError(
+        f"cannot draw on a {type(image).__name__}; pass a path, bytes, a PIL.Image or an OCRResult.",
+        code="UnsupportedInput",
+    )
+
+
+def result_image(result: OCRResult) -> Image.Image | None:
+    """The image ``result`` was read from, decoded now, upright; ``None`` when it is not known or not readable."""
+    source = result._image_source()
+    if source is None:
+        return None
+    try:
+        return as_image(source)
+    except (InvalidImageError, OSError, ValueError):
+        return None
+
+
+def draw_boxes(
+    image: ImageSource,
+    lines: Iterable[Box] | None = None,
+    *,
+    image_size: tuple[int, int] | None = None,
+    numbered: bool = True,
+    color: str | tuple[int, int, int] = DEFAULT_COLOR,
+    width: int | None = None,
+    max_width: int | None = None,
+) -> Image.Image:
+    """Draw text boxes on a copy of ``image``; returns a new RGB ``PIL.Image`` (the input is never changed).
+
+    Args:
+        image: what to draw on (see :data:`ImageSource`). For an :class:`~qwen_ocr.OCRResult`, its own image, its
+            ``lines`` and its ``image_size`` are the defaults.
+        lines: the boxes (see :data:`Box`), in the pixels of ``image_size``; all of a result's lines by default.
+        image_size: ``(width, height)`` of the frame the boxes are in, when it is not the image's own size: boxes
+            are scaled to the image. A result's ``image_size`` (for a PDF page, the page in points), or a
+            ``PreparedImage``'s ``original_size``, is used by default.
+        numbered: label each box with its 1-based number (the order of ``lines``: reading order for a result).
+        color: the outline and label colour (any Pillow colour).
+        width: outline width in pixels of the returned image (default: about 1/500 of its longer side).
+        max_width: downscale the picture to at most this many pixels wide before drawing (for display).
+
+    Example::
+
+        draw_boxes(result)                                  # a result of advanced_recognition or the local provider
+        draw_boxes("page.png", [(10, 10, 200, 40)], numbered=False)
+    """
+    frame = image_size
+    if isinstance(image, OCRResult):
+        if lines is None:
+            lines = image.lines
+        if frame is None:
+            frame = image.image_size
+    elif isinstance(image, PreparedImage) and frame is None:
+        frame = image.original_size
+    picture = as_image(image)
+    boxes = [_corners(box) for box in (lines or [])]
+    canvas = _display_copy(picture, max_width)
+    fw, fh = frame if frame is not None else picture.size
+    sx = canvas.width / fw if fw > 0 else 1.0
+    sy = canvas.height / fh if fh > 0 else 1.0
+    stroke = width if width is not None else max(1, round(max(canvas.size) / 500))
+    draw = ImageDraw.Draw(canvas)
+    font = _font(max(10, round(max(canvas.size) / 70))) if numbered else None
+    for number, corners in enumerate(boxes, start=1):
+        points = [(x * sx, y * sy) for x, y in corners]
+        draw.polygon(points, outline=color, width=stroke)
+        if font is not None:
+            _label(draw, str(number), points, font, color, canvas.size)
+    return canvas
+
+
+def _remote_error() -> InvalidImageError:
+    return InvalidImageError(
+        "cannot draw on a remote URL without downloading it; pass the downloaded file, its bytes or a PIL.Image.",
+        code="UnsupportedURL",
+    )
+
+
+def _decode(data: bytes, source: str) -> Image.Image:
+    im, fmt = open_checked(data, source)
+    decode_checked(im, source, fmt)
+    return ImageOps.exif_transpose(im)
+
+
+def _corners(box: Box) -> list[tuple[float, float]]:
+    values = list(box.location) if isinstance(box, TextLine) else [float(v) for v in box]
+    if len(values) == 8:
+        return [(values[i], values[i + 1]) for i in range(0, 8, 2)]
+    if len(values) == 4:
+        left, top, right, bottom = values
+        return [(left, top), (right, top), (right, bottom), (left, bottom)]
+    raise ValueError(f"a box is a TextLine, 8 numbers (four corners) or 4 (left, top, right, bottom); got {box!r}")
+
+
+def _display_copy(picture: Image.Image, max_width: int | None) -> Image.Image:
+    """An RGB copy, downscaled to ``max_width`` when wider."""
+    work = picture if picture.mode in ("RGB", "L") else picture.convert("RGBA" if "A" in picture.getbands() else "RGB")
+    if work.mode == "RGBA":
+        background = Image.new("RGB", work.size, (255, 255, 255))
+        background.paste(work, mask=work.getchannel("A"))
+        work = background
+    if max_width is not None and work.width > max_width >= 1:
+        height = max(1, round(work.height * max_width / work.width))
+        work = work.resize((max_width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return work.convert("RGB") if work is picture or work.mode != "RGB" else work
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (OSError, TypeError):  # pragma: no cover - Pillow without FreeType: the small bitmap font
+        return ImageFont.load_default()
+
+
+def _label(
+    draw: ImageDraw.ImageDraw,
+    text: str,
+    points: Sequence[tuple[float, float]],
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    color: str | tuple[int, int, int],
+    size: tuple[int, int],
+) -> None:
+    """The number on a filled tag by the box's first corner: left of the box when there is room (where it covers
+    no text), else above it, else inside it."""
+    x, y = points[0]
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    tw, th = right - left, bottom - top
+    pad = max(1, th // 5)
+    box_w, box_h = tw + 2 * pad, th + 2 * pad
+    gap = max(1, th // 4)
+    if x - gap - box_w >= 0:
+        x0, y0 = x - gap - box_w, y
+    elif y - gap - box_h >= 0:
+        x0, y0 = x, y - gap - box_h
+    else:
+        x0, y0 = x, y
+    x0 = min(max(0.0, x0), max(0.0, size[0] - box_w))
+    y0 = min(max(0.0, y0), max(0.0, size[1] - box_h))
+    draw.rectangle((x0, y0, x0 + box_w, y0 + box_h), fill=color)
+    draw.text((x0 + pad - left, y0 + pad - top), text, fill="white", font=font)
+
+
+def _data_uri(picture: Image.Image) -> str:
+    """The picture as a ``data:`` URI: PNG, or JPEG when that is smaller (grainy scans)."""
+    png = io.BytesIO()
+    picture.save(png, format="PNG")
+    jpeg = io.BytesIO()
+    picture.save(jpeg, format="JPEG", quality=85)
+    data, mime = (png, "image/png") if png.tell() <= jpeg.tell() else (jpeg, "image/jpeg")
+    return f"data:{mime};base64,{base64.b64encode(data.getvalue()).decode('ascii')}"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# HTML and text
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+_STYLE = (
+    "<style>.qwen-ocr-table{border-collapse:collapse;margin:0.3em 0}"
+    ".qwen-ocr-table td,.qwen-ocr-table th{border:1px solid #999;padding:2px 6px;vertical-align:top;text-align:left}"
+    "</style>"
+)
+
+
+def _table_block(table: Table) -> str:
+    body = table.to_html().replace("<table>", '<table class="qwen-ocr-table">', 1)
+    if table.truncated:
+        rows = f"{table.n_rows} complete row{'s' if table.n_rows != 1 else ''}"
+        body += f"<div><i>cut off at max_tokens: {rows} kept</i></div>"
+    return body
+
+
+def table_html(table: Table) -> str:
+    """A table as self-contained HTML: cells escaped, spans kept, a note when the output was cut off inside it."""
+    return f'<div class="{_MATH_OFF}">{_STYLE}{_table_block(table)}</div>'
+
+
+def _summary(result: OCRResult) -> list[str]:
+    facts = [result.task.value if result.task is not None else "plain text / custom prompt"]
+    if result.model:
+        facts.append(result.model)
+    if result.provider:
+        facts.append(f"provider {result.provider}")
+    if result.image_size is not None:
+        facts.append(f"{result.image_size[0]} x {result.image_size[1]}")
+    counts = [
+        (len(result.lines), "line"),
+        (len(result.tables), "table"),
+        (len(result.formulas), "formula"),
+    ]
+    facts.extend(f"{n} {word}{'s' if n != 1 else ''}" for n, word in counts if n)
+    if result.fields:
+        facts.append(f"{len(_field_rows(result.fields))} fields")
+    usage = result.usage
+    if usage.input_tokens or usage.output_tokens:
+        facts.append(f"{usage.input_tokens:,} tokens in, {usage.output_tokens:,} out")
+    if result.metadata.get("cache") == "hit":
+        facts.append("from the cache")
+    return facts
+
+
+def _field_rows(value: Any, key: str = "") -> list[tuple[str, str]]:
+    """``(key, value)`` rows of nested JSON: ``("Seller", "ACME")``, ``("Items[0].name", "pen")``."""
+    if isinstance(value, dict) and value:
+        rows: list[tuple[str, str]] = []
+        for k, v in value.items():
+            rows.extend(_field_rows(v, f"{key}.{k}" if key else str(k)))
+        return rows
+    if isinstance(value, list) and value:
+        rows = []
+        for i, v in enumerate(value):
+            rows.extend(_field_rows(v, f"{key}[{i}]"))
+        return rows
+    if value is None or value in ({}, []):
+        shown = ""
+    elif isinstance(value, str):
+        shown = value
+    else:
+        shown = json.dumps(value, ensure_ascii=False)
+    return [(key, shown)]
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n... ({len(text) - limit:,} more characters)"
+
+
+def _math(latex: str) -> str:
+    """A display formula for MathJax/KaTeX: ``$$...$$`` in an element marked for math, the source escaped."""
+    return f'<div class="{_MATH_ON}">$${_e(latex.strip())}$$</div>'
+
+
+def _structure_html(result: OCRResult) -> str:
+    """``document_parsing`` LaTeX as headings, paragraphs, lists, tables and typeset formulas; the source below."""
+    from .structure import blocks_from_result
+
+    parts: list[str] = []
+    for block in blocks_from_result(result):
+        if block.kind == "title":
+            parts.append(f"<h3>{_e(block.text)}</h3>")
+        elif block.kind == "heading":
+            level = min(6, 3 + max(1, block.level))
+            parts.append(f"<h{level}>{_e(block.text)}</h{level}>")
+        elif block.kind == "list_item":
+            parts.append(f'<div style="margin-left:{1.2 * max(1, block.level):.1f}em">&bull; {_e(block.text)}</div>')
+        elif block.kind == "table" and block.table is not None:
+            parts.append(_table_block(block.table))
+        elif block.kind == "formula":
+            parts.append(_math(block.latex or block.text))
+        elif block.kind == "caption":
+            parts.append(f"<p><i>{_e(block.text)}</i></p>")
+        elif block.text:
+            parts.append(f"<p>{_e(block.text)}</p>")
+    source = _clip(result.latex or result.text, MAX_TEXT_CHARS)
+    parts.append(f"<details><summary>LaTeX source</summary><pre>{_e(source)}</pre></details>")
+    return "".join(parts)
+
+
+def _content_html(result: OCRResult) -> str:
+    parts: list[str] = []
+    if result.truncated:
+        parts.append("<div><b>The output was cut off at max_tokens</b> (finish_reason='length').</div>")
+    if result.task is Task.DOCUMENT_PARSING and (result.latex or result.text):
+        parts.append(_structure_html(result))
+        return "".join(parts)
+    if result.lines:
+        shown = result.lines[:MAX_LISTED_LINES]
+        items = "".join(f"<li>{_e(line.text)}</li>" for line in shown)
+        more = len(result.lines) - len(shown)
+        parts.append(f'<ol style="margin:0;padding-left:2.5em">{items}</ol>')
+        if more:
+            parts.append(f"<div><i>... and {more:,} more lines</i></div>")
+    parts.extend(_table_block(table) for table in result.tables)
+    if result.fields:
+        rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in _field_rows(result.fields))
+        parts.append(f'<table class="qwen-ocr-table"><tr><th>field</th><th>value</th></tr>{rows}</table>')
+    for formula in result.formulas:
+        parts.append(_math(formula))
+        parts.append(f'<pre style="font-size:85%;margin:0 0 0.6em 0">{_e(formula)}</pre>')
+    if not (result.lines or result.tables or result.fields or result.formulas):
+        parts.append(f'<pre style="white-space:pre-wrap;margin:0">{_e(_clip(result.text, MAX_TEXT_CHARS))}</pre>')
+    return "".join(parts)
+
+
+def result_html(result: OCRResult, *, max_width: int = DISPLAY_MAX_WIDTH) -> str:
+    """The rich view of a result as an HTML fragment (what Jupyter shows): everything from the model is escaped.
+
+    The page picture (with numbered boxes when the result has lines; downscaled to ``max_width``) is included when
+    the result knows its image and it can be read; nothing else of the result's origin (no request id, no path).
+    """
+    picture = result_image(result)
+    figure = ""
+    if picture is not None:
+        try:
+            drawn = draw_boxes(picture, result.lines, image_size=result.image_size, max_width=max_width)
+        except (OSError, ValueError):
+            drawn = None
+        if drawn is not None:
+            figure = (
+                f'<div style="flex:0 1 {drawn.width}px;min-width:240px"><img src="{_data_uri(drawn)}" '
+                f'width="{drawn.width}" style="max-width:100%;height:auto;border:1px solid #ccc" '
+                'alt="the page with its text boxes"/></div>'
+            )
+    header = " &middot; ".join(_e(fact) for fact in _summary(result))
+    return (
+        f'<div class="qwen-ocr-result {_MATH_OFF}">{_STYLE}'
+        f'<div style="font-family:sans-serif;margin-bottom:0.4em"><b>OCRResult</b> &middot; {header}</div>'
+        '<div style="display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start">'
+        f'{figure}<div style="flex:1 1 320px;min-width:240px;overflow-x:auto">{_content_html(result)}</div>'
+        "</div></div>"
+    )
+
+
+def result_text(result: OCRResult, *, limit: int = MAX_TEXT_CHARS // 10) -> str:
+    """A plain-text view of a result: a one-line summary, then its lines, tables, fields, formulas or text."""
+    out = ["OCRResult: " + ", ".join(_summary(result))]
+    if result.truncated:
+        out.append("(the output was cut off at max_tokens)")
+    if result.task is Task.DOCUMENT_PARSING:
+        out.append(result.latex or result.text)
+    else:
+        if result.lines:
+            out.extend(f"{i:>3}. {line.text}" for i, line in enumerate(result.lines, start=1))
+        out.extend(table.to_markdown() for table in result.tables)
+        if result.fields:
+            out.extend(f"{k}: {v}" for k, v in _field_rows(result.fields))
+        out.extend(f"$$ {formula} $$" for formula in result.formulas)
+        if not (result.lines or result.tables or result.fields or result.formulas):
+            out.append(result.text)
+    return _clip("\n".join(out), limit)
+
+
+def result_mimebundle(
+    result: OCRResult, include: Collection[str] | None = None, exclude: Collection[str] | None = None
+) -> dict[str, str]:
+    """The MIME bundle of a result for IPython: ``text/plain`` always, ``text/html``, and ``text/latex`` for
+    formulas (front ends that prefer LaTeX to HTML, e.g. nbconvert to PDF)."""
+
+    def wanted(mime: str) -> bool:
+        return (include is None or mime in include) and (exclude is None or mime not in exclude)
+
+    bundle: dict[str, str] = {}
+    if wanted("text/plain"):
+        bundle["text/plain"] = result_text(result)
+    if wanted("text/html"):
+        bundle["text/html"] = result_html(result)
+    if result.formulas and result.task is Task.FORMULA_RECOGNITION and wanted("text/latex"):
+        bundle["text/latex"] = "\n".join(f"$${formula.strip()}$$" for formula in result.formulas)
+    return bundle
