@@ -240,9 +240,11 @@ def build_holder(
         settings["max_concurrency"] = max_concurrency
     try:
         return ClientHolder(**settings)
-    except ValueError as exc:  # pydantic's ValidationError: say which setting, never echo the key
-        fields = sorted({str(err["loc"][0]) for err in getattr(exc, "errors", list)() if err.get("loc")})
-        raise InvalidArgumentError(f"invalid client settings: {', '.join(fields) or 'see the arguments'}.") from None
+    except ValueError as exc:  # pydantic's ValidationError: which setting and what it takes, never the value given
+        problems = [
+            f"{err['loc'][0]}: {err.get('msg', 'invalid')}" for err in getattr(exc, "errors", list)() if err.get("loc")
+        ]
+        raise InvalidArgumentError(f"invalid client settings: {'; '.join(problems) or 'see the arguments'}.") from None
 
 
 def _tqdm() -> Any:

@@ -400,3 +400,11 @@ def test_show_progress_counts_pages(client: QwenOCR, capsys: pytest.CaptureFixtu
 def test_wrong_options_are_refused_at_construction(options: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidArgumentError, match=message):
         QwenOCRLoader(CARDINAL, **options)
+
+
+def test_wrong_client_settings_say_which_and_never_echo_the_value() -> None:
+    with pytest.raises(InvalidArgumentError, match="provider: Input should be 'auto'"):
+        QwenOCRLoader(CARDINAL, provider="nope")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="api_key") as info:
+        QwenOCRLoader(CARDINAL, api_key=123456789)  # type: ignore[arg-type]
+    assert "123456789" not in str(info.value)
