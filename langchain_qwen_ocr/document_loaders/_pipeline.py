@@ -1,9 +1,10 @@
-"""What the loader and the parser share: their options, checked once, and reading one file into Documents.
+"""What the loader and the parser share: their options, checked once, and reading files into Documents.
 
 A file is read with :func:`qwen_ocr.read_document` (sync) or :func:`qwen_ocr.aread_document` (async): its pages in
 order, a window of them in flight, each page's failure typed in its ``PageResult``. :class:`Assembler` turns the
 page results into Documents for the mode and applies ``on_error``; :class:`Reader` opens sources (downloading
-URLs) and reports files that cannot be read.
+URLs), reports files that cannot be read, and reads many files with one window of pages in flight across them
+(:meth:`Reader.read_many`, :meth:`Reader.aread_many`).
 """
 
 from __future__ import annotations
