@@ -30,6 +30,7 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest
+	env -u DASHSCOPE_API_KEY $(BIN)/python -m pytest --nbmake --nbmake-timeout=300 notebooks/
 
 test: lint typecheck unit
 
