@@ -378,10 +378,16 @@ def _structure_html(result: OCRResult) -> str:
     return "".join(parts)
 
 
+def _cut_off(result: OCRResult) -> str:
+    if result.finish_reason == "length":
+        return "The output was cut off at max_tokens (finish_reason='length')."
+    return "The output ends inside a table: it was cut off."
+
+
 def _content_html(result: OCRResult) -> str:
     parts: list[str] = []
     if result.truncated:
-        parts.append("<div><b>The output was cut off at max_tokens</b> (finish_reason='length').</div>")
+        parts.append(f"<div><b>{_e(_cut_off(result))}</b></div>")
     if result.task is Task.DOCUMENT_PARSING and (result.latex or result.text):
         parts.append(_structure_html(result))
         return "".join(parts)
@@ -437,7 +443,7 @@ def result_text(result: OCRResult, *, limit: int = MAX_TEXT_CHARS // 10) -> str:
     """A plain-text view of a result: a one-line summary, then its lines, tables, fields, formulas or text."""
     out = ["OCRResult: " + ", ".join(_summary(result))]
     if result.truncated:
-        out.append("(the output was cut off at max_tokens)")
+        out.append(f"({_cut_off(result)})")
     if result.task is Task.DOCUMENT_PARSING:
         out.append(result.latex or result.text)
     else:
