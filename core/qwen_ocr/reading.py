@@ -82,9 +82,9 @@ class PageResult:
 
         Keys: ``source``, ``page`` (0-based), ``page_label``, ``total_pages``, ``text_source``, then ``task``,
         ``model``, ``provider``, ``request_id``, ``finish_reason``, ``truncated``, ``input_tokens``,
-        ``output_tokens``, ``image_tokens``, ``page_width``/``page_height`` (the pixels the page was read at;
-        boxes are in these), ``cache`` (``"hit"``, only when the reading came from the cache), and for a failed
-        page ``error`` (the message) and ``error_type`` (the class name).
+        ``output_tokens``, ``image_tokens``, ``page_width``/``page_height`` (the frame the boxes are in: the
+        image's pixels, or for a PDF page its size in PDF points), ``cache`` (``"hit"``, only when the reading
+        came from the cache), and for a failed page ``error`` (the message) and ``error_type`` (the class name).
 
         >>> PageResult(source="a.pdf", index=0, label="1", total_pages=2).metadata()["page"]
         0

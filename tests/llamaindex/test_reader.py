@@ -85,7 +85,7 @@ def test_table_parsing_gives_markdown_text_and_keeps_the_html(make_reader: Reade
     assert "<table>" in doc.metadata["html"] and "<td>T13</td>" in doc.metadata["html"]
     assert "html" in doc.excluded_embed_metadata_keys and "html" in doc.excluded_llm_metadata_keys
     # The recorded reply is cut off mid-table although its finish_reason is "stop".
-    assert doc.metadata["finish_reason"] == "stop" and doc.metadata["truncated"] is False
+    assert doc.metadata["finish_reason"] == "stop" and doc.metadata["truncated"] is True
 
 
 def test_fields_and_boxes_are_kept_as_json_text(make_reader: Reader) -> None:
