@@ -504,7 +504,10 @@ def test_weighted_faults_and_validation() -> None:
         Emulator(fault_rate=2)
     with pytest.raises(ValueError, match="unknown fault"):
         Emulator().inject("nope")
-    assert set(FAULT_KINDS) == {"429", "500", "503", "drop", "garbled", "stream_error", "stream_cut"}
+    assert set(FAULT_KINDS) == {
+        *("429", "429_retry_after", "500", "503", "drop", "timeout", "garbled", "stream_error", "stream_cut"),
+        *("400", "401", "403", "DataInspectionFailed", "Arrearage"),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -27,10 +27,12 @@ from ._wire import fake_compatible_response, fake_native_response, load_recordin
 from .fake import FakeReply, FakeRequest, FakeTransport
 
 if TYPE_CHECKING:
-    from .emulator import FAULT_KINDS, Emulator, EmulatorStats, LoggedRequest
+    from .emulator import FAULT_KINDS, PERMANENT_FAULTS, TRANSIENT_FAULTS, Emulator, EmulatorStats, LoggedRequest
 
 __all__ = [
     "FAULT_KINDS",
+    "PERMANENT_FAULTS",
+    "TRANSIENT_FAULTS",
     "Emulator",
     "EmulatorStats",
     "FakeReply",
@@ -43,7 +45,7 @@ __all__ = [
     "task_from_prompt",
 ]
 
-_LAZY = frozenset({"FAULT_KINDS", "Emulator", "EmulatorStats", "LoggedRequest"})
+_LAZY = frozenset({"FAULT_KINDS", "PERMANENT_FAULTS", "TRANSIENT_FAULTS", "Emulator", "EmulatorStats", "LoggedRequest"})
 
 
 def __getattr__(name: str) -> Any:

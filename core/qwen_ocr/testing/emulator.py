@@ -15,9 +15,17 @@ Replies are recorded ones (see ``recordings/SOURCES.md``), chosen by task: ``par
 recording. With ``reader="local"`` the local engine (``qwen_ocr.local``) reads the image instead.
 
 Switches: ``latency`` (seconds per request, spread over the frames of a stream), ``rpm`` (a sliding 60 s window;
-over it: HTTP 429 ``Throttling.RateQuota`` with ``Retry-After``), transient faults drawn with a seeded RNG
-(``faults`` and ``fault_rate``) or queued with :meth:`Emulator.inject`, and an API-key check (``valid_keys``).
-``stats`` counts requests, responses by status and successes per image; ``request_log`` keeps what was received.
+over it: HTTP 429 ``Throttling.RateQuota`` with ``Retry-After``), faults drawn with a seeded RNG (``faults`` and
+``fault_rate``), queued with :meth:`Emulator.inject` or queued for one image with :meth:`Emulator.inject_for`, and an
+API-key check (``valid_keys``). ``stats`` counts requests, responses by status and successes per image;
+``request_log`` keeps what was received; :attr:`Emulator.in_flight` says how many requests are being worked on.
+
+What ``stats.successes_by_image`` counts (what a billing test expects to be charged): complete successful replies
+only. A fault never counts (a garbled body, a stream cut or ended by an error frame, a dropped or stalled
+connection: the emulator decides the fault before any reply, so it never "completes a request and then loses the
+answer"), and neither does a request whose client went away before its reply was ready (``stats.abandoned``). The
+real service may bill a request whose answer was lost on the way back; a client that retries it then pays twice.
+The emulator does not model that case.
 
 Example::
 
@@ -32,18 +40,21 @@ Example::
 From a shell::
 
     python -m qwen_ocr.testing.emulator --port 8000 --latency 0.3 --rpm 1200 --fault-rate 0.05 \\
-        --faults 429,500,503,drop,garbled,stream_error,stream_cut
+        --faults 429,429_retry_after,500,503,drop,timeout,garbled,stream_error,stream_cut --stall 60
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import hashlib
 import importlib
 import json
 import math
 import random
+import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -79,17 +90,65 @@ from ._wire import (
     wants_stream,
 )
 
-__all__ = ["FAULT_KINDS", "Emulator", "EmulatorStats", "FaultKind", "LoggedRequest", "main"]
+__all__ = [
+    "FAULT_KINDS",
+    "PERMANENT_FAULTS",
+    "TRANSIENT_FAULTS",
+    "Emulator",
+    "EmulatorStats",
+    "FaultKind",
+    "LoggedRequest",
+    "main",
+]
 
-FaultKind = Literal["429", "500", "503", "drop", "garbled", "stream_error", "stream_cut"]
-FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "drop", "garbled", "stream_error", "stream_cut")
-"""Injectable faults: HTTP 429 / 500 / 503 with the service's body (an injected 429 has no ``Retry-After``; the
-RPM limit's 429 has one); ``drop``: the socket is closed without an
-answer; ``garbled``: HTTP 200 with a body that is not JSON; ``stream_error``: an error frame mid-stream
-(``event:error`` + ``:HTTP_STATUS/500`` natively, a ``data: {"error": ...}`` or ``event: error`` frame in compatible
-mode); ``stream_cut``: the stream ends mid-way without its final frame (and without ``[DONE]``)."""
+FaultKind = Literal[
+    "429",
+    "429_retry_after",
+    "500",
+    "503",
+    "drop",
+    "timeout",
+    "garbled",
+    "stream_error",
+    "stream_cut",
+    "400",
+    "401",
+    "403",
+    "DataInspectionFailed",
+    "Arrearage",
+]
+TRANSIENT_FAULTS: tuple[str, ...] = (
+    "429",
+    "429_retry_after",
+    "500",
+    "503",
+    "drop",
+    "timeout",
+    "garbled",
+    "stream_error",
+    "stream_cut",
+)
+"""Faults a client should retry: HTTP 429 / 500 / 503 with the service's body (``429``: without ``Retry-After``;
+``429_retry_after``: with ``Retry-After: <fault_retry_after>``; the RPM limit's 429 has one too); ``drop``: the
+socket is closed without an answer; ``timeout``: no answer for ``stall`` seconds (longer than the client's timeout),
+then the socket is closed; ``garbled``: HTTP 200 with a body that is not JSON; ``stream_error``: an error frame
+mid-stream (``event:error`` + ``:HTTP_STATUS/500`` natively, a ``data: {"error": ...}`` or ``event: error`` frame
+in compatible mode); ``stream_cut``: the stream ends mid-way without its final frame (and without ``[DONE]``)."""
+PERMANENT_FAULTS: tuple[str, ...] = ("400", "401", "403", "DataInspectionFailed", "Arrearage")
+"""Faults a client must not retry, with the service's codes: ``400`` ``InvalidParameter``, ``401`` ``InvalidApiKey``,
+``403`` ``AccessDenied``, ``DataInspectionFailed`` (HTTP 400, content inspection) and ``Arrearage`` (HTTP 400, an
+account in arrears)."""
+FAULT_KINDS: tuple[str, ...] = TRANSIENT_FAULTS + PERMANENT_FAULTS
+"""Every injectable fault: :data:`TRANSIENT_FAULTS` and :data:`PERMANENT_FAULTS`."""
 
 _STREAM_ONLY = frozenset({"stream_error", "stream_cut"})
+_PERMANENT_REPLIES: dict[str, tuple[int, str | None, str | None]] = {
+    "400": (400, None, None),
+    "401": (401, None, None),
+    "403": (403, None, None),
+    "DataInspectionFailed": (400, "DataInspectionFailed", "Input or output data may contain inappropriate content."),
+    "Arrearage": (400, "Arrearage", "Access denied, please make sure your account is in good standing."),
+}
 _WINDOW = 60.0
 
 
@@ -130,6 +189,7 @@ class EmulatorStats:
         faults: faults injected, by kind.
         throttled: requests refused by the RPM limit.
         unauthorized: requests refused for a wrong or missing key.
+        abandoned: requests whose client closed the connection before the reply was ready (not successes).
     """
 
     requests: int = 0
@@ -138,6 +198,7 @@ class EmulatorStats:
     faults: dict[str, int] = field(default_factory=dict)
     throttled: int = 0
     unauthorized: int = 0
+    abandoned: int = 0
 
     @property
     def successes(self) -> int:
@@ -153,6 +214,7 @@ class EmulatorStats:
             faults=dict(self.faults),
             throttled=self.throttled,
             unauthorized=self.unauthorized,
+            abandoned=self.abandoned,
         )
 
 
@@ -179,6 +241,9 @@ class Emulator:
         reader: ``"recorded"`` (answer with recorded replies) or ``"local"`` (the local engine reads the
             ``data:`` URL image; needs ``pip install qwen-ocr[local]``).
         chunk_chars: characters of text per stream frame.
+        stall: seconds a ``timeout`` fault holds the request without answering before it closes the connection
+            (set it above the client's timeout); the wait ends early when the client hangs up.
+        fault_retry_after: the ``Retry-After`` (whole seconds) of a ``429_retry_after`` fault.
 
     Example::
 
@@ -201,6 +266,8 @@ class Emulator:
         valid_keys: Collection[str] | None = None,
         reader: Literal["recorded", "local"] = "recorded",
         chunk_chars: int = 8,
+        stall: float = 30.0,
+        fault_retry_after: int = 1,
     ) -> None:
         if latency < 0:
             raise ValueError("latency must be >= 0")
@@ -210,6 +277,8 @@ class Emulator:
             raise ValueError("fault_rate must be within [0, 1]")
         if reader not in ("recorded", "local"):
             raise ValueError("reader must be 'recorded' or 'local'")
+        if stall < 0 or fault_retry_after < 0:
+            raise ValueError("stall and fault_retry_after must be >= 0")
         kinds = list(faults.keys()) if isinstance(faults, Mapping) else list(faults)
         for kind in kinds:
             _check_kind(kind)
@@ -225,11 +294,16 @@ class Emulator:
         self.valid_keys = frozenset(valid_keys) if valid_keys is not None else None
         self.reader = reader
         self.chunk_chars = chunk_chars
+        self.stall = stall
+        self.fault_retry_after = int(fault_retry_after)
         self._rng = random.Random(seed)  # noqa: S311 - fault injection, not cryptography
         self._lock = threading.Lock()
         self._window: collections.deque[float] = collections.deque()
         self._second: collections.deque[float] = collections.deque()
         self._queued: collections.deque[str] = collections.deque()
+        self._queued_for: dict[str, collections.deque[str]] = {}
+        self._in_flight = 0
+        self._stopping = threading.Event()
         self._stats = EmulatorStats()
         self._log: list[LoggedRequest] = []
         self._server: _Server | None = None
@@ -245,6 +319,7 @@ class Emulator:
             return self
         server = _Server(("127.0.0.1", self._requested_port), _Handler)
         server.emulator = self
+        self._stopping.clear()
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="qwen-ocr-emulator", daemon=True
@@ -257,6 +332,7 @@ class Emulator:
         server, self._server = self._server, None
         if server is None:
             return
+        self._stopping.set()  # ends the waits of stalled requests
         server.shutdown()
         server.server_close()
         if self._thread is not None:
@@ -304,6 +380,7 @@ class Emulator:
             self._log.clear()
             self._window.clear()
             self._queued.clear()
+            self._queued_for.clear()
 
     def inject(self, *kinds: str) -> None:
         """Queue faults for the next requests, one each, in order (deterministic, on top of random faults).
@@ -319,6 +396,30 @@ class Emulator:
             _check_kind(kind)
         with self._lock:
             self._queued.extend(kinds)
+
+    def inject_for(self, image: str | bytes, *kinds: str) -> None:
+        """Queue faults for the next requests of one image, one each, in order (before :meth:`inject`'s).
+
+        Args:
+            image: the image's bytes as sent (a ``data:`` URL's payload) or their SHA-256 in hex (the keys of
+                ``stats.successes_by_image``); for a remote image, its URL string's SHA-256.
+            kinds: fault kinds (see :data:`FAULT_KINDS`).
+
+        Example::
+
+            emu.inject_for(png_bytes, "400")   # that image is refused once with InvalidParameter; others are not
+        """
+        for kind in kinds:
+            _check_kind(kind)
+        digest = hashlib.sha256(image).hexdigest() if isinstance(image, bytes) else image.lower()
+        with self._lock:
+            self._queued_for.setdefault(digest, collections.deque()).extend(kinds)
+
+    @property
+    def in_flight(self) -> int:
+        """POST requests being worked on right now (received, reply not finished)."""
+        with self._lock:
+            return self._in_flight
 
     # -- decisions (called by the handler threads) -------------------------------------------------------------
 
@@ -368,10 +469,11 @@ class Emulator:
             self._window.append(now)
         return None
 
-    def _fault(self, stream: bool) -> str | None:
+    def _fault(self, stream: bool, digest: str | None = None) -> str | None:
         with self._lock:
-            if self._queued:
-                kind = self._queued.popleft()
+            mine = self._queued_for.get(digest) if digest is not None else None
+            if mine or self._queued:
+                kind = mine.popleft() if mine else self._queued.popleft()
                 if not stream and kind == "stream_error":
                     kind = "500"
                 elif not stream and kind == "stream_cut":
@@ -431,6 +533,10 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"unknown fault {kind!r}; use any of {', '.join(FAULT_KINDS)}")
 
 
+class _ClientGone(Exception):
+    """The client closed the connection while the emulator was still working on its request."""
+
+
 class _Refusal(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
@@ -469,6 +575,8 @@ class _Handler(BaseHTTPRequestHandler):
                     "faults": stats.faults,
                     "throttled": stats.throttled,
                     "unauthorized": stats.unauthorized,
+                    "abandoned": stats.abandoned,
+                    "in_flight": emulator.in_flight,
                 },
                 {},
             )
@@ -476,10 +584,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(404, native_error_body(404, code="NotFound", message=f"No route for GET {path}."), {})
 
     def do_POST(self) -> None:
+        emulator = self.server.emulator
+        with emulator._lock:
+            emulator._in_flight += 1
         try:
             self._post()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except _ClientGone:
+            self.close_connection = True
+            with emulator._lock:
+                emulator._stats.abandoned += 1
         except Exception as exc:  # a bug of the emulator: answer it rather than drop the connection
             self.close_connection = True
             body = native_error_body(500, code="InternalError", message=f"emulator error: {exc!r}")
@@ -487,6 +602,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(500, body, {})
             except OSError:
                 pass
+        finally:
+            with emulator._lock:
+                emulator._in_flight -= 1
 
     def _post(self) -> None:
         emulator = self.server.emulator
@@ -528,13 +646,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(protocol, refusal.status, rid, code=refusal.code, message=refusal.message)
             return
 
-        fault = emulator._fault(stream)
+        digest = image_digest(image_url)
+        fault = emulator._fault(stream, digest)
         if fault is not None:
             emulator._count_fault(fault)
+        if fault == "timeout":
+            self._wait(emulator.stall)  # no answer: the client's timeout fires first (or the stall ends)
+            self._drop()
+            return
         if not stream and emulator.latency:
-            time.sleep(emulator.latency)
+            self._wait(emulator.latency)
         if fault in ("429", "500", "503"):
             self._send_error(protocol, int(fault), rid)
+            return
+        if fault == "429_retry_after":
+            self._send_error(protocol, 429, rid, extra={"Retry-After": str(emulator.fault_retry_after)})
+            return
+        if fault in _PERMANENT_REPLIES:
+            status, code, message = _PERMANENT_REPLIES[fault]
+            self._send_error(protocol, status, rid, code=code, message=message)
             return
         if fault == "drop":
             self._drop()
@@ -554,7 +684,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(protocol, status, rid, code=exc.code, message=exc.message)
             return
         native["request_id"] = rid
-        digest = image_digest(image_url)
         model = body.get("model") if isinstance(body, Mapping) else None
         model = model if isinstance(model, str) else "qwen-vl-ocr"
 
@@ -654,6 +783,33 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.wfile.flush()
 
+    def _wait(self, seconds: float) -> None:
+        """Sleep ``seconds`` (the emulator's stop ends it early); raise :class:`_ClientGone` as soon as the client
+        closes its connection, as a server notices a cancelled request."""
+        stopping = self.server.emulator._stopping
+        deadline = time.monotonic() + seconds
+        connection = self.connection
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or stopping.is_set():
+                return
+            try:
+                readable, _, _ = select.select([connection], [], [], min(remaining, 0.05))
+            except (OSError, ValueError):
+                raise _ClientGone() from None
+            if not readable:
+                continue
+            try:
+                peeked = connection.recv(1, socket.MSG_PEEK)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                raise _ClientGone() from None
+            if not peeked:
+                raise _ClientGone()
+            stopping.wait(remaining)  # the client sent more (pipelining): just wait out the time
+            return
+
     def _error_frame(self, protocol: WireProtocol, index: int, rid: str) -> bytes:
         body = native_error_body(500, request_id=rid)
         if protocol == "dashscope":
@@ -717,9 +873,11 @@ def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser.add_argument("--fault-rate", type=float, default=0.0, help="probability of a fault per request")
     parser.add_argument(
         "--faults",
-        default=",".join(FAULT_KINDS),
-        help=f"comma-separated fault kinds drawn at --fault-rate (default: all of {','.join(FAULT_KINDS)})",
+        default=",".join(TRANSIENT_FAULTS),
+        help=f"comma-separated fault kinds drawn at --fault-rate (default: the transient ones, "
+        f"{','.join(TRANSIENT_FAULTS)}; also {','.join(PERMANENT_FAULTS)})",
     )
+    parser.add_argument("--stall", type=float, default=30.0, help="seconds a 'timeout' fault holds a request")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault RNG")
     parser.add_argument(
         "--api-key", action="append", dest="api_keys", help="accepted API key (repeatable; default: accept any)"
@@ -745,6 +903,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             valid_keys=args.api_keys,
             reader=args.reader,
             chunk_chars=args.chunk_chars,
+            stall=args.stall,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
