@@ -234,3 +234,12 @@ def test_client_holder_uses_the_given_client_or_builds_one() -> None:
     built = ClientHolder(api_key="sk-x", max_concurrency=2)
     assert built.get_client() is built.get_client()
     assert built.get_client().max_concurrency == 2
+
+
+def test_the_local_provider_reads_pdf_pages_with_boxes_in_points() -> None:
+    with QwenOCR(provider="local") as client:
+        (page,) = read_document(client, MULTIPAGE, pages="1")
+    assert page.ok and "Chapter" in page.text
+    assert page.result is not None and page.result.image_size == (384, 471)  # the page in PDF points
+    x0, y0, x1, y1 = page.result.lines[0].bbox
+    assert 0 <= x0 < x1 <= 384 and 0 <= y0 < y1 <= 471

@@ -244,6 +244,8 @@ class BaseClient:
         )
         if not isinstance(result, OCRResult):  # pragma: no cover - a contract check on the engine
             raise TypeError("the local engine must return an OCRResult")
+        if isinstance(image, PreparedImage) and image.original_size is not None and image.scale != (1.0, 1.0):
+            result = _in_original_frame(result, image.scale, image.original_size)  # as the service path reports
         return result._attach_image(image)
 
     @staticmethod
@@ -368,6 +370,20 @@ class BaseClient:
 
     def _limits(self) -> httpx.Limits:
         return httpx.Limits(max_connections=max(self.max_concurrency, 1) * 2, max_keepalive_connections=None)
+
+
+def _in_original_frame(result: OCRResult, scale: tuple[float, float], size: tuple[int, int]) -> OCRResult:
+    """Boxes of the sent pixels mapped to the caller's frame (a PDF page's points, a downscaled image's pixels)."""
+    sx, sy = scale
+    lines = []
+    for line in result.lines:
+        loc = line.location
+        location = tuple(round(v * (sx if i % 2 == 0 else sy)) for i, v in enumerate(loc))
+        cx, cy, w, h, angle = line.rotate_rect
+        lines.append(
+            line.model_copy(update={"location": location, "rotate_rect": (cx * sx, cy * sy, w * sx, h * sy, angle)})
+        )
+    return result.model_copy(update={"lines": lines, "image_size": size})
 
 
 def _chat_path_for(raw_base: str | None) -> str:

@@ -396,8 +396,9 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
     def _cache_put(self, key: str, result: OCRResult) -> None:
         if self.cache_size == 0:
             return
+        kept = result.model_copy()._attach_image(None)  # the text, not the image: the cache holds no pixels
         with self._cache_lock:
-            self._cache[key] = result
+            self._cache[key] = kept
             self._cache.move_to_end(key)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)

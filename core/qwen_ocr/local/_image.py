@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 from ..errors import InvalidImageError
 from ..imaging import (
     ImageInput,
+    PreparedImage,
     _check_size,
     _decode_data_url,
     _exif_orientation,
@@ -35,6 +36,12 @@ def load_image(image: ImageInput) -> Image.Image:
     Raises:
         InvalidImageError: the image cannot be used (the message says why), or it is a URL to download.
     """
+    if isinstance(image, PreparedImage):  # a document page or an image already prepared for sending
+        return (
+            _decode(_decode_data_url(image.url), "the prepared image")
+            if image.url.startswith("data:")
+            else (load_image(image.url))
+        )
     if isinstance(image, Image.Image):
         width, height = image.size
         _check_size(width, height, "the PIL image")
