@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import threading
 from collections import deque
 from collections.abc import AsyncGenerator, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -195,13 +194,14 @@ def read_document(
             max_pixels=options.get("max_pixels"),
         ) as doc,
         ThreadPoolExecutor(max_workers=window, thread_name_prefix="qwen-ocr-page") as pool,
+        ThreadPoolExecutor(max_workers=_preparers(window), thread_name_prefix="qwen-ocr-render") as renderers,
     ):
         name, total = doc.name, doc.page_count
-        preparing = threading.BoundedSemaphore(_preparers(window))
 
         def read(page: Page) -> tuple[Literal["ocr", "text_layer"], OCRResult]:
-            with preparing:  # render and encode a few pages at once (CPU), while the rest wait on the network
-                prepared = _prepare_or_text(page, text_layer)
+            # Render and encode on a few dedicated threads (one per core: the big page buffers stay in their few
+            # allocator arenas), while the request threads wait on the network.
+            prepared = renderers.submit(_prepare_or_text, page, text_layer).result()
             if isinstance(prepared, str):
                 return "text_layer", _text_layer_result(prepared)
             return "ocr", client.ocr(prepared, **options)
@@ -255,11 +255,11 @@ async def aread_document(
         min_pixels=options.get("min_pixels"),
         max_pixels=options.get("max_pixels"),
     )
-    preparing = asyncio.Semaphore(_preparers(window))
+    renderers = ThreadPoolExecutor(max_workers=_preparers(window), thread_name_prefix="qwen-ocr-render")
+    loop = asyncio.get_running_loop()
 
     async def read(page: Page) -> tuple[Literal["ocr", "text_layer"], OCRResult]:
-        async with preparing:
-            prepared = await asyncio.to_thread(_prepare_or_text, page, text_layer)
+        prepared = await loop.run_in_executor(renderers, _prepare_or_text, page, text_layer)
         if isinstance(prepared, str):
             return "text_layer", _text_layer_result(prepared)
         return "ocr", await client.ocr(prepared, **options)
@@ -287,6 +287,7 @@ async def aread_document(
         for _, pending in in_flight:
             with contextlib.suppress(BaseException):
                 await pending
+        renderers.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(doc.close)
 
 
