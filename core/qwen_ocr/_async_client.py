@@ -10,6 +10,7 @@ import asyncio
 import os
 import weakref
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
@@ -22,7 +23,7 @@ from .cache import OCRCache
 from .errors import BatchOCRError, QwenOCRError, RateLimitError, error_from_response
 from .imaging import ImageInput
 from .models import DEFAULT_MODEL
-from .protocols.base import OCRCall
+from .protocols.base import OCRCall, StreamAssembler
 from .results import OCRChunk, OCRResult
 from .retry import RetryPolicy, tenacity_kwargs
 from .tasks import Schema, Task
@@ -200,19 +201,14 @@ class AsyncQwenOCR(BaseClient):
         headers = self._headers(request)
         url, content = self._url(request), request.content()
         async with self._semaphore():
-            response = await self._open_stream(url, headers, content, call)
+            opened = await self._open_stream(url, headers, content, call)
             try:
-                if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
-                    result = self._parse(200, response.headers, await response.aread(), call)
-                    yield OCRChunk(
-                        text=result.raw_text,
-                        finish_reason=result.finish_reason or "stop",
-                        usage=result.usage,
-                        request_id=result.request_id,
-                    )
+                for chunk in opened.first:
+                    yield chunk
+                assembler = opened.assembler
+                if assembler is None or opened.rest is None:  # read whole already
                     return
-                assembler = self._assembler(call, response.headers)
-                async for data in response.aiter_bytes():
+                async for data in opened.rest:
                     for chunk in assembler.feed(data):
                         yield chunk
                 for chunk in assembler.close():
@@ -220,7 +216,7 @@ class AsyncQwenOCR(BaseClient):
             except httpx.HTTPError as exc:
                 raise transport_error(exc) from exc
             finally:
-                await response.aclose()
+                await opened.response.aclose()
 
     async def ocr_many(
         self,
@@ -302,8 +298,10 @@ class AsyncQwenOCR(BaseClient):
         self._observe_success(result)
         return result
 
-    async def _open_stream(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> httpx.Response:
-        opened: httpx.Response | None = None
+    async def _open_stream(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> _OpenStream:
+        """Send the request and read up to its first chunk, retrying every failure until then (an error status, a
+        dropped connection, a garbled reply, an error or the end of the stream before any text)."""
+        opened: _OpenStream | None = None
         async for attempt in AsyncRetrying(**tenacity_kwargs(self.retry)):
             with attempt:
                 request = self._http.build_request("POST", url, content=content, headers=headers)
@@ -314,17 +312,50 @@ class AsyncQwenOCR(BaseClient):
                     response = await self._http.send(request, stream=True)
                 except httpx.HTTPError as exc:
                     raise transport_error(exc) from exc
-                if response.status_code != 200:
-                    try:
+                try:
+                    if response.status_code != 200:
                         body = await response.aread()
-                    except httpx.HTTPError as exc:
-                        raise transport_error(exc) from exc
-                    finally:
-                        await response.aclose()
-                    error = error_from_response(response.status_code, body, response.headers)
-                    if isinstance(error, RateLimitError):
-                        self._observe_throttle(error)
-                    raise error
-                opened = response
+                        error = error_from_response(response.status_code, body, response.headers)
+                        if isinstance(error, RateLimitError):
+                            self._observe_throttle(error)
+                        raise error
+                    opened = await self._first_chunks(response, call)
+                except httpx.HTTPError as exc:
+                    await response.aclose()
+                    raise transport_error(exc) from exc
+                except BaseException:
+                    await response.aclose()
+                    raise
         assert opened is not None
         return opened
+
+    async def _first_chunks(self, response: httpx.Response, call: OCRCall) -> _OpenStream:
+        if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
+            result = self._parse(200, response.headers, await response.aread(), call)  # the whole reading at once
+            await response.aclose()
+            whole = OCRChunk(
+                text=result.raw_text,
+                finish_reason=result.finish_reason or "stop",
+                usage=result.usage,
+                request_id=result.request_id,
+            )
+            return _OpenStream(response, None, None, [whole])
+        assembler = self._assembler(call, response.headers)
+        data = response.aiter_bytes()
+        first: list[OCRChunk] = []
+        async for piece in data:
+            first.extend(assembler.feed(piece))
+            if first:
+                return _OpenStream(response, assembler, data, first)
+        first.extend(assembler.close())  # the stream ended before any text: its end is checked here too
+        return _OpenStream(response, None, None, first)
+
+
+@dataclass
+class _OpenStream:
+    """A stream read up to its first chunk: the response, what reads the rest, and the chunks so far."""
+
+    response: httpx.Response
+    assembler: StreamAssembler | None
+    rest: AsyncIterator[bytes] | None
+    first: list[OCRChunk]

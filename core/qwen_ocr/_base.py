@@ -164,7 +164,10 @@ class BaseClient:
 
     def _observe_throttle(self, exc: RateLimitError) -> None:
         if self.pacer is not None:
-            self.pacer.on_throttled(exc.retry_after, default_pause=min(self.retry.initial_delay, self.retry.max_delay))
+            # The pause honours Retry-After as the retry does: capped at max_retry_after.
+            hint = exc.retry_after
+            pause = min(hint, self.retry.max_retry_after) if hint is not None else None
+            self.pacer.on_throttled(pause, default_pause=min(self.retry.initial_delay, self.retry.max_delay))
 
     @classmethod
     def from_client(cls, other: BaseClient, **overrides: Any) -> Self:

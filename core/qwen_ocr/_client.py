@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ from .cache import OCRCache
 from .errors import BatchOCRError, QwenOCRError, RateLimitError, error_from_response
 from .imaging import ImageInput
 from .models import DEFAULT_MODEL
-from .protocols.base import OCRCall
+from .protocols.base import OCRCall, StreamAssembler
 from .results import OCRChunk, OCRResult
 from .retry import RetryPolicy, tenacity_kwargs
 from .tasks import Schema, Task
@@ -321,8 +322,10 @@ class QwenOCR(BaseClient):
         self._observe_success(result)
         return result
 
-    def _open_stream(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> httpx.Response:
-        opened: httpx.Response | None = None
+    def _open_stream(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> _OpenStream:
+        """Send the request and read up to its first chunk, retrying every failure until then (an error status, a
+        dropped connection, a garbled reply, an error or the end of the stream before any text)."""
+        opened: _OpenStream | None = None
         for attempt in Retrying(**tenacity_kwargs(self.retry)):
             with attempt:
                 request = self._http.build_request("POST", url, content=content, headers=headers)
@@ -333,39 +336,66 @@ class QwenOCR(BaseClient):
                     response = self._http.send(request, stream=True)
                 except httpx.HTTPError as exc:
                     raise transport_error(exc) from exc
-                if response.status_code != 200:
-                    try:
+                try:
+                    if response.status_code != 200:
                         body = response.read()
-                    except httpx.HTTPError as exc:
-                        raise transport_error(exc) from exc
-                    finally:
-                        response.close()
-                    error = error_from_response(response.status_code, body, response.headers)
-                    if isinstance(error, RateLimitError):
-                        self._observe_throttle(error)
-                    raise error
-                opened = response
+                        error = error_from_response(response.status_code, body, response.headers)
+                        if isinstance(error, RateLimitError):
+                            self._observe_throttle(error)
+                        raise error
+                    opened = self._first_chunks(response, call)
+                except httpx.HTTPError as exc:
+                    response.close()
+                    raise transport_error(exc) from exc
+                except BaseException:
+                    response.close()
+                    raise
         assert opened is not None
         return opened
 
+    def _first_chunks(self, response: httpx.Response, call: OCRCall) -> _OpenStream:
+        if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
+            result = self._parse(200, response.headers, response.read(), call)  # the whole reading at once
+            response.close()
+            whole = OCRChunk(
+                text=result.raw_text,
+                finish_reason=result.finish_reason or "stop",
+                usage=result.usage,
+                request_id=result.request_id,
+            )
+            return _OpenStream(response, None, iter(()), [whole])
+        assembler = self._assembler(call, response.headers)
+        data = response.iter_bytes()
+        first: list[OCRChunk] = []
+        for piece in data:
+            first.extend(assembler.feed(piece))
+            if first:
+                return _OpenStream(response, assembler, data, first)
+        first.extend(assembler.close())  # the stream ended before any text: its end is checked here too
+        return _OpenStream(response, None, iter(()), first)
+
     def _stream(self, call: OCRCall, url: str, headers: dict[str, str], content: bytes) -> Iterator[OCRChunk]:
         with self._slots:
-            response = self._open_stream(url, headers, content, call)
+            opened = self._open_stream(url, headers, content, call)
             try:
-                if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
-                    result = self._parse(200, response.headers, response.read(), call)
-                    yield OCRChunk(
-                        text=result.raw_text,
-                        finish_reason=result.finish_reason or "stop",
-                        usage=result.usage,
-                        request_id=result.request_id,
-                    )
+                yield from opened.first
+                assembler = opened.assembler
+                if assembler is None:  # read whole already
                     return
-                assembler = self._assembler(call, response.headers)
-                for data in response.iter_bytes():
+                for data in opened.rest:
                     yield from assembler.feed(data)
                 yield from assembler.close()
             except httpx.HTTPError as exc:
                 raise transport_error(exc) from exc
             finally:
-                response.close()
+                opened.response.close()
+
+
+@dataclass
+class _OpenStream:
+    """A stream read up to its first chunk: the response, what reads the rest, and the chunks so far."""
+
+    response: httpx.Response
+    assembler: StreamAssembler | None
+    rest: Iterator[bytes]
+    first: list[OCRChunk]

@@ -165,6 +165,9 @@ class LoggedRequest:
         stream: whether a stream was asked for.
         task: the task recognised (``None``: no task or a custom prompt).
         time: when it arrived (``time.time()``).
+        request_id: the request id of the reply (``None`` for GET requests).
+        image: the image's key, as in ``stats.successes_by_image`` (``None`` until the request was checked, and for
+            a request without an image).
     """
 
     method: str
@@ -175,6 +178,8 @@ class LoggedRequest:
     stream: bool
     task: Task | None
     time: float
+    request_id: str | None = None
+    image: str | None = None
 
 
 @dataclass
@@ -619,8 +624,10 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items()}
         stream = wants_stream(protocol, headers, body)
         task = task_of(protocol, body)
-        emulator._record(self._entry(body, protocol, stream, task))
         rid = new_request_id()
+        entry = self._entry(body, protocol, stream, task)
+        entry.request_id = rid
+        emulator._record(entry)
 
         if path != NATIVE_PATH and path not in COMPAT_PATHS:
             self._send_error(protocol, 404, rid, code="NotFound", message=f"No route for POST {path}.")
@@ -647,6 +654,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         digest = image_digest(image_url)
+        with emulator._lock:
+            entry.image = digest
         fault = emulator._fault(stream, digest)
         if fault is not None:
             emulator._count_fault(fault)
