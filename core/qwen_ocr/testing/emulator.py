@@ -228,6 +228,12 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     emulator: Emulator
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet about clients that hang up (a timed-out or cancelled request); loud about anything else."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class Emulator:
     """The emulator; use it as a context manager (or :meth:`start` / :meth:`stop`).
