@@ -118,10 +118,11 @@ class OCRCache:
             return
 
     def __len__(self) -> int:
-        return sum(1 for _ in self.directory.glob("??/*.json"))
+        # Entries only: not the temporary file a job killed mid-write may have left (".tmp-*.json").
+        return sum(1 for entry in self.directory.glob("??/*.json") if not entry.name.startswith("."))
 
     def clear(self) -> None:
-        """Remove every entry."""
+        """Remove every entry (and any temporary file a killed job left)."""
         for entry in self.directory.glob("??/*.json"):
             with contextlib.suppress(OSError):
                 entry.unlink()
