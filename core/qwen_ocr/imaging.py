@@ -483,7 +483,13 @@ def open_checked(data: bytes, source: str = "image") -> tuple[Image.Image, str]:
         raise _bomb(source, header)
     im = _open(data, source, fmt)
     _check_size(im.size[0], im.size[1], source)
-    frames = getattr(im, "n_frames", 1)
+    try:
+        frames = getattr(im, "n_frames", 1)
+    except Exception as exc:  # a broken later directory: Pillow raises TypeError, KeyError, struct.error...
+        raise InvalidImageError(
+            f"{source} looks like a {fmt} image but its list of pages is corrupt ({type(exc).__name__}: {exc}).",
+            code="CorruptImage",
+        ) from None
     if fmt in ("TIFF", "WEBP") and isinstance(frames, int) and frames > 1:
         kind = "pages" if fmt == "TIFF" else "frames"
         raise InvalidImageError(

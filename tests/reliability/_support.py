@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import FrameType
 
 from PIL import Image, ImageDraw
 
@@ -54,3 +58,28 @@ def sent_digest(image: bytes, model: str = "qwen-vl-ocr") -> str:
     key = image_digest(prepare_image(image, model=model).url)
     assert key is not None
     return key
+
+
+class OverBudget(BaseException):
+    """Raised in the main thread when an example runs past its time budget (a BaseException, so that no
+    ``except Exception`` in the code under test can swallow it)."""
+
+
+@contextlib.contextmanager
+def time_budget(seconds: float) -> Iterator[None]:
+    """Fail with :class:`OverBudget` if the block runs longer than ``seconds`` (a hang guard; POSIX main thread
+    only, a no-op elsewhere). Pure-Python loops are interrupted at once, C code when it returns."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        raise OverBudget(f"still running after {seconds} s: a hang")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
