@@ -105,6 +105,7 @@ class ReadSettings:
     show_progress: bool = False
     max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
     download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT
+    allow_private_urls: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -127,6 +128,7 @@ class ReadSettings:
         ocr_options: Mapping[str, Any] | None,
         max_download_bytes: int,
         download_timeout: float,
+        allow_private_urls: bool = False,
     ) -> ReadSettings:
         """Check every option; raise :class:`~qwen_ocr.errors.InvalidArgumentError` naming the wrong one."""
         if mode not in MODES:
@@ -182,6 +184,7 @@ class ReadSettings:
             show_progress=show_progress,
             max_download_bytes=max_download_bytes,
             download_timeout=float(download_timeout),
+            allow_private_urls=bool(allow_private_urls),
             options=options,
         )
 
@@ -204,6 +207,8 @@ class ReadSettings:
         parts.append(f"on_error={self.on_error!r}")
         if self.max_concurrency is not None:
             parts.append(f"max_concurrency={self.max_concurrency}")
+        if self.allow_private_urls:
+            parts.append("allow_private_urls=True")
         return ", ".join(parts)
 
 
@@ -454,7 +459,13 @@ class Reader:
         if item.url is None or item.error is not None:
             return item
         try:
-            data = download(item.url, client=downloads.sync(), max_bytes=self.settings.max_download_bytes)
+            data = download(
+                item.url,
+                client=downloads.sync(),
+                max_bytes=self.settings.max_download_bytes,
+                timeout=self.settings.download_timeout,
+                allow_private=self.settings.allow_private_urls,
+            )
         except QwenOCRError as exc:
             return replace(item, url=None, error=exc)
         return replace(item, url=None, data=data)
@@ -464,7 +475,13 @@ class Reader:
         if item.url is None or item.error is not None:
             return item
         try:
-            data = await adownload(item.url, client=downloads.async_(), max_bytes=self.settings.max_download_bytes)
+            data = await adownload(
+                item.url,
+                client=downloads.async_(),
+                max_bytes=self.settings.max_download_bytes,
+                timeout=self.settings.download_timeout,
+                allow_private=self.settings.allow_private_urls,
+            )
         except QwenOCRError as exc:
             return replace(item, url=None, error=exc)
         return replace(item, url=None, data=data)
@@ -660,14 +677,14 @@ class Downloads:
         import httpx
 
         if self._sync is None:
-            self._sync = httpx.Client(timeout=self.timeout, follow_redirects=True)
+            self._sync = httpx.Client(timeout=self.timeout, follow_redirects=False)  # each redirect is checked
         return self._sync
 
     def async_(self) -> httpx.AsyncClient:
         import httpx
 
         if self._async is None:
-            self._async = httpx.AsyncClient(timeout=self.timeout, follow_redirects=True)
+            self._async = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
         return self._async
 
     def close(self) -> None:

@@ -75,6 +75,10 @@ class QwenOCRLoader(BaseLoader):
             ``temperature``.
         max_download_bytes: the largest file accepted from a URL (100 MiB).
         download_timeout: seconds allowed for each network step of a download.
+        allow_private_urls: also download URLs whose host is a private, loopback, link-local or otherwise
+            non-public address (an intranet server, a test server). Refused by default, at every redirect too, so
+            that a URL cannot make this process reach services inside your network (SSRF): see
+            :mod:`qwen_ocr.fetch`.
         client: a :class:`~qwen_ocr.QwenOCR` to use for :meth:`lazy_load` (its settings also make the async
             client of :meth:`alazy_load` when ``aclient`` is not given).
         aclient: an :class:`~qwen_ocr.AsyncQwenOCR` to use for :meth:`alazy_load`.
@@ -125,6 +129,7 @@ class QwenOCRLoader(BaseLoader):
         ocr_options: Mapping[str, Any] | None = None,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
+        allow_private_urls: bool = False,
         client: QwenOCR | None = None,
         aclient: AsyncQwenOCR | None = None,
         api_key: str | SecretStr | None = None,
@@ -160,6 +165,7 @@ class QwenOCRLoader(BaseLoader):
             ocr_options=ocr_options,
             max_download_bytes=max_download_bytes,
             download_timeout=download_timeout,
+            allow_private_urls=allow_private_urls,
         )
         self._holder = build_holder(
             client=client,

@@ -4,7 +4,7 @@
 order (a pattern's or a directory's files sorted by path). An entry that cannot be expanded (a missing file, a
 pattern that matches nothing, an empty directory) becomes an item carrying its typed error, so that the loader can
 raise it, skip it or mark it like any other failure. URLs are downloaded into memory with :func:`download` /
-:func:`adownload` (size cap, timeout, no credentials sent).
+:func:`adownload` (size cap, timeout, no credentials sent, non-public hosts refused: see :mod:`qwen_ocr.fetch`).
 
 Example::
 
@@ -288,29 +288,21 @@ def download(
     *,
     client: httpx.Client,
     max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+    timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
+    allow_private: bool = False,
 ) -> bytes:
-    """The body of ``url``, read into memory (at most ``max_bytes``); redirects are followed, nothing is sent but
-    the request itself (no API key, no cookies of ours).
+    """The body of ``url``, read into memory (at most ``max_bytes``) with :func:`qwen_ocr.fetch.fetch`: http(s)
+    only, redirects followed one at a time and each checked, hosts with private, loopback, link-local and other
+    non-public addresses refused unless ``allow_private`` (SSRF), nothing sent but the request itself (no API key, no
+    cookies of ours).
 
     Raises:
-        DocumentReadError: ``DownloadFailed`` (unreachable, timed out, an HTTP error status) or ``DownloadTooLarge``.
+        DocumentReadError: ``DownloadFailed`` (unreachable, timed out, an HTTP error status), ``DownloadTooLarge``,
+            ``UnsafeURL`` (a non-public host; a :class:`qwen_ocr.fetch.UnsafeURLError`) or ``UnsupportedURL``.
     """
-    import httpx
+    from qwen_ocr.fetch import fetch
 
-    label = display_url(url)
-    try:
-        with client.stream("GET", url) as response:
-            _check_response(response, label, max_bytes)
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise _too_large(label, max_bytes)
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except httpx.HTTPError as exc:
-        raise _download_failed(url, label, exc) from None
+    return fetch(url, client=client, max_bytes=max_bytes, timeout=timeout, allow_private=allow_private)
 
 
 async def adownload(
@@ -318,49 +310,10 @@ async def adownload(
     *,
     client: httpx.AsyncClient,
     max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+    timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
+    allow_private: bool = False,
 ) -> bytes:
     """The async twin of :func:`download`."""
-    import httpx
+    from qwen_ocr.fetch import afetch
 
-    label = display_url(url)
-    try:
-        async with client.stream("GET", url) as response:
-            _check_response(response, label, max_bytes)
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise _too_large(label, max_bytes)
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except httpx.HTTPError as exc:
-        raise _download_failed(url, label, exc) from None
-
-
-def _check_response(response: httpx.Response, label: str, max_bytes: int) -> None:
-    if response.status_code >= 400:
-        raise DocumentReadError(
-            f"cannot download {label}: the server answered HTTP {response.status_code}.",
-            code="DownloadFailed",
-            status_code=response.status_code,
-        )
-    declared = response.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise _too_large(label, max_bytes)
-
-
-def _too_large(label: str, max_bytes: int) -> DocumentReadError:
-    return DocumentReadError(
-        f"cannot download {label}: it is larger than {max_bytes:,} bytes. Download it yourself and pass the path, "
-        "or raise max_download_bytes.",
-        code="DownloadTooLarge",
-    )
-
-
-def _download_failed(url: str, label: str, exc: Exception) -> DocumentReadError:
-    if "Timeout" in type(exc).__name__:
-        detail = "it timed out"
-    else:  # httpx's messages may quote the URL: never with its user name or password
-        detail = f"{type(exc).__name__}: {str(exc).replace(url, label)}".rstrip(": ")
-    return DocumentReadError(f"cannot download {label}: {detail}.", code="DownloadFailed")
+    return await afetch(url, client=client, max_bytes=max_bytes, timeout=timeout, allow_private=allow_private)

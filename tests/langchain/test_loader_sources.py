@@ -188,16 +188,18 @@ def web(tree: Path) -> Iterator[str]:
 async def test_a_url_is_downloaded_and_is_the_source(emu: Emulator, web: str) -> None:
     url = f"{web}/sub/d.PDF"
     with sync_client(emu) as client:
-        docs = QwenOCRLoader(url, client=client, ocr_options=SMALL).load()
+        docs = QwenOCRLoader(url, client=client, ocr_options=SMALL, allow_private_urls=True).load()
     assert _sources(docs) == [(url, page) for page in range(4)]
     async with async_client(emu) as aclient:
-        adocs = await QwenOCRLoader([url, f"{web}/a.png"], aclient=aclient, ocr_options=SMALL).aload()
+        adocs = await QwenOCRLoader(
+            [url, f"{web}/a.png"], aclient=aclient, ocr_options=SMALL, allow_private_urls=True
+        ).aload()
     assert _sources(adocs) == [*[(url, page) for page in range(4)], (f"{web}/a.png", 0)]
 
 
 async def test_url_credentials_stay_out_of_metadata_and_repr(client: QwenOCR, web: str) -> None:
     secret_url = web.replace("http://", "http://user:hunter2@") + "/a.png"
-    loader = QwenOCRLoader(secret_url, client=client)
+    loader = QwenOCRLoader(secret_url, client=client, allow_private_urls=True)
     assert "hunter2" not in repr(loader)
     (doc,) = loader.load()
     assert doc.metadata["source"] == f"{web}/a.png"
@@ -206,16 +208,19 @@ async def test_url_credentials_stay_out_of_metadata_and_repr(client: QwenOCR, we
 async def test_url_errors_are_typed_and_can_be_marked(emu: Emulator, web: str) -> None:
     with sync_client(emu) as client:
         with pytest.raises(DocumentReadError, match="HTTP 404") as info:
-            QwenOCRLoader(f"{web}/nope.pdf", client=client).load()
+            QwenOCRLoader(f"{web}/nope.pdf", client=client, allow_private_urls=True).load()
         assert info.value.code == "DownloadFailed"
         with pytest.raises(DocumentReadError, match="larger than 1,000 bytes") as too_big:
-            QwenOCRLoader(f"{web}/b.pdf", client=client, max_download_bytes=1000).load()
+            QwenOCRLoader(f"{web}/b.pdf", client=client, max_download_bytes=1000, allow_private_urls=True).load()
         assert too_big.value.code == "DownloadTooLarge"
         with pytest.raises(UnsupportedDocumentError, match=r"notes\.txt"):
-            QwenOCRLoader(f"{web}/notes.txt", client=client).load()
+            QwenOCRLoader(f"{web}/notes.txt", client=client, allow_private_urls=True).load()
     async with async_client(emu) as aclient:
         docs = await QwenOCRLoader(
-            [f"{web}/nope.pdf", f"{web}/a.png", "http://127.0.0.1:9/unreachable.pdf"], aclient=aclient, on_error="mark"
+            [f"{web}/nope.pdf", f"{web}/a.png", "http://127.0.0.1:9/unreachable.pdf"],
+            aclient=aclient,
+            on_error="mark",
+            allow_private_urls=True,
         ).aload()
     assert [(d.metadata["source"], d.metadata.get("error_code")) for d in docs] == [
         (f"{web}/nope.pdf", "DownloadFailed"),
