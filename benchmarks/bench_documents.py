@@ -23,7 +23,6 @@ import argparse
 import io
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,8 @@ import pypdfium2 as pdfium
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "core"))
+
+from _rss import peak_rss_kib  # noqa: E402
 
 from qwen_ocr.cost import estimate_document  # noqa: E402
 from qwen_ocr.documents import open_document  # noqa: E402
@@ -160,18 +161,6 @@ def encoding_table(path: Path, index: int, repeat: int) -> list[tuple[str, int, 
 
 
 # -- 4. memory over page count ----------------------------------------------------------------------------------
-
-
-def peak_rss_kib() -> int:
-    """This process's peak resident set (VmHWM: reset by exec, unlike ru_maxrss, which a child inherits)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def rss_child(path: str, pages: int, reopen: bool) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,9 @@ def child(path: str, base_url: str) -> None:
                 ok += 1
             else:
                 failed += 1
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    from _rss import peak_rss_kib
+
+    peak_kib = peak_rss_kib()
     print(
         json.dumps({"ok": ok, "failed": failed, "seconds": time.perf_counter() - started, "peak_mib": peak_kib / 1024})
     )

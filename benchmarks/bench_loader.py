@@ -16,7 +16,7 @@ process is only the loader:
   rate), once at ``max_pixels=1,000,000`` (little CPU: the 200 ms per request dominate);
 - the same three runs on a directory of 50 single-page JPEG scans (one window of pages in flight across files);
 - memory: the highest RSS seen (sampled at each Document) over the first and over the second half of the
-  Documents, and the peak (``ru_maxrss``), for 50 and for 150 pages.
+  Documents, and the peak (``VmHWM``), for 50 and for 150 pages.
 
 The PDF is built on the fly: 10 different Letter pages of typed text rendered with Pillow at 300 dpi and stored as
 JPEG images (a scan: no text layer, so every page is OCR'd), repeated to the page count with PDFium.
@@ -30,13 +30,14 @@ import io
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _rss import peak_rss_kib
 
 ROOT = Path(__file__).resolve().parents[1]
 LATENCY = 0.2
@@ -139,7 +140,7 @@ def child(path: str, base_url: str, concurrency: int, use_async: bool, max_pixel
         "first": first,
         "rss_first_half": max(rss[:half]),
         "rss_second_half": max(rss[half:]),
-        "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak": peak_rss_kib() / 1024,
     }
     print(json.dumps(record))
 
