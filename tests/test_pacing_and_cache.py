@@ -224,3 +224,14 @@ def test_concurrent_writers_leave_whole_entries(tmp_path: Path) -> None:
     assert len(cache) == 5
     assert not list(tmp_path.rglob(".tmp-*"))
     asyncio.run(asyncio.sleep(0))
+
+
+def test_a_stray_429_after_a_few_requests_only_pauses() -> None:
+    clock = Clock()
+    pacer = Pacer(rpm=None, clock=clock)
+    pacer.reserve()
+    pacer.on_throttled(retry_after=1.0)
+    assert pacer.limit_rpm is None  # one request says nothing about the rate
+    assert pacer.reserve() == pytest.approx(1.0)
+    clock.now += 1.0
+    assert pacer.reserve() == 0.0

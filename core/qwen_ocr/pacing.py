@@ -31,6 +31,7 @@ from dataclasses import dataclass
 __all__ = ["Pacer", "PacerStats"]
 
 _WINDOW = 60.0
+_MIN_SAMPLE = 10  # requests in the last minute needed before a 429 teaches a rate limit
 
 
 @dataclass
@@ -165,12 +166,13 @@ class Pacer:
         with self._lock:
             now = self._clock()
             self.stats.throttled += 1
-            if self._limit_rpm is None:
+            sent = sum(1 for t in self._recent if t > now - _WINDOW)
+            if self._limit_rpm is None and sent >= _MIN_SAMPLE:
                 # Learn the limit: what was sent in the last minute was (just) too much.
-                sent = sum(1 for t in self._recent if t > now - _WINDOW)
-                elapsed = min(_WINDOW, max(1.0, now - self._recent[0])) if self._recent else _WINDOW
+                elapsed = min(_WINDOW, max(1.0, now - self._recent[0]))
                 self._limit_rpm = max(1.0, sent * _WINDOW / elapsed)
                 self._next_request = now
+            # (Too few requests to tell a rate from a stray 429: only the pause below applies.)
             self._factor = max(0.1, self._factor * 0.8)
             pause = retry_after if retry_after is not None else default_pause
             self._paused_until = max(self._paused_until, now + pause)
