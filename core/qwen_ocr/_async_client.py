@@ -20,7 +20,7 @@ from tenacity import AsyncRetrying
 
 from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, Provider, transport_error
 from .cache import OCRCache
-from .errors import BatchOCRError, QwenOCRError, RateLimitError, error_from_response
+from .errors import BatchOCRError, QwenOCRError
 from .imaging import ImageInput
 from .models import DEFAULT_MODEL
 from .protocols.base import OCRCall, StreamAssembler
@@ -290,13 +290,7 @@ class AsyncQwenOCR(BaseClient):
                 response = await self._http.post(url, content=content, headers=headers)
             except httpx.HTTPError as exc:
                 raise transport_error(exc) from exc
-        try:
-            result = self._parse(response.status_code, response.headers, response.content, call)
-        except RateLimitError as exc:
-            self._observe_throttle(exc)
-            raise
-        self._observe_success(result)
-        return result
+        return self._parse_observed(response.status_code, response.headers, response.content, call)
 
     async def _open_stream(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> _OpenStream:
         """Send the request and read up to its first chunk, retrying every failure until then (an error status, a
@@ -315,10 +309,7 @@ class AsyncQwenOCR(BaseClient):
                 try:
                     if response.status_code != 200:
                         body = await response.aread()
-                        error = error_from_response(response.status_code, body, response.headers)
-                        if isinstance(error, RateLimitError):
-                            self._observe_throttle(error)
-                        raise error
+                        raise self._refusal(response.status_code, body, response.headers)
                     opened = await self._first_chunks(response, call)
                 except httpx.HTTPError as exc:
                     await response.aclose()

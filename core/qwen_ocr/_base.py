@@ -25,6 +25,7 @@ from .errors import (
     QwenOCRError,
     RateLimitError,
     UnsupportedTaskError,
+    error_from_response,
 )
 from .imaging import ImageInput, PreparedImage, prepare_image, tokens_for_size
 from .models import DEFAULT_MODEL, model_spec
@@ -157,6 +158,23 @@ class BaseClient:
             return 0.0
         size = call.image.sent_size
         return self.pacer.reserve(tokens_for_size(*size, model=call.spec) if size is not None else None)
+
+    def _parse_observed(self, status: int, headers: Mapping[str, str], content: bytes, call: OCRCall) -> OCRResult:
+        """:meth:`_parse`, telling the pacer how it went (a 429 slows every sender; a success lets the pace recover)."""
+        try:
+            result = self._parse(status, headers, content, call)
+        except RateLimitError as exc:
+            self._observe_throttle(exc)
+            raise
+        self._observe_success(result)
+        return result
+
+    def _refusal(self, status: int, body: bytes, headers: Mapping[str, str]) -> QwenOCRError:
+        """The typed error of a refused stream request, told to the pacer when it is a 429."""
+        error = error_from_response(status, body, headers)
+        if isinstance(error, RateLimitError):
+            self._observe_throttle(error)
+        return error
 
     def _observe_success(self, result: OCRResult) -> None:
         if self.pacer is not None:

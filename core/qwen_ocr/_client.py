@@ -17,7 +17,7 @@ from tenacity import Retrying
 
 from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, Provider, transport_error
 from .cache import OCRCache
-from .errors import BatchOCRError, QwenOCRError, RateLimitError, error_from_response
+from .errors import BatchOCRError, QwenOCRError
 from .imaging import ImageInput
 from .models import DEFAULT_MODEL
 from .protocols.base import OCRCall, StreamAssembler
@@ -314,13 +314,7 @@ class QwenOCR(BaseClient):
                 response = self._http.post(url, content=content, headers=headers)
             except httpx.HTTPError as exc:
                 raise transport_error(exc) from exc
-        try:
-            result = self._parse(response.status_code, response.headers, response.content, call)
-        except RateLimitError as exc:
-            self._observe_throttle(exc)
-            raise
-        self._observe_success(result)
-        return result
+        return self._parse_observed(response.status_code, response.headers, response.content, call)
 
     def _open_stream(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> _OpenStream:
         """Send the request and read up to its first chunk, retrying every failure until then (an error status, a
@@ -339,10 +333,7 @@ class QwenOCR(BaseClient):
                 try:
                     if response.status_code != 200:
                         body = response.read()
-                        error = error_from_response(response.status_code, body, response.headers)
-                        if isinstance(error, RateLimitError):
-                            self._observe_throttle(error)
-                        raise error
+                        raise self._refusal(response.status_code, body, response.headers)
                     opened = self._first_chunks(response, call)
                 except httpx.HTTPError as exc:
                     response.close()
