@@ -1,5 +1,7 @@
 """Fixtures of the LangChain tests.
 
+``emu``: a loopback emulator for the test; ``client``: a sync client on it (``test_loader_support.sync_client``).
+
 ``image_ocr_stub``: a Qwen-OCR service stub (an ``httpx`` transport, no sockets) that answers by image content, so a
 test can say "this image reads 'A', that one fails", and that counts requests in flight (peak concurrency).
 """
@@ -10,14 +12,15 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import httpx
 import pytest
 
 from qwen_ocr import AsyncQwenOCR, QwenOCR, prepare_image
-from qwen_ocr.testing import fake_native_response
+from qwen_ocr.testing import Emulator, fake_native_response
+from tests.langchain.test_loader_support import sync_client
 
 Reply = str | int
 """A stub reply: the image's text, or an HTTP status for a failure."""
@@ -154,3 +157,15 @@ class ImageOCRStub:
 def image_ocr_stub() -> Callable[..., ImageOCRStub]:
     """``image_ocr_stub({png_a: "A", png_b: 400}, delay=0.05)`` -> an :class:`ImageOCRStub`."""
     return ImageOCRStub
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    with Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def client(emu: Emulator) -> Iterator[QwenOCR]:
+    with sync_client(emu) as made:
+        yield made

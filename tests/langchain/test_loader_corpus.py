@@ -7,7 +7,6 @@ survive ``json.dumps``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,6 @@ from tests.langchain.test_loader_support import (
     async_client,
     sync_client,
 )
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
 
 
 def _load(emu: Emulator, source: Any, **options: Any) -> list[Document]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,12 +26,6 @@ from tests.langchain.test_loader_support import (
 )
 
 PAGES = 6
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
 
 
 @pytest.fixture(scope="module")

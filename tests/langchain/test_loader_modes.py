@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +28,6 @@ from tests.langchain.test_loader_support import (
     page_digest,
     sync_client,
 )
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def client(emu: Emulator) -> Iterator[QwenOCR]:
-    with sync_client(emu) as made:
-        yield made
 
 
 def _json_safe(docs: list[Document]) -> list[Document]:

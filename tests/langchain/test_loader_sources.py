@@ -23,18 +23,6 @@ from tests.conftest import make_image
 from tests.langchain.test_loader_support import CARDINAL, SKEW, SMALL, async_client, sync_client
 
 
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def client(emu: Emulator) -> Iterator[QwenOCR]:
-    with sync_client(emu) as made:
-        yield made
-
-
 def _sources(docs: list[Document]) -> list[tuple[str, Any]]:
     return [(str(d.metadata["source"]), d.metadata.get("page")) for d in docs]
 

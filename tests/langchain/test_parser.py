@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,18 +20,6 @@ from qwen_ocr.documents import PasswordRequiredError, UnsupportedDocumentError
 from qwen_ocr.testing import Emulator
 from tests.conftest import make_image
 from tests.langchain.test_loader_support import CARDINAL, ENCRYPTED, SKEW, SMALL, sync_client
-
-
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def client(emu: Emulator) -> Iterator[QwenOCR]:
-    with sync_client(emu) as made:
-        yield made
 
 
 def _npy(array: np.ndarray[Any, Any]) -> bytes:
