@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +16,7 @@ from langchain_qwen_ocr.document_loaders.sources import expand_sources
 from qwen_ocr import InvalidArgumentError, QwenOCR
 from qwen_ocr.documents import DocumentReadError, UnsupportedDocumentError
 from qwen_ocr.testing import Emulator
-from tests.conftest import make_image
+from tests.conftest import make_image, serve_directory
 from tests.langchain.test_loader_support import CARDINAL, SKEW, SMALL, async_client, sync_client
 
 
@@ -154,23 +151,11 @@ def test_expansion_is_lazy(tmp_path: Path) -> None:
 # -- URLs -------------------------------------------------------------------------------------------------------
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def web(tree: Path) -> Iterator[str]:
     """A loopback web server of the ``tree`` directory; yields its root URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(tree)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve_directory(tree) as url:
+        yield url
 
 
 async def test_a_url_is_downloaded_and_is_the_source(emu: Emulator, web: str) -> None:

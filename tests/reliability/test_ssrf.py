@@ -7,8 +7,6 @@ Public hosts are simulated with an injected resolver and an ``httpx.MockTranspor
 
 from __future__ import annotations
 
-import functools
-import http.server
 import socket
 import threading
 import time
@@ -23,7 +21,7 @@ from qwen_ocr import InvalidImageError, QwenOCR
 from qwen_ocr.documents import DocumentReadError
 from qwen_ocr.fetch import FetchError, UnsafeURLError, address_problem, afetch, check_url, fetch
 from qwen_ocr.testing import Emulator
-from tests.conftest import make_image
+from tests.conftest import make_image, serve_directory
 
 PUBLIC = "93.184.216.34"
 
@@ -357,20 +355,8 @@ def test_a_loopback_server_is_fetched_when_allowed() -> None:
 @pytest.fixture
 def web(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "scan.png").write_bytes(make_image())
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve_directory(tmp_path) as url:
+        yield url
 
 
 def test_the_loader_refuses_private_urls_unless_allowed(web: str) -> None:
