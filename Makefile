@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m qwen_ocr.demo
+	$(BIN)/python -m langchain_qwen_ocr.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

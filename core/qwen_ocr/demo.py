@@ -5,10 +5,8 @@ It reads the sample scan (``delivery-note.jpg``) and the two-page scanned PDF (`
 prints, for each page, a short header, the text in reading order, a few lines with their boxes, and how close the
 reading is to the sample's known text. Nothing is sent anywhere.
 
-Then, when ``langchain-core`` is installed (the ``langchain`` extra), it shows ``ImageReader`` at work: a chat
-message holding the two samples as ``data:`` URLs (the scan, and the PDF's first page as a JPEG), before and after
-``ImageReader(client=QwenOCR(provider="local"))``: each image part becomes a quoted text part a text-only model can
-take. Without ``langchain-core`` that part is skipped with a one-line note.
+The LangChain half of the demo (``ImageReader`` turning the images of a chat message into text) lives with the
+adapter, in :mod:`langchain_qwen_ocr.demo`, so that the core never imports a framework; ``make demo`` runs both.
 
 Pass your own files to read them instead: ``python -m qwen_ocr.demo invoice.png report.pdf``.
 
@@ -26,13 +24,10 @@ Example output (abridged)::
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
 
@@ -42,7 +37,7 @@ from .local import LocalEngine, cer, get_engine
 from .results import OCRResult
 from .samples import PDF_PAGE_SEPARATOR, SAMPLE_PDF, SAMPLE_SCAN, known_text, read_sample
 
-__all__ = ["PDF_DPI", "SHOWN_LINES", "image_reader_demo", "main", "pdf_pages"]
+__all__ = ["PDF_DPI", "SHOWN_LINES", "main", "pdf_pages"]
 
 PDF_DPI = 150
 """Resolution PDF pages are rendered at for the demo: the samples' own (150 dpi); enough for print-size text."""
@@ -125,67 +120,6 @@ def _read_files(engine: LocalEngine, paths: Sequence[str]) -> int:
     return pages
 
 
-def _data_url(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _show_part(position: int, part: Any, body_lines: int = 3) -> None:
-    """One content part, short: base64 cut, OCR blocks cut to their first lines."""
-    if isinstance(part, str):
-        part = {"type": "text", "text": part}
-    kind = part.get("type", "?")
-    if kind == "image_url":
-        url = str(part["image_url"]["url"])
-        print(f"  [{position}] image_url: {url[:40]}... ({len(url):,} characters)")
-        return
-    if kind != "text":
-        print(f"  [{position}] {kind}")
-        return
-    lines = str(part["text"]).splitlines() or [""]
-    if len(lines) > body_lines + 3 and lines[1].startswith("<image_text"):
-        hidden = len(lines) - body_lines - 3
-        lines = [*lines[: body_lines + 2], f"... ({hidden} more line{'s' if hidden != 1 else ''})", lines[-1]]
-    print(f"  [{position}] text: {lines[0]}")
-    for line in lines[1:]:
-        print(f"            {line}")
-
-
-def image_reader_demo() -> bool:
-    """Show a chat message with the two samples as images, before and after ``ImageReader``; ``False`` if skipped."""
-    try:
-        from langchain_core.messages import HumanMessage
-
-        from langchain_qwen_ocr.image_reader import ImageReader
-    except ImportError:
-        print("(ImageReader part skipped: it needs langchain-core, pip install 'qwen-ocr[langchain]'.)")
-        return False
-    from . import QwenOCR
-
-    _, _, first_page = next(pdf_pages(read_sample(SAMPLE_PDF)))
-    buffer = io.BytesIO()
-    first_page.convert("RGB").save(buffer, format="JPEG", quality=90)
-    question = "What was delivered, and what is the report about?"
-    message = HumanMessage(
-        [
-            {"type": "text", "text": question},
-            {"type": "image_url", "image_url": {"url": _data_url(read_sample(SAMPLE_SCAN), "image/jpeg")}},
-            {"type": "image_url", "image_url": {"url": _data_url(buffer.getvalue(), "image/jpeg")}},
-        ]
-    )
-    print("== ImageReader: a chat message with two images, before and after ==")
-    print(f"before: {len(message.content)} parts; a text-only chat model refuses the image parts")
-    for position, part in enumerate(message.content):
-        _show_part(position, part)
-    started = time.perf_counter()
-    with QwenOCR(provider="local") as client:
-        [after] = ImageReader(client=client).invoke([message])
-    print(f"after ImageReader(client=QwenOCR(provider='local')), {_since(started):.1f} s: text parts only")
-    for position, part in enumerate(after.content):
-        _show_part(position, part)
-    print()
-    return True
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; returns the exit status (0 when every page was read)."""
     parser = argparse.ArgumentParser(
@@ -210,11 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pages = _read_files(engine, args.files) if args.files else _read_samples(engine)
     print(f"Read {pages} page{'s' if pages != 1 else ''} in {_since(started):.1f} s.")
     print()
-    shown_reader = not args.files and image_reader_demo()
     print("In your code: QwenOCR(provider='local').ocr('scan.png', task='advanced_recognition') reads offline;")
     print("tables, fields and LaTeX need Qwen-OCR itself: set DASHSCOPE_API_KEY and use provider='dashscope'.")
-    if shown_reader:
-        print("ImageReader() | llm lets any text-only chat model read the images in its messages (LangChain).")
     return 0 if pages else 1
 
 

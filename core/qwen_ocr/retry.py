@@ -63,7 +63,7 @@ def backoff_delay(
     5.0
     """
     if retry_after is not None:
-        return min(max(0.0, retry_after), policy.max_retry_after)
+        return float(min(max(0.0, retry_after), policy.max_retry_after))
     base: float = min(policy.max_delay, policy.initial_delay * 2.0 ** max(0, attempt - 1))
     if policy.jitter:
         draw: float = (rng or random).random()
