@@ -155,6 +155,34 @@ def test_read_document_sends_each_tiff_page_once_from_bytes_and_from_a_path(tmp_
             assert emu.stats.successes_by_image == dict.fromkeys(wanted, 1)
 
 
+async def test_aread_document_sends_each_tiff_page_once() -> None:
+    from qwen_ocr import AsyncQwenOCR, aread_document
+
+    count = 40
+    data = coded_tiff(count)
+    with open_document(data) as doc:
+        wanted = {image_digest(page.prepare().url) for page in doc}
+    with Emulator() as emu:
+        async with AsyncQwenOCR(api_key="k", base_url=emu.base_url) as client:
+            results = [page async for page in aread_document(client, data, max_concurrency=8)]
+        assert [r.error for r in results] == [None] * count
+        assert emu.stats.successes_by_image == dict.fromkeys(wanted, 1)
+
+
+def test_the_llamaindex_reader_sends_each_tiff_page_once(tmp_path: Path) -> None:
+    from llamaindex_qwen_ocr import QwenOCRReader
+
+    count = 30
+    path = tmp_path / "fax.tif"
+    path.write_bytes(coded_tiff(count))
+    with open_document(path) as doc:
+        wanted = {image_digest(page.prepare().url) for page in doc}
+    with Emulator() as emu:
+        documents = QwenOCRReader(api_key="k", base_url=emu.base_url, max_concurrency=8).load_data(path)
+        assert len(documents) == count
+        assert emu.stats.successes_by_image == dict.fromkeys(wanted, 1)
+
+
 def test_the_langchain_loader_sends_each_tiff_page_once() -> None:
     from langchain_qwen_ocr import QwenOCRLoader
 
