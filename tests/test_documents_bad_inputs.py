@@ -305,7 +305,15 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
                 raise PermissionError(13, "Permission denied", str(self))
             return real_open(self, *args, **kwargs)
 
+        real_os_open = os.open
+
+        def deny_fd(file: Any, flags: int, *args: Any, **kwargs: Any) -> int:  # files are opened through os.open
+            if os.fspath(file) == str(path):
+                raise PermissionError(13, "Permission denied", str(file))
+            return real_os_open(file, flags, *args, **kwargs)
+
         monkeypatch.setattr(Path, "open", deny)
+        monkeypatch.setattr(os, "open", deny_fd)
         with pytest.raises(DocumentReadError) as info:
             open_document(path)
     assert info.value.code == "PermissionDenied"

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import errno
 import io
 import math
 import os
+import stat
+import struct
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import IO, TYPE_CHECKING, Any, Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -268,10 +271,10 @@ def prepare_image(
                 "file:// URLs are not read; pass the path itself (e.g. ocr('scan.png')).",
                 code="UnsupportedURL",
             )
-        return _prepare_bytes(_read_path(Path(stripped)), spec, min_pixels, max_pixels, source=stripped)
+        return _prepare_bytes(_read_path(stripped), spec, min_pixels, max_pixels, source=stripped)
     if isinstance(image, os.PathLike):
-        path = Path(os.fspath(image))
-        return _prepare_bytes(_read_path(path), spec, min_pixels, max_pixels, source=str(path))
+        text = os.fsdecode(os.fspath(image))
+        return _prepare_bytes(_read_path(text), spec, min_pixels, max_pixels, source=text)
     if isinstance(image, (bytes, bytearray, memoryview)):
         return _prepare_bytes(bytes(image), spec, min_pixels, max_pixels, source="bytes")
     if isinstance(image, Image.Image):
@@ -300,24 +303,88 @@ def _decode_data_url(url: str) -> bytes:
         raise InvalidImageError(f"the data: URL's base64 payload is broken ({exc}).", code="InvalidDataURL") from None
 
 
-def _read_path(path: Path) -> bytes:
+def _path_problem(text: str) -> str | None:
+    """Why this path can never name a file (a sentence), or ``None``: empty, or holding a NUL byte.
+
+    >>> _path_problem("  ")
+    "the path is empty ('  '); pass the path of a file"
+    >>> _path_problem("scan.png") is None
+    True
+    """
+    if not text.strip():
+        return f"the path is empty ({text!r}); pass the path of a file"
+    if "\x00" in text:
+        return f"{text!r} holds a NUL byte (\\x00), which no file name can contain"
+    return None
+
+
+class _NotAFile(OSError):
+    """The path names a FIFO, a device or a socket: reading it could block or never end (see :func:`_open_regular`)."""
+
+    def __init__(self, path: str, kind: str) -> None:
+        super().__init__(f"{path} is a {kind}, not a regular file")
+        self.kind = kind
+
+
+def _open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
+    """Open a regular file for reading, binary. Raises ``IsADirectoryError`` for a directory and
+    :class:`_NotAFile` for a FIFO, a device or a socket (checked on the open file, and without blocking on a
+    FIFO that has no writer), other ``OSError`` as ``os.open`` does, and ``ValueError`` for a NUL byte."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     try:
-        if path.is_dir():
-            raise InvalidImageError(
-                f"{path} is a directory, not an image. Pass one file, or use the loaders for folders.",
-                code="IsADirectory",
-            )
-        with path.open("rb") as fh:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", os.fspath(path))
+        if not stat.S_ISREG(mode):
+            raise _NotAFile(os.fspath(path), _file_kind(mode))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "special file"
+
+
+def _read_path(path: str | os.PathLike[str]) -> bytes:
+    text = os.fspath(path)
+    problem = _path_problem(text)
+    if problem is not None:
+        raise InvalidImageError(f"{problem}.", code="InvalidPath")
+    try:
+        if os.path.isdir(text):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", text)
+        with _open_regular(text) as fh:
             data = fh.read(MAX_ENCODED_BYTES * 5 + 1)
+    except IsADirectoryError:
+        raise InvalidImageError(
+            f"{text} is a directory, not an image. Pass one file, or use the loaders for folders.",
+            code="IsADirectory",
+        ) from None
+    except _NotAFile as exc:
+        raise InvalidImageError(
+            f"{exc.args[0]}; only regular files are read. Copy it to a file first.", code="NotAFile"
+        ) from None
     except FileNotFoundError:
-        raise InvalidImageError(f"no such file: {path}.", code="FileNotFound") from None
+        raise InvalidImageError(f"no such file: {text}.", code="FileNotFound") from None
     except PermissionError:
-        raise InvalidImageError(f"no permission to read {path}.", code="PermissionDenied") from None
+        raise InvalidImageError(f"no permission to read {text}.", code="PermissionDenied") from None
     except OSError as exc:
-        raise InvalidImageError(f"cannot read {path}: {exc.strerror or exc}.", code="ReadError") from None
+        raise InvalidImageError(f"cannot read {text}: {exc.strerror or exc}.", code="ReadError") from None
     if len(data) > MAX_ENCODED_BYTES * 5:
         raise InvalidImageError(
-            f"{path} is larger than {MAX_ENCODED_BYTES * 5 // 2**20} MB; no single image that large can be sent. "
+            f"{text} is larger than {MAX_ENCODED_BYTES * 5 // 2**20} MB; no single image that large can be sent. "
             "Downscale it first.",
             code="ImageTooLarge",
         )
@@ -438,7 +505,7 @@ def _peek_size(image: ImageInput) -> tuple[int, int]:
     if isinstance(image, str) and image.strip()[:5].lower() == "data:":
         prepared_bytes = _decode_data_url(image.strip())
     elif isinstance(image, (str, os.PathLike)):
-        prepared_bytes = _read_path(Path(os.fspath(image)))
+        prepared_bytes = _read_path(os.fsdecode(os.fspath(image)))
     else:
         prepared_bytes = bytes(image)
     fmt = _check_format(prepared_bytes, "image")
@@ -483,21 +550,82 @@ def open_checked(data: bytes, source: str = "image") -> tuple[Image.Image, str]:
         raise _bomb(source, header)
     im = _open(data, source, fmt)
     _check_size(im.size[0], im.size[1], source)
+    if fmt in ("TIFF", "WEBP") and _has_more_frames(im, source, fmt):
+        if fmt == "TIFF":
+            pages = _count_tiff_pages(io.BytesIO(data), _MAX_COUNTED)
+            count = f"{pages:,} pages" if pages <= _MAX_COUNTED else f"more than {_MAX_COUNTED:,} pages"
+        else:
+            count = f"{getattr(im, 'n_frames', 2)} frames"  # read from the WEBP header
+        raise InvalidImageError(
+            f"{source} is a {fmt} with {count}; ocr() reads one image. Read a multi-page file page by page with "
+            "the documents layer (qwen_ocr.documents) or the loaders.",
+            code="MultiPageImage",
+        )
+    return im, fmt
+
+
+_MAX_COUNTED = 1_000
+"""Pages of a multi-page TIFF counted for the message that refuses it."""
+
+
+def _has_more_frames(im: Image.Image, source: str, fmt: str) -> bool:
+    """Whether the image has a second frame, in constant time: Pillow's ``n_frames`` reads every directory of a
+    TIFF, in time that grows with the square of their number (7 s for 40,000), just to say "more than one"."""
+    if not getattr(im, "is_animated", False):
+        return False
     try:
-        frames = getattr(im, "n_frames", 1)
-    except Exception as exc:  # a broken later directory: Pillow raises TypeError, KeyError, struct.error...
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im.seek(1)
+    except Exception as exc:  # a broken second directory: Pillow raises TypeError, KeyError, struct.error...
         raise InvalidImageError(
             f"{source} looks like a {fmt} image but its list of pages is corrupt ({type(exc).__name__}: {exc}).",
             code="CorruptImage",
         ) from None
-    if fmt in ("TIFF", "WEBP") and isinstance(frames, int) and frames > 1:
-        kind = "pages" if fmt == "TIFF" else "frames"
-        raise InvalidImageError(
-            f"{source} is a {fmt} with {frames} {kind}; ocr() reads one image. Read a multi-page file page by "
-            "page with the documents layer (qwen_ocr.documents) or the loaders.",
-            code="MultiPageImage",
-        )
-    return im, fmt
+    return True
+
+
+def _count_tiff_pages(fh: IO[bytes], limit: int) -> int:
+    """The pages of a TIFF (classic or BigTIFF): the directories of its chain, each followed once (a link back to
+    one already seen ends the chain, as it does for Pillow), counted up to ``limit + 1`` at most.
+
+    One read per directory, in time linear in their number. A directory that cannot be read ends the count: the
+    pages after it cannot be reached. A directory that can be reached but not parsed is still a page; using it
+    raises a ``PageRenderError`` for that page alone.
+    """
+    position = fh.tell()
+    pages = 0
+    try:
+        fh.seek(0)
+        head = fh.read(16)
+        order = "<" if head[:2] == b"II" else ">"
+        if len(head) >= 16 and struct.unpack(order + "H", head[2:4])[0] == 43:  # BigTIFF: 8-byte offsets
+            count_fmt, entry_size, offset_fmt = "Q", 20, "Q"
+            offset = struct.unpack(order + "Q", head[8:16])[0]
+        else:
+            count_fmt, entry_size, offset_fmt = "H", 12, "I"
+            offset = struct.unpack(order + "I", head[4:8])[0]
+        count_size, offset_size = struct.calcsize(count_fmt), struct.calcsize(offset_fmt)
+        seen: set[int] = set()
+        while offset and offset not in seen and pages <= limit:
+            seen.add(offset)
+            fh.seek(offset)
+            raw = fh.read(count_size)
+            if len(raw) < count_size:
+                break
+            entries = struct.unpack(order + count_fmt, raw)[0]
+            pages += 1
+            fh.seek(offset + count_size + entries * entry_size)
+            raw = fh.read(offset_size)
+            if len(raw) < offset_size:
+                break
+            offset = struct.unpack(order + offset_fmt, raw)[0]
+    except (OSError, ValueError, OverflowError, struct.error):
+        pass  # a link to where nothing can be read: the chain ends there
+    finally:
+        with contextlib.suppress(Exception):
+            fh.seek(position)
+    return max(1, pages)
 
 
 def _prepare_bytes(
@@ -569,13 +697,18 @@ def _has_alpha(im: Image.Image) -> bool:
 
 def _flatten(im: Image.Image) -> Image.Image:
     if _has_alpha(im):
+        if im.mode == "La":  # premultiplied: Pillow converts it to nothing but LA
+            im = im.convert("LA")
         rgba = im.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
     if im.mode in ("1", "L", "RGB"):
         return im
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if im.mode.startswith("I;16"):
+        # Every 16-bit layout (little-, big-endian, native) to 32-bit first: Pillow's point() handles only some.
+        im = im.convert("I")
+    if im.mode == "I":
         return im.point(lambda v: v / 256).convert("L")
     return im.convert("RGB")
 

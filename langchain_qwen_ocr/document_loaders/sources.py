@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from qwen_ocr.documents import DocumentReadError
 from qwen_ocr.errors import InvalidArgumentError, QwenOCRError
+from qwen_ocr.imaging import _path_problem
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -221,12 +222,27 @@ def _expand_one(
         url = text.strip()
         yield SourceItem(label=display_url(url), url=url)
         return
-    path = Path(text).expanduser()
-    if path.is_dir():
-        yield from _expand_directory(text, path, recursive=recursive, pattern=pattern)
+    problem = _path_problem(text)
+    if problem is not None:
+        yield SourceItem(label=text, error=DocumentReadError(f"{problem}.", code="InvalidPath"))
         return
-    if path.exists():
-        yield SourceItem(label=text, path=path)
+    path = _expand_user(Path(text))
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # too long a name, a symlink loop, a file used as a folder, no permission on a folder
+        if not (_GLOB_CHARS & set(text)):
+            yield SourceItem(
+                label=text,
+                error=DocumentReadError(f"cannot read {text}: {exc.strerror or exc}.", code="ReadError"),
+            )
+            return
+    else:
+        if path.is_dir():
+            yield from _expand_directory(text, path, recursive=recursive, pattern=pattern)
+        else:
+            yield SourceItem(label=text, path=path)  # a FIFO or a device is refused, typed, when it is opened
         return
     if _GLOB_CHARS & set(text):
         yield from _expand_pattern(text)
@@ -239,6 +255,14 @@ def _expand_one(
             code="FileNotFound",
         ),
     )
+
+
+def _expand_user(path: Path) -> Path:
+    """``~`` and ``~user`` expanded; the path as it is when there is no such home directory."""
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        return path
 
 
 def _expand_pattern(pattern: str) -> Iterator[SourceItem]:

@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+from ._image import MAX_IMAGE_PAGES
 from ._pdf import PDFIUM_LOCK, PageAnalysis
 from .document import SUPPORTED_DOCUMENT_FORMATS, Document, DocumentSource, Page, open_document
 from .errors import (
@@ -33,6 +34,7 @@ from .errors import (
     PageSelectionError,
     PageSizeError,
     PasswordRequiredError,
+    TooManyPagesError,
     UnsupportedDocumentError,
     WrongPasswordError,
 )
@@ -48,6 +50,7 @@ from .textlayer import (
 
 __all__ = [
     "DEFAULT_DPI",
+    "MAX_IMAGE_PAGES",
     "PDFIUM_LOCK",
     "SUPPORTED_DOCUMENT_FORMATS",
     "CorruptDocumentError",
@@ -68,6 +71,7 @@ __all__ = [
     "PasswordRequiredError",
     "TextLayerMode",
     "TextLayerVerdict",
+    "TooManyPagesError",
     "UnsupportedDocumentError",
     "WrongPasswordError",
     "check_text_layer_mode",

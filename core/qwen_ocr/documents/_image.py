@@ -1,14 +1,22 @@
 """Image pages through Pillow: a single image is a 1-page document, a multi-page TIFF one page per frame (I/O).
 
-Frames are read lazily: opening reads the first frame's header and counts the frames (which reads each frame's
-directory, not its pixels); a frame's pixels are decoded only when that page is rendered, and dropped after. A
-frame whose data is broken raises :class:`~qwen_ocr.documents.errors.PageRenderError` for that page only.
+Frames are read lazily: opening reads the first frame's header and counts the frames (a TIFF's in one pass over
+its chain of directories, never their pixels, stopping one past :data:`MAX_IMAGE_PAGES`); a frame's pixels are
+decoded only when that page is rendered, and dropped after. A frame whose data is broken raises
+:class:`~qwen_ocr.documents.errors.PageRenderError` for that page only.
+
+**Threads.** A ``PIL`` image is one seekable object: seeking it to another frame while a thread decodes the
+current one hands that thread the other frame's pixels (or a decoder error). Pages are prepared on worker threads
+while the iterating thread measures the next ones, so every use of the shared image (seek, read its tags, decode,
+copy) holds the file's lock; only the pixel work on the page's own copy (turning it upright, flattening, resizing,
+encoding) runs outside it. A page's pixels are therefore always its own frame's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import threading
 import warnings
 from pathlib import Path
 from typing import IO
@@ -19,10 +27,15 @@ from .. import imaging
 from ..errors import InvalidImageError
 from ..imaging import MAX_ASPECT_RATIO, MAX_DECODED_PIXELS, MIN_SIDE, PreparedImage, prepare_image
 from ..models import ModelSpec
-from .errors import CorruptDocumentError, DocumentError, PageRenderError, PageSizeError
+from .errors import CorruptDocumentError, DocumentError, PageRenderError, PageSizeError, TooManyPagesError
 from .render import to_upload_mode
 
-__all__ = ["ImageFile"]
+__all__ = ["MAX_IMAGE_PAGES", "ImageFile"]
+
+MAX_IMAGE_PAGES = 10_000
+"""The most pages read from one image file (a multi-page TIFF); one with more raises
+:class:`~qwen_ocr.documents.errors.TooManyPagesError` when opened. (Pillow finds a TIFF's frames by walking its
+directories in time that grows with the square of their number: 10,000 pages cost it about a second in all.)"""
 
 _ORIENTATION = 0x0112
 _TRANSPOSE = {
@@ -50,6 +63,8 @@ class ImageFile:
                 f"{name} is a HEIC image; reading it needs the 'heic' extra: pip install 'qwen-ocr[heic]'.",
                 code="MissingDependency",
             )
+        self._lock = threading.Lock()
+        """Held around every use of the shared ``PIL`` image: seek, tags, decode, copy (see the module doc)."""
         self._fh: IO[bytes] = io.BytesIO(data) if data is not None else _open_file(path, name)
         try:
             with warnings.catch_warnings():
@@ -69,7 +84,11 @@ class ImageFile:
                 f"{name} looks like a {fmt} image but its header cannot be read: the file is corrupt or truncated "
                 f"({type(exc).__name__}: {exc}).",
             ) from None
-        self.page_count = self._count_frames()
+        try:
+            self.page_count = self._count_frames()
+        except TooManyPagesError:
+            self.close()
+            raise
         self._single = self.page_count == 1 and fmt != "TIFF"
         """A plain single image: prepared from its own bytes by prepare_image, which may send them untouched."""
         if self.page_count == 1:
@@ -85,36 +104,51 @@ class ImageFile:
 
     def size(self, index: int) -> tuple[float, float]:
         """Width and height in pixels, upright (after the EXIF/TIFF orientation)."""
-        self._seek(index)
-        width, height = self._im.size
-        if _orientation(self._im) in (5, 6, 7, 8):
+        with self._lock:
+            self._seek(index)
+            width, height = self._im.size
+            orientation = _orientation(self._im)
+        if orientation in (5, 6, 7, 8):
             width, height = height, width
         return float(width), float(height)
 
     def rotation(self, index: int) -> int:
         """Clockwise degrees the EXIF/TIFF orientation turns the stored pixels by (0 when upright or mirrored)."""
-        self._seek(index)
-        return {3: 180, 6: 90, 8: 270}.get(_orientation(self._im), 0)
+        with self._lock:
+            self._seek(index)
+            orientation = _orientation(self._im)
+        return {3: 180, 6: 90, 8: 270}.get(orientation, 0)
 
     # -- pixels ---------------------------------------------------------------------------------------------------
 
     def frame(self, index: int) -> Image.Image:
         """The page's pixels, decoded, upright, owned by the caller."""
-        self._seek(index)
-        width, height = self._im.size
-        if width * height > MAX_DECODED_PIXELS:
-            raise PageSizeError(
-                f"page {index + 1} of {self.name} is {width}x{height} px, over {MAX_DECODED_PIXELS:,} pixels; refused "
-                "as a possible decompression bomb.",
-                code="ImageTooLarge",
-                page_index=index,
-            )
+        with self._lock:
+            # Seek, decode and copy as one step: no other thread moves the image to another frame in between.
+            self._seek(index)
+            width, height = self._im.size
+            if width * height > MAX_DECODED_PIXELS:
+                raise PageSizeError(
+                    f"page {index + 1} of {self.name} is {width}x{height} px, over {MAX_DECODED_PIXELS:,} pixels; "
+                    "refused as a possible decompression bomb.",
+                    code="ImageTooLarge",
+                    page_index=index,
+                )
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    orientation = _orientation(self._im)
+                    frame = self._im.copy()
+                    frame.load()
+            except Exception as exc:
+                raise PageRenderError(
+                    f"page {index + 1} of {self.name} cannot be decoded: its data is corrupt or truncated "
+                    f"({type(exc).__name__}: {exc}).",
+                    page_index=index,
+                ) from None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                orientation = _orientation(self._im)
-                frame = self._im.copy()
-                frame.load()
                 method = _TRANSPOSE.get(orientation)
                 upright = frame.transpose(method) if method is not None else frame
         except Exception as exc:
@@ -193,11 +227,12 @@ class ImageFile:
 
     def close(self) -> None:
         """Release the file."""
-        try:
-            self._im.close()
-        finally:
-            self._fh.close()
-            self._data = None
+        with self._lock:
+            try:
+                self._im.close()
+            finally:
+                self._fh.close()
+                self._data = None
 
     # -- helpers --------------------------------------------------------------------------------------------------
 
@@ -207,17 +242,19 @@ class ImageFile:
             return self._count_frames_quietly()
 
     def _count_frames_quietly(self) -> int:
-        try:
-            n = int(getattr(self._im, "n_frames", 1))
-        except Exception:
-            # A broken directory chain: count the frames that can be reached; the rest is unreadable.
-            n = 1
-            while True:
-                try:
-                    self._im.seek(n)
-                except Exception:
-                    break
-                n += 1
+        limit = MAX_IMAGE_PAGES
+        if self.format == "TIFF":
+            n = imaging._count_tiff_pages(self._fh, limit)
+        else:
+            try:
+                n = int(getattr(self._im, "n_frames", 1))  # read from the header (WEBP, PNG, HEIC)
+            except Exception:
+                n = 1  # a broken list of frames: the first one is still an image
+        if n > limit:
+            raise TooManyPagesError(
+                f"{self.name} is a {self.format} with more than {limit:,} pages; at most {limit:,} pages are read "
+                "from one image file. Split it into smaller files first."
+            )
         with contextlib.suppress(Exception):
             self._im.seek(0)
         return max(1, n)
@@ -251,7 +288,7 @@ def _upload_frame(frame: Image.Image, spec: ModelSpec, min_pixels: int | None, m
 def _open_file(path: Path | None, name: str) -> IO[bytes]:
     assert path is not None
     try:
-        return path.open("rb")
+        return imaging._open_regular(path)
     except OSError as exc:
         raise CorruptDocumentError(f"{name} cannot be read ({exc.strerror or exc}).", code="ReadError") from None
 

@@ -6,6 +6,14 @@ threads can render and encode pages in parallel.
 
 Every PDFium object (page, text page, bitmap) is closed as soon as the call that opened it is done: nothing here
 keeps a page's pixels or parsed content between calls, so memory stays flat over a document of any length.
+
+PDFium also caches every font, image and colour space it parses until the document is closed, so the document is
+closed and reopened now and then (:data:`RECYCLE_EVERY`). A reopen is not free: PDFium parses the file's
+cross-reference table again and walks its page tree from the first page to the one being loaded, a cost that grows
+with the page count and the page's index. So a reopen also waits until the page work done since the last one
+outweighs what that one cost (:data:`RECYCLE_COST_SHARE`): reopening never takes more than about a tenth of the
+time, and a document of 100,000 pages costs time linear in its pages. Pages heavy enough to fill the caches (fonts,
+scans) are the ones whose work pays for a reopen every :data:`RECYCLE_EVERY` loads.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import contextlib
 import ctypes
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,14 +42,19 @@ from .errors import (
 )
 from .textlayer import clean_text_layer
 
-__all__ = ["PDFIUM_LOCK", "RECYCLE_EVERY", "PageAnalysis", "PdfFile"]
+__all__ = ["PDFIUM_LOCK", "RECYCLE_COST_SHARE", "RECYCLE_EVERY", "PageAnalysis", "PdfFile"]
 
 PDFIUM_LOCK = threading.RLock()
 """Held around every PDFium call of this package. Take it too if you call pypdfium2 from other threads."""
 
 _FORM_DEPTH = 4
 RECYCLE_EVERY = 100
-"""Page loads after which a document is closed and reopened, to drop PDFium's per-document caches."""
+"""Page loads after which a document is closed and reopened, to drop PDFium's per-document caches (at the
+earliest: see :data:`RECYCLE_COST_SHARE`)."""
+RECYCLE_COST_SHARE = 0.1
+"""The largest share of the page work that reopening may cost: a reopen waits until the time spent on pages since
+the last one is at least ``1 / RECYCLE_COST_SHARE`` times what the last one took (reopening the file and finding
+its page in the page tree again)."""
 _REUSE_LIMIT = 40_000_000 * 3  # bytes: keep a bitmap buffer for renders up to 40 MP (budget renders are under 31)
 _SCAN_MAX_PATHS = 16  # scanners and OCR tools add a few rules and boxes; a drawn page has many more
 _DPI_COVERAGE = 0.25  # an image covering less of the page does not decide its rendering resolution
@@ -85,11 +99,14 @@ class PdfFile:
         self.name = name
         self._source: Path | bytes | None = source  # bytes: PDFium reads from them lazily, keep them alive
         self._password = password
-        self._loads = 0
+        self._loads = 0  # page loads since the document was (re)opened
+        self._work = 0.0  # seconds spent on those pages
         self._buffer: Any = None  # one reusable bitmap buffer: no 25 MB allocation per page
         with PDFIUM_LOCK:
             self._pdf: Any = None
+            start = time.perf_counter()
             self.page_count = self._open()
+            self._reopen_cost = time.perf_counter() - start  # seconds the last (re)open took
 
     def _open(self) -> int:
         """(Re)open the document; the number of pages. Caller holds the lock."""
@@ -112,14 +129,19 @@ class PdfFile:
             self._pdf.init_forms()
         return count
 
-    def _recycle(self) -> None:
-        """Close and reopen the document every :data:`RECYCLE_EVERY` page loads. PDFium keeps every font, image
-        and colour space it has parsed until the document is closed; a PDF merged from many files carries its own
-        fonts on every few pages, and that cache would otherwise grow with the page count. Caller holds the lock."""
+    def _recycle_due(self) -> bool:
+        """Whether to close and reopen the document before the next page load. PDFium keeps every font, image and
+        colour space it has parsed until the document is closed; a PDF merged from many files carries its own fonts
+        on every few pages, and that cache would otherwise grow with the page count. So: after
+        :data:`RECYCLE_EVERY` loads, once the page work since the last reopen outweighs its cost (see the module
+        doc). Caller holds the lock."""
         self._loads += 1
-        if self._loads < RECYCLE_EVERY:
-            return
+        return self._loads >= RECYCLE_EVERY and self._work * RECYCLE_COST_SHARE >= self._reopen_cost
+
+    def _recycle(self) -> None:
+        """Close and reopen the document. Caller holds the lock."""
         self._loads = 0
+        self._work = 0.0
         try:
             old, self._pdf = self._pdf, None
             old.close()
@@ -154,12 +176,14 @@ class PdfFile:
         """The page's /Rotate in degrees clockwise (0, 90, 180, 270)."""
         with PDFIUM_LOCK:
             page = self._load(index)
+            started = time.perf_counter()
             try:
                 return int(page.get_rotation())
             except Exception:
                 return 0
             finally:
                 page.close()
+                self._work += time.perf_counter() - started
 
     # -- page content ---------------------------------------------------------------------------------------------
 
@@ -177,6 +201,7 @@ class PdfFile:
             channels, bitmap_format = 1, pdfium_c.FPDFBitmap_Gray
         with PDFIUM_LOCK:
             page = self._load(index)
+            started = time.perf_counter()
             bitmap = None
             try:
                 bitmap = pdfium.PdfBitmap.new_native(
@@ -214,6 +239,7 @@ class PdfFile:
                 if bitmap is not None:
                     bitmap.close()
                 page.close()
+                self._work += time.perf_counter() - started
         return im
 
     def _bitmap_buffer(self, nbytes: int) -> Any:
@@ -229,6 +255,7 @@ class PdfFile:
         """The page's text layer, and how much of the page its largest image and its invisible text cover."""
         with PDFIUM_LOCK:
             page = self._load(index)
+            started = time.perf_counter()
             textpage = None
             try:
                 textpage = page.get_textpage()
@@ -278,6 +305,7 @@ class PdfFile:
                 if textpage is not None:
                     textpage.close()
                 page.close()
+                self._work += time.perf_counter() - started
         share = invisible / text_objects if text_objects else 0.0
         return PageAnalysis(
             text=text,
@@ -301,9 +329,18 @@ class PdfFile:
     # -- helpers --------------------------------------------------------------------------------------------------
 
     def _load(self, index: int) -> Any:
+        """The page, loaded (caller holds the lock and closes it); the document reopened first when that is due."""
         if self._pdf is None:
             raise PageRenderError(f"{self.name} could not be reopened; open it again.", page_index=index)
+        if not self._recycle_due():
+            return self._get_page(index)
+        start = time.perf_counter()
         self._recycle()
+        page = self._get_page(index)  # finding the page again walks the page tree: part of the reopen's cost
+        self._reopen_cost = time.perf_counter() - start
+        return page
+
+    def _get_page(self, index: int) -> Any:
         try:
             return self._pdf.get_page(index)
         except Exception as exc:

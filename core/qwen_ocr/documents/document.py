@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from collections.abc import Iterator
@@ -32,7 +33,17 @@ from typing import IO, TYPE_CHECKING, Literal, Union
 from PIL import Image
 
 from ..errors import InvalidArgumentError
-from ..imaging import PreparedImage, _data_url, _target_size, describe_bytes, sniff_format, tokens_for_size
+from ..imaging import (
+    PreparedImage,
+    _data_url,
+    _NotAFile,
+    _open_regular,
+    _path_problem,
+    _target_size,
+    describe_bytes,
+    sniff_format,
+    tokens_for_size,
+)
 from ..models import ModelSpec, model_spec
 from ._image import ImageFile
 from ._pdf import PageAnalysis, PdfFile
@@ -157,9 +168,12 @@ class Document:
         selected: the 0-based indices of the pages iteration yields, in order.
         spec: the model the pages are prepared for.
 
-    Not thread-safe as an object: share pages across threads only if you serialise calls on the same document.
-    (All PDFium calls of this package hold :data:`qwen_ocr.documents.PDFIUM_LOCK`, so *different* documents
-    may be used from different threads; two threads render about twice as many pages per second as one.)
+    Threads: pages of one document may be measured, rendered and prepared from several threads at once, while
+    another thread iterates it (that is how :func:`qwen_ocr.read_document` and the loaders work). Every PDFium call
+    holds :data:`qwen_ocr.documents.PDFIUM_LOCK`, and every use of an image file's shared decoder (seek, decode,
+    copy of a frame) holds the document's own lock, so each page's pixels are always its own; the pixel work after
+    that (resizing, encoding) runs in parallel: two threads render about twice as many pages per second as one.
+    Close the document only once no thread uses its pages.
     """
 
     def __init__(
@@ -466,6 +480,9 @@ def _read_source(source: DocumentSource) -> tuple[str, Path | None, bytes | None
             raise DocumentReadError(
                 f"{text} is a URL; documents are read from local files. Download it first.", code="UnsupportedURL"
             )
+        problem = _path_problem(text)
+        if problem is not None:
+            raise DocumentReadError(f"{problem}.", code="InvalidPath")
         path = Path(text)
         return str(path), path, None, _read_head(path)
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -495,25 +512,30 @@ def _read_source(source: DocumentSource) -> tuple[str, Path | None, bytes | None
 def _read_head(path: Path) -> bytes:
     try:
         if path.is_dir():
-            raise DocumentReadError(
-                f"{path} is a directory, not a document. Open its files one by one, or use the loaders for folders.",
-                code="IsADirectory",
-            )
-        with path.open("rb") as fh:
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+        with _open_regular(path) as fh:
             return fh.read(_HEAD)
+    except IsADirectoryError:
+        raise DocumentReadError(
+            f"{path} is a directory, not a document. Open its files one by one, or use the loaders for folders.",
+            code="IsADirectory",
+        ) from None
+    except _NotAFile as exc:
+        raise DocumentReadError(
+            f"{exc.args[0]}; only regular files are read as documents. Copy it to a file first.", code="NotAFile"
+        ) from None
     except FileNotFoundError:
         raise DocumentReadError(f"no such file: {path}.", code="FileNotFound") from None
     except PermissionError:
         raise DocumentReadError(f"no permission to read {path}.", code="PermissionDenied") from None
-    except DocumentReadError:
-        raise
     except OSError as exc:
         raise DocumentReadError(f"cannot read {path}: {exc.strerror or exc}.", code="ReadError") from None
 
 
 def _read_all(path: Path, name: str) -> bytes:
     try:
-        return path.read_bytes()
+        with _open_regular(path) as fh:
+            return fh.read()
     except OSError as exc:
         raise DocumentReadError(f"cannot read {name}: {exc.strerror or exc}.", code="ReadError") from None
 

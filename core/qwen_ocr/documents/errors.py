@@ -9,14 +9,18 @@ subclasses below to tell the cases apart, or read ``code``. A bad ``pages=`` sel
 =============================  ======================  ===========================================================
 exception                      code                    when
 =============================  ======================  ===========================================================
-DocumentReadError              FileNotFound,           the path is missing, a directory, unreadable
-                               IsADirectory,
-                               PermissionDenied,
-                               ReadError
+DocumentReadError              FileNotFound,           the path is missing, a directory, unreadable, not a
+                               IsADirectory,           regular file (a FIFO, a device), or can name no file
+                               PermissionDenied,       at all (empty, a NUL byte)
+                               ReadError,
+                               NotAFile,
+                               InvalidPath
 EmptyDocumentError             EmptyFile               the file has 0 bytes
 UnsupportedDocumentError       UnsupportedFormat       not a PDF or a supported image (the message says what it is)
 CorruptDocumentError           CorruptDocument         a PDF or image whose structure cannot be read
 NoPagesError                   NoPages                 a well-formed PDF with zero pages
+TooManyPagesError              TooManyPages            an image file (a TIFF) of more than ``MAX_IMAGE_PAGES``
+                                                       pages
 PasswordRequiredError          PasswordRequired        encrypted, and no ``password=`` was given
 WrongPasswordError             WrongPassword           encrypted, and the ``password=`` given is wrong
 EncryptedDocumentError         UnsupportedEncryption   encrypted with a security handler PDFium cannot open
@@ -56,6 +60,7 @@ __all__ = [
     "PageSelectionError",
     "PageSizeError",
     "PasswordRequiredError",
+    "TooManyPagesError",
     "UnsupportedDocumentError",
     "WrongPasswordError",
 ]
@@ -95,6 +100,13 @@ class NoPagesError(DocumentError):
     """The document is well formed but has no pages."""
 
     default_code = "NoPages"
+
+
+class TooManyPagesError(DocumentError):
+    """An image file has more pages than are read from one file (:data:`~qwen_ocr.documents.MAX_IMAGE_PAGES`);
+    split it first. Refused when it is opened, after counting at most one page past the limit."""
+
+    default_code = "TooManyPages"
 
 
 class EncryptedDocumentError(DocumentError):
