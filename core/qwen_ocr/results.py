@@ -532,7 +532,10 @@ def _num(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        f = float(value)
+        try:
+            f = float(value)
+        except OverflowError:  # an integer past the float range: no coordinate
+            return None
         return f if f == f and abs(f) < 1e9 else None
     if isinstance(value, str):
         try:

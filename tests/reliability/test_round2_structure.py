@@ -451,3 +451,27 @@ def test_boxes_with_extreme_coordinates_are_drawn_fast(
         except QwenOCRError:
             return
     assert drawn.size == size and drawn.mode == "RGB"
+
+
+@settings_for(60)
+@given(
+    corners=st.lists(st.lists(COORD, min_size=8, max_size=8), max_size=10),
+    rects=st.lists(st.lists(COORD, min_size=5, max_size=5), max_size=10),
+    size=st.tuples(st.integers(1, 5000), st.integers(1, 5000)),
+)
+@example(corners=[[0] * 7 + [10**400]], rects=[[0, 0, 10**400, 1, 0]], size=(1, 1))  # float() overflowed: untyped
+@example(corners=[[-5e8, -5e8, 5e8, -5e8, 5e8, 5e8, -5e8, 5e8]], rects=[[0, 0, 9e8, 9e8, 45]], size=(10, 10))
+def test_result_boxes_stay_in_the_image_whatever_the_service_says(
+    corners: list[list[Any]], rects: list[list[Any]], size: tuple[int, int]
+) -> None:
+    words = [{"text": f"w{i}", "location": loc} for i, loc in enumerate(corners)]
+    body = json.dumps([{"text": f"r{i}", "rotate_rect": rect} for i, rect in enumerate(rects)], default=str)
+    with time_budget(BUDGET):
+        native = build_result("x", task=Task.ADVANCED_RECOGNITION, model="m", words_info=words, image_size=size)
+        compat = build_result(body, task=Task.ADVANCED_RECOGNITION, model="m", image_size=size)
+        for result in (native, compat):
+            for line in result.lines:
+                left, top, right, bottom = line.bbox
+                assert 0 <= left <= right <= size[0] and 0 <= top <= bottom <= size[1]
+            assert result.metadata.get("boxes_clipped", 0) <= len(result.lines)
+            assert draw_boxes(Image.new("RGB", (64, 48), WHITE), result.lines, image_size=size).size == (64, 48)
