@@ -88,6 +88,7 @@ HIDDEN_KEYS: frozenset[str] = frozenset(
         "row_end",
         "n_rows",
         "n_cols",
+        "oversized",
         "caption",
     }
 )

@@ -43,6 +43,7 @@ from .errors import (
     RateLimitError,
     ResponseDecodeError,
     ServerError,
+    TableTooLargeError,
     UnsupportedTaskError,
 )
 from .imaging import estimate_tokens, prepare_image, smart_resize
@@ -88,6 +89,7 @@ __all__ = [
     "ServerError",
     "Table",
     "TableCell",
+    "TableTooLargeError",
     "Task",
     "TextLine",
     "UnsupportedTaskError",

@@ -68,6 +68,7 @@ __all__ = [
     "RateLimitError",
     "ResponseDecodeError",
     "ServerError",
+    "TableTooLargeError",
     "UnsupportedTaskError",
     "error_from_response",
     "header_value",
@@ -138,6 +139,14 @@ class UnsupportedTaskError(InvalidArgumentError):
     """The chosen provider or model cannot do this task; the message names one that can."""
 
     default_code = "UnsupportedTask"
+
+
+class TableTooLargeError(QwenOCRError, ValueError):
+    """A table read from the model's output is too large to lay out as a grid: its row and column spans would
+    expand it past ``qwen_ocr.results.MAX_TABLE_CELLS`` slots (or ``MAX_TABLE_CHARS`` characters). Raised only by
+    ``Table.grid()``; the table's cells stay in ``Table.rows`` and its HTML in ``Table.to_html()``."""
+
+    default_code = "TableTooLarge"
 
 
 class APIError(QwenOCRError):

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import html
 from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from .errors import TableTooLargeError
 from .parsing import extract_formulas, parse_html_tables, parse_json_tolerant, strip_fences
 from .tasks import Task
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = [
+    "MAX_TABLE_CELLS",
+    "MAX_TABLE_CHARS",
     "OCRChunk",
     "OCRResult",
     "Table",
@@ -61,8 +64,11 @@ class TextLine(BaseModel):
 
     Attributes:
         text: the line's text.
-        location: the four corners ``[x1, y1, x2, y2, x3, y3, x4, y4]``, clockwise from top-left.
-        rotate_rect: ``[cx, cy, width, height, angle]``, angle in degrees within [-90, 90].
+        location: the four corners ``[x1, y1, x2, y2, x3, y3, x4, y4]``, clockwise from top-left; clipped to the
+            image when its size is known (``OCRResult.metadata["boxes_clipped"]`` counts the boxes that reached
+            outside it).
+        rotate_rect: ``[cx, cy, width, height, angle]``, angle in degrees within [-90, 90] (as the service gave
+            it, not clipped).
         score: the engine's confidence where it gives one (the local provider); ``None`` from the service.
     """
 
@@ -92,6 +98,57 @@ class TableCell(BaseModel):
     header: bool = False
 
 
+MAX_TABLE_CELLS = 50_000
+"""The most slots (rows x columns, spans expanded) a table is laid out into as a grid. Real tables have a few
+thousand at most (a full page of a dense table: 60 rows x 20 columns is 1,200). Past it (a few kilobytes of model
+output can ask for ``rowspan="1000" colspan="1000"`` again and again: a grid of millions of slots) the table is
+:attr:`Table.oversized`: its HTML is kept as written and its text is a note and that HTML, never an expanded grid."""
+
+MAX_TABLE_CHARS = 500_000
+"""The longest a table's Markdown (:meth:`Table.to_markdown`) may be when laid out, counting a spanned cell's text
+once per slot it covers; past it the table is :attr:`Table.oversized` as well."""
+
+_SpansMode = Literal["as_written", "clamped", "none"]
+
+
+def _spans(rows: Sequence[Sequence[TableCell]]) -> list[list[tuple[int, int]]]:
+    """Each cell's ``(rowspan, colspan)`` clamped to the table's real extent: a row span to the rows below it, a
+    column span to the number of cells in the table (a column exists only where some cell starts), both at least 1."""
+    n_rows = len(rows)
+    n_cells = max(1, sum(len(row) for row in rows))
+    return [
+        [(max(1, min(cell.rowspan, n_rows - r)), max(1, min(cell.colspan, n_cells))) for cell in row]
+        for r, row in enumerate(rows)
+    ]
+
+
+def _layout_size(rows: Sequence[Sequence[TableCell]]) -> tuple[int, int, int]:
+    """Upper bounds, computed without laying the table out (linear in its cells): ``(slots, columns, markdown
+    characters)`` of :meth:`Table.grid` and :meth:`Table.to_markdown`.
+
+    A row is as wide as the column spans of the cells that cover it (its own and those spanning down into it), so
+    the widest such sum bounds the grid's width; every slot written belongs to one cell's rectangle."""
+    spans = _spans(rows)
+    n_rows = len(rows)
+    change = [0] * (n_rows + 1)
+    chars = 0
+    for r, (row, row_spans) in enumerate(zip(rows, spans, strict=True)):
+        for cell, (rowspan, colspan) in zip(row, row_spans, strict=True):
+            change[r] += colspan
+            change[r + rowspan] -= colspan
+            text = cell.text
+            shown = len(text) + text.count("|") + 3 * text.count("\n")  # escaped as in to_markdown
+            chars += rowspan * colspan * (shown + 3)
+    width = active = 0
+    for delta in change[:n_rows]:
+        active += delta
+        width = max(width, active)
+    slots = n_rows * width
+    # the empty slots of short rows (" | " each), the separator row, and each row's "| ", " |" and line break
+    markdown = chars + 3 * slots + 6 * width + 5 * (n_rows + 2)
+    return slots, width, markdown
+
+
 class Table(BaseModel):
     """A table from ``table_parsing`` (or any output holding ``<table>``).
 
@@ -100,6 +157,10 @@ class Table(BaseModel):
         html: the table's HTML, rebuilt from the cells (well-formed even when the model's output was cut off).
         caption: the ``<caption>``, if any.
         truncated: the output was cut off inside this table; ``rows`` holds its complete rows only.
+
+    A table whose spans would lay it out into more than :data:`MAX_TABLE_CELLS` slots (or a Markdown of more than
+    :data:`MAX_TABLE_CHARS` characters) is :attr:`oversized`: :meth:`grid` raises, :meth:`to_markdown` gives a note
+    and the HTML instead.
     """
 
     rows: list[list[TableCell]] = Field(default_factory=list)
@@ -113,7 +174,10 @@ class Table(BaseModel):
 
     @property
     def n_cols(self) -> int:
-        """Columns in the widest row, spans expanded."""
+        """Columns in the widest row, spans expanded; for an :attr:`oversized` table an upper bound (the table is
+        not laid out to count them)."""
+        if self.oversized:
+            return _layout_size(self.rows)[1]
         return max((len(r) for r in self.grid()), default=0)
 
     @property
@@ -121,37 +185,74 @@ class Table(BaseModel):
         """See :meth:`to_html`."""
         return self.to_html()
 
+    @property
+    def oversized_reason(self) -> str | None:
+        """Why the table is too large to lay out as a grid, or ``None`` when it is not (see :attr:`oversized`)."""
+        slots, width, markdown = _layout_size(self.rows)
+        if slots > MAX_TABLE_CELLS:
+            return (
+                f"its spans would lay it out into {self.n_rows:,} rows x up to {width:,} columns = {slots:,} cells "
+                f"(more than MAX_TABLE_CELLS = {MAX_TABLE_CELLS:,})"
+            )
+        if markdown > MAX_TABLE_CHARS:
+            return (
+                f"its spans would repeat its text into up to {markdown:,} characters of Markdown "
+                f"(more than MAX_TABLE_CHARS = {MAX_TABLE_CHARS:,})"
+            )
+        return None
+
+    @property
+    def oversized(self) -> bool:
+        """Whether the table is too large to lay out as a grid (past :data:`MAX_TABLE_CELLS` slots or
+        :data:`MAX_TABLE_CHARS` characters, spans expanded): then :meth:`grid` raises :class:`TableTooLargeError`
+        and :meth:`to_markdown` is a note followed by the HTML. Checked in time linear in the cells."""
+        return self.oversized_reason is not None
+
     def grid(self) -> list[list[str]]:
-        """The table as a rectangular grid of strings, with row and column spans expanded into every slot."""
-        grid: list[list[str | None]] = []
-        for r, row in enumerate(self.rows):
-            while len(grid) <= r:
-                grid.append([])
+        """The table as a rectangular grid of strings, with row and column spans expanded into every slot.
+
+        Spans are clamped to the table's real extent (a row span to the rows below, a column span to the number of
+        cells in the table).
+
+        Raises:
+            TableTooLargeError: the table is :attr:`oversized`; its cells are in ``rows``, its HTML in
+                :meth:`to_html`.
+        """
+        reason = self.oversized_reason
+        if reason is not None:
+            raise TableTooLargeError(
+                f"this table is too large to lay out as a grid: {reason}. Read its cells from Table.rows or its "
+                "HTML from Table.to_html(); to_markdown() gives a note and the HTML.",
+                code="TableTooLarge",
+            )
+        grid: list[list[str | None]] = [[] for _ in self.rows]
+        for r, (row, spans) in enumerate(zip(self.rows, _spans(self.rows), strict=True)):
             c = 0
-            for cell in row:
+            for cell, (rowspan, colspan) in zip(row, spans, strict=True):
                 while c < len(grid[r]) and grid[r][c] is not None:
                     c += 1
-                for dr in range(cell.rowspan):
-                    rr = r + dr
-                    if rr >= len(self.rows):
-                        break
-                    while len(grid) <= rr:
-                        grid.append([])
-                    for dc in range(cell.colspan):
-                        cc = c + dc
-                        while len(grid[rr]) <= cc:
-                            grid[rr].append(None)
-                        grid[rr][cc] = cell.text
-                c += cell.colspan
+                for rr in range(r, r + rowspan):
+                    line = grid[rr]
+                    if len(line) < c + colspan:
+                        line.extend([None] * (c + colspan - len(line)))
+                    line[c : c + colspan] = [cell.text] * colspan
+                c += colspan
         width = max((len(r) for r in grid), default=0)
         return [[v or "" for v in row] + [""] * (width - len(row)) for row in grid]
 
     def to_markdown(self) -> str:
         """A GitHub-flavoured Markdown table; the first row is the header, spans repeat their text.
 
+        An :attr:`oversized` table is not laid out: its Markdown is a one-line note saying why, then its HTML (spans
+        as written), one ``<tr>`` per line.
+
         >>> Table(rows=[[TableCell(text="a"), TableCell(text="b")], [TableCell(text="1")]]).to_markdown()
         '| a | b |\\n| --- | --- |\\n| 1 |  |'
         """
+        reason = self.oversized_reason
+        if reason is not None:
+            rows = self.to_html().replace("</tr>", "</tr>\n").rstrip()
+            return f"[Table too large to lay out: {reason}. Its HTML follows, spans as written.]\n{rows}"
         grid = self.grid()
         if not grid:
             return ""
@@ -164,20 +265,29 @@ class Table(BaseModel):
         lines.extend(fmt(row) for row in grid[1:])
         return "\n".join(lines)
 
-    def to_html(self) -> str:
-        """The table as clean HTML, spans kept."""
+    def to_html(self, *, spans: _SpansMode = "as_written") -> str:
+        """The table as clean HTML (cells escaped).
+
+        Args:
+            spans: ``"as_written"`` keeps the model's ``rowspan``/``colspan``; ``"clamped"`` clamps them to the
+                table's real extent, as :meth:`grid` does (for display: a browser lays out what it is given);
+                ``"none"`` leaves them out (each cell once, for an :attr:`oversized` table on screen).
+        """
         parts = ["<table>"]
         if self.caption:
             parts.append(f"<caption>{html.escape(self.caption)}</caption>")
-        for row in self.rows:
+        clamped = _spans(self.rows) if spans == "clamped" else None
+        for r, row in enumerate(self.rows):
             parts.append("<tr>")
-            for cell in row:
+            for i, cell in enumerate(row):
                 tag = "th" if cell.header else "td"
+                rowspan, colspan = clamped[r][i] if clamped is not None else (cell.rowspan, cell.colspan)
                 attrs = ""
-                if cell.rowspan > 1:
-                    attrs += f' rowspan="{cell.rowspan}"'
-                if cell.colspan > 1:
-                    attrs += f' colspan="{cell.colspan}"'
+                if spans != "none":
+                    if rowspan > 1:
+                        attrs += f' rowspan="{rowspan}"'
+                    if colspan > 1:
+                        attrs += f' colspan="{colspan}"'
                 text = html.escape(cell.text).replace("\n", "<br>")
                 parts.append(f"<{tag}{attrs}>{text}</{tag}>")
             parts.append("</tr>")
@@ -209,7 +319,8 @@ class OCRResult(BaseModel):
         formulas: display formulas found in the output (``formula_recognition``, ``document_parsing``).
         image_size: ``(width, height)`` of the image as you passed it in, when known; boxes are in these pixels.
         provider: ``"dashscope"``, ``"openai"`` or ``"local"``.
-        metadata: anything else worth keeping (e.g. the service's ``processed_text``).
+        metadata: anything else worth keeping (e.g. the service's ``processed_text``; ``boxes_clipped``: how many
+            text boxes reached outside the image and were clipped to it).
     """
 
     text: str = ""
@@ -352,13 +463,15 @@ def build_result(
     """Turn a model reply into an :class:`OCRResult`, filling the views the task calls for.
 
     ``scale`` maps coordinates of the image that was sent back to the image the caller passed in (the client
-    downscales large images before sending). ``words_info`` and ``kv_result`` are the native protocol's
+    downscales large images before sending). Text boxes are clipped to ``image_size`` when it is known (to the
+    0..1000 square of the compatible mode's normalised boxes when it is not); ``metadata["boxes_clipped"]`` counts
+    the boxes that reached outside. ``words_info`` and ``kv_result`` are the native protocol's
     structured ``ocr_result``; without them (the OpenAI-compatible protocol) the views are parsed from the text.
     """
     body = strip_fences(raw_text)
-    lines = _lines_from_words_info(words_info, scale)
+    lines, clipped = _lines_from_words_info(words_info, scale, image_size)
     if task is Task.ADVANCED_RECOGNITION and not lines:
-        lines = _lines_from_text(body, scale, image_size)
+        lines, clipped = _lines_from_text(body, scale, image_size)
 
     fields: dict[str, Any] | list[Any] | None = None
     if isinstance(kv_result, (dict, list)) and kv_result:
@@ -397,7 +510,7 @@ def build_result(
         formulas=formulas,
         image_size=image_size,
         provider=provider,
-        metadata=dict(metadata or {}),
+        metadata={**(metadata or {}), **({"boxes_clipped": clipped} if clipped else {})},
     )
 
 
@@ -419,7 +532,10 @@ def _num(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        f = float(value)
+        try:
+            f = float(value)
+        except OverflowError:  # an integer past the float range: no coordinate
+            return None
         return f if f == f and abs(f) < 1e9 else None
     if isinstance(value, str):
         try:
@@ -429,10 +545,23 @@ def _num(value: Any) -> float | None:
     return None
 
 
-def _lines_from_words_info(words_info: Any, scale: tuple[float, float]) -> list[TextLine]:
+def _clip_location(location: tuple[int, ...], frame: tuple[int, int] | None) -> tuple[tuple[int, ...], bool]:
+    """The corners clipped to ``(0, 0)``-``frame`` (the image); whether that changed them. No frame, no clipping."""
+    if frame is None or frame[0] <= 0 or frame[1] <= 0:
+        return location, False
+    width, height = frame
+    clipped = tuple(max(0, min(width if i % 2 == 0 else height, v)) for i, v in enumerate(location))
+    return clipped, clipped != location
+
+
+def _lines_from_words_info(
+    words_info: Any, scale: tuple[float, float], frame: tuple[int, int] | None = None
+) -> tuple[list[TextLine], int]:
+    """The native protocol's text lines, mapped by ``scale`` and clipped to ``frame``; and how many were clipped."""
     if not isinstance(words_info, list):
-        return []
+        return [], 0
     sx, sy = scale
+    clipped = 0
     lines: list[TextLine] = []
     for item in words_info:
         if not isinstance(item, Mapping):
@@ -446,11 +575,13 @@ def _lines_from_words_info(words_info: Any, scale: tuple[float, float]) -> list[
         if any(n is None for n in nums):
             continue
         location = tuple(round(n * (sx if i % 2 == 0 else sy)) for i, n in enumerate(nums if nums else []))  # type: ignore[operator]
+        location, was_clipped = _clip_location(location, frame)
+        clipped += was_clipped
         rr = _rotate_rect(rect, sx, sy) if isinstance(rect, list) else None
         if rr is None:
             rr = _rect_from_location(location)
         lines.append(TextLine(text=text, location=location, rotate_rect=rr))  # type: ignore[arg-type]
-    return lines
+    return lines, clipped
 
 
 def _rotate_rect(rect: list[Any], sx: float, sy: float) -> tuple[float, float, float, float, float] | None:
@@ -475,10 +606,13 @@ def _rect_from_location(loc: Sequence[int]) -> tuple[float, float, float, float,
     return (cx, cy, w, h, max(-90.0, min(90.0, angle)))
 
 
-def _lines_from_text(body: str, scale: tuple[float, float], image_size: tuple[int, int] | None) -> list[TextLine]:
+def _lines_from_text(
+    body: str, scale: tuple[float, float], image_size: tuple[int, int] | None
+) -> tuple[list[TextLine], int]:
     """advanced_recognition through the OpenAI-compatible mode: boxes come only in the text, normalised to 0..1000.
 
-    Without the image size they cannot be mapped to pixels; the lines keep the 0..1000 coordinates then.
+    Without the image size they cannot be mapped to pixels; the lines keep the 0..1000 coordinates then. Corners
+    are clipped to the image (the 0..1000 square without its size); also returns how many lines were clipped.
     """
     import math
 
@@ -494,6 +628,8 @@ def _lines_from_text(body: str, scale: tuple[float, float], image_size: tuple[in
         fx, fy = image_size[0] / 1000.0, image_size[1] / 1000.0
     else:
         fx = fy = 1.0
+    frame = image_size if image_size is not None else (1000, 1000)
+    clipped = 0
     lines: list[TextLine] = []
     for item in items:
         if not isinstance(item, Mapping):
@@ -518,7 +654,8 @@ def _lines_from_text(body: str, scale: tuple[float, float], image_size: tuple[in
             ((cx + ux * hx + vx * hy) * fx, (cy + uy * hx + vy * hy) * fy),
             ((cx - ux * hx + vx * hy) * fx, (cy - uy * hx + vy * hy) * fy),
         ]
-        location = tuple(round(v) for pt in corners for v in pt)
+        location, was_clipped = _clip_location(tuple(round(v) for pt in corners for v in pt), frame)
+        clipped += was_clipped
         (x1, y1), (x2, y2), _, (x4, y4) = corners
         along = math.hypot(x2 - x1, y2 - y1)
         across = math.hypot(x4 - x1, y4 - y1)
@@ -530,4 +667,4 @@ def _lines_from_text(body: str, scale: tuple[float, float], image_size: tuple[in
             )
         )
     del scale  # the normalised boxes refer to the image as passed in, not as sent
-    return lines
+    return lines, clipped

@@ -75,8 +75,9 @@ class Block:
     Attributes:
         kind: what the block is.
         text: plain readable text. LaTeX markup is removed (inline math is kept as its readable source, ``x^2``);
-            a table's text is its Markdown (:meth:`Table.to_markdown`); a formula's is its LaTeX (without ``$$`` or
-            ``\\[`` delimiters; environments whole); a fields block's is a ``key: value`` listing.
+            a table's text is its Markdown (:meth:`Table.to_markdown`; for an ``oversized`` table a note and its
+            HTML); a formula's is its LaTeX (without ``$$`` or ``\\[`` delimiters; environments whole); a fields
+            block's is a ``key: value`` listing.
         index: position in reading order, 0-based.
         level: for headings the LaTeX depth (:data:`HEADING_LEVELS`, ``\\section`` is 1); for list items the list
             nesting depth (1 = top level); 0 otherwise (the title is 0).
@@ -872,26 +873,28 @@ def _span_of(args: list[Any], to_text: Callable[[list[Any]], str]) -> int:
 
 
 def _drop_spanned(rows: list[list[TableCell]]) -> list[list[TableCell]]:
-    """Remove the empty placeholder cells LaTeX writes in the slots a ``\\multirow`` above already covers."""
-    covered: dict[int, int] = {}  # column -> rows still covered below the current one
+    """Remove the empty placeholder cells LaTeX writes in the slots a ``\\multirow`` above already covers.
+
+    An :attr:`~qwen_ocr.results.Table.oversized` table is returned as it is: finding the placeholders means laying
+    the table out, which is what its size forbids (it is shown as its HTML, placeholders and all)."""
+    if Table(rows=rows).oversized:
+        return rows
+    covered: dict[int, int] = {}  # column -> the last row a \multirow above covers in it
     out: list[list[TableCell]] = []
-    for row in rows:
+    for r, row in enumerate(rows):
         kept: list[TableCell] = []
-        added: dict[int, int] = {}
         col = 0
         for cell in row:
             slots = range(col, col + cell.colspan)
-            if cell.rowspan == 1 and not cell.text and all(covered.get(c, 0) > 0 for c in slots):
+            if cell.rowspan == 1 and not cell.text and all(covered.get(c, -1) >= r for c in slots):
                 col += cell.colspan
                 continue
-            while covered.get(col, 0) > 0 and cell.text:  # the model left the placeholder out
+            while covered.get(col, -1) >= r and cell.text:  # the model left the placeholder out
                 col += 1
             kept.append(cell)
             if cell.rowspan > 1:
                 for c in range(col, col + cell.colspan):
-                    added[c] = cell.rowspan - 1
+                    covered[c] = r + cell.rowspan - 1
             col += cell.colspan
-        covered = {c: n - 1 for c, n in covered.items() if n > 1}
-        covered.update(added)
         out.append(kept)
     return out

@@ -26,14 +26,16 @@ import base64
 import html
 import io
 import json
+import math
 import os
-from collections.abc import Collection, Iterable, Sequence
+import warnings
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from .errors import InvalidImageError
+from .errors import InvalidArgumentError, InvalidImageError
 from .imaging import PreparedImage, _decode_data_url, _read_path, decode_checked, open_checked
 from .results import OCRResult, Table, TextLine
 from .tasks import Task
@@ -149,6 +151,9 @@ def draw_boxes(
         image: what to draw on (see :data:`ImageSource`). For an :class:`~qwen_ocr.OCRResult`, its own image, its
             ``lines`` and its ``image_size`` are the defaults.
         lines: the boxes (see :data:`Box`), in the pixels of ``image_size``; all of a result's lines by default.
+            Boxes are clipped to the picture before they are drawn: any finite or infinite coordinate is fine (a
+            box far outside is drawn up to the edge, or not at all); a box with a NaN coordinate is skipped with a
+            warning (the others keep their numbers).
         image_size: ``(width, height)`` of the frame the boxes are in, when it is not the image's own size: boxes
             are scaled to the image. A result's ``image_size`` (for a PDF page, the page in points), or a
             ``PreparedImage``'s ``original_size``, is used by default.
@@ -161,6 +166,10 @@ def draw_boxes(
 
         draw_boxes(result)                                  # a result of advanced_recognition or the local provider
         draw_boxes("page.png", [(10, 10, 200, 40)], numbered=False)
+
+    Raises:
+        InvalidImageError: the image cannot be read (see :func:`as_image`).
+        InvalidArgumentError: a box is not a TextLine, 8 numbers or 4 numbers.
     """
     frame = image_size
     if isinstance(image, OCRResult):
@@ -179,11 +188,28 @@ def draw_boxes(
     stroke = width if width is not None else max(1, round(max(canvas.size) / 500))
     draw = ImageDraw.Draw(canvas)
     font = _font(max(10, round(max(canvas.size) / 70))) if numbered else None
+    # Clip to the picture plus a margin wider than the outline: the edges clipping adds lie outside the picture.
+    margin = stroke + 2
+    bounds = (-margin, -margin, canvas.width - 1 + margin, canvas.height - 1 + margin)
+    skipped = 0
     for number, corners in enumerate(boxes, start=1):
-        points = [(x * sx, y * sy) for x, y in corners]
-        draw.polygon(points, outline=color, width=stroke)
+        points = [(_finite(x * sx), _finite(y * sy)) for x, y in corners]
+        if any(math.isnan(v) for point in points for v in point):
+            skipped += 1
+            continue
+        visible = _clip_polygon(points, bounds)
+        if len(visible) >= 3:
+            draw.polygon(visible, outline=color, width=stroke)
+        elif len(visible) == 2:
+            draw.line(visible, fill=color, width=stroke)
         if font is not None:
-            _label(draw, str(number), points, font, color, canvas.size)
+            _label(draw, str(number), [_clamp(points[0], bounds)], font, color, canvas.size)
+    if skipped:
+        warnings.warn(
+            f"draw_boxes: {skipped} box{'es' if skipped != 1 else ''} with NaN coordinates not drawn (a box needs "
+            "numbers; infinite and out-of-picture ones are clipped to the picture).",
+            stacklevel=2,
+        )
     return canvas
 
 
@@ -201,13 +227,80 @@ def _decode(data: bytes, source: str) -> Image.Image:
 
 
 def _corners(box: Box) -> list[tuple[float, float]]:
-    values = list(box.location) if isinstance(box, TextLine) else [float(v) for v in box]
+    try:
+        values = [_coordinate(v) for v in (box.location if isinstance(box, TextLine) else box)]
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(
+            f"a box is a TextLine, 8 numbers (four corners) or 4 (left, top, right, bottom); got {box!r} ({exc}).",
+            code="InvalidBox",
+        ) from None
     if len(values) == 8:
         return [(values[i], values[i + 1]) for i in range(0, 8, 2)]
     if len(values) == 4:
         left, top, right, bottom = values
         return [(left, top), (right, top), (right, bottom), (left, bottom)]
-    raise ValueError(f"a box is a TextLine, 8 numbers (four corners) or 4 (left, top, right, bottom); got {box!r}")
+    raise InvalidArgumentError(
+        f"a box is a TextLine, 8 numbers (four corners) or 4 (left, top, right, bottom); got {box!r}",
+        code="InvalidBox",
+    )
+
+
+def _coordinate(value: Any) -> float:
+    """A coordinate as a float; an integer too large for one is infinitely far (it is clipped anyway)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+_FAR = 1e100
+"""Where infinite coordinates are put: far enough to be off any picture, finite so that clipping can compute."""
+
+
+def _finite(value: float) -> float:
+    return value if math.isnan(value) else max(-_FAR, min(_FAR, value))
+
+
+def _clamp(point: tuple[float, float], bounds: tuple[float, float, float, float]) -> tuple[float, float]:
+    left, top, right, bottom = bounds
+    return (max(left, min(right, point[0])), max(top, min(bottom, point[1])))
+
+
+def _clip_polygon(
+    points: Sequence[tuple[float, float]], bounds: tuple[float, float, float, float]
+) -> list[tuple[float, float]]:
+    """The part of a polygon inside ``bounds`` (``left, top, right, bottom``), by Sutherland-Hodgman. Pillow wraps
+    coordinates past 2**31 around (such a box is drawn in the wrong place); clipped first, every box is drawn
+    within the picture and costs the same whatever its coordinates."""
+    left, top, right, bottom = bounds
+
+    def at_x(x: float) -> Callable[[tuple[float, float], tuple[float, float]], tuple[float, float]]:
+        return lambda p, q: (x, p[1] + (q[1] - p[1]) * (x - p[0]) / (q[0] - p[0]))
+
+    def at_y(y: float) -> Callable[[tuple[float, float], tuple[float, float]], tuple[float, float]]:
+        return lambda p, q: (p[0] + (q[0] - p[0]) * (y - p[1]) / (q[1] - p[1]), y)
+
+    edges: list[tuple[Callable[[tuple[float, float]], bool], Callable[..., tuple[float, float]]]] = [
+        (lambda p: p[0] >= left, at_x(left)),
+        (lambda p: p[0] <= right, at_x(right)),
+        (lambda p: p[1] >= top, at_y(top)),
+        (lambda p: p[1] <= bottom, at_y(bottom)),
+    ]
+    out = list(points)
+    for inside, cross in edges:
+        if not out:
+            break
+        kept: list[tuple[float, float]] = []
+        for i, current in enumerate(out):
+            previous = out[i - 1]
+            if inside(current):
+                if not inside(previous):
+                    kept.append(cross(previous, current))
+                kept.append(current)
+            elif inside(previous):
+                kept.append(cross(previous, current))
+        out = kept
+    return out
 
 
 def _display_copy(picture: Image.Image, max_width: int | None) -> Image.Image:
@@ -284,7 +377,14 @@ _STYLE = (
 
 
 def _table_block(table: Table) -> str:
-    body = table.to_html().replace("<table>", '<table class="qwen-ocr-table">', 1)
+    """A table for the display: spans clamped to the table (a browser lays out what it is given); an oversized
+    table's cells each once, under a note saying why."""
+    reason = table.oversized_reason
+    body = table.to_html(spans="clamped" if reason is None else "none")
+    body = body.replace("<table>", '<table class="qwen-ocr-table">', 1)
+    if reason is not None:
+        note = f"Table too large to lay out: {reason}. Its cells are shown once each, without their spans."
+        body = f"<div><i>{_e(note)}</i></div>{body}"
     if table.truncated:
         rows = f"{table.n_rows} complete row{'s' if table.n_rows != 1 else ''}"
         body += f"<div><i>cut off at max_tokens: {rows} kept</i></div>"
@@ -292,7 +392,9 @@ def _table_block(table: Table) -> str:
 
 
 def table_html(table: Table) -> str:
-    """A table as self-contained HTML: cells escaped, spans kept, a note when the output was cut off inside it."""
+    """A table as self-contained HTML: cells escaped, spans kept (clamped to the table's extent), a note when the
+    output was cut off inside it; a table too large to lay out (:attr:`Table.oversized`) is shown cell by cell
+    without its spans, under a note."""
     return f'<div class="{_MATH_OFF}">{_STYLE}{_table_block(table)}</div>'
 
 

@@ -64,7 +64,10 @@ ContentFormat = Literal["markdown", "raw"]
 """What ``page_content`` holds. ``"markdown"`` (default): tables as Markdown tables (rows on lines of their own,
 which a text splitter cuts between rows, never inside a tag; the HTML stays in ``metadata["tables_html"]``) and a
 ``document_parsing`` page's LaTeX as Markdown (headings, lists, tables, ``$$`` formulas; the LaTeX stays in
-``metadata["latex"]``). ``"raw"``: the model's text as it wrote it."""
+``metadata["latex"]``). A table too large to lay out as a grid (:attr:`qwen_ocr.Table.oversized`: its spans would
+expand it past ``MAX_TABLE_CELLS`` slots) is a one-line note and its HTML instead, and ``tables_oversized`` (page
+and single mode) or ``table_oversized`` (elements mode) in metadata says so. ``"raw"``: the model's text as it
+wrote it."""
 
 DEFAULT_PAGE_SEPARATOR = "\n\n"
 """What joins the pages of a file in single mode: a blank line, the first place a ``RecursiveCharacterTextSplitter``
@@ -178,6 +181,7 @@ def page_metadata(
     """The page's flat keys and its task's structure, JSON-safe; ``source`` replaces the document's name.
 
     ``latex`` (``document_parsing``) is kept when ``page_content`` is its Markdown, left out when it is the LaTeX.
+    ``tables_oversized`` lists the 0-based indices (in ``tables_html``) of tables too large to lay out as a grid.
     """
     meta = page.metadata()
     if source is not None:
@@ -190,7 +194,15 @@ def page_metadata(
         if content_format == "raw":
             structure.pop("latex", None)
         meta.update(structure)
+        oversized = _oversized_tables(result)
+        if oversized:
+            meta["tables_oversized"] = list(oversized)
     return meta
+
+
+def _oversized_tables(result: OCRResult) -> list[JSONValue]:
+    """The 0-based indices of the result's tables that are too large to lay out (their text is a note and HTML)."""
+    return [i for i, table in enumerate(result.tables) if table.oversized]
 
 
 def error_metadata(error: QwenOCRError) -> dict[str, JSONValue]:
@@ -228,7 +240,8 @@ class SingleDocumentBuilder:
     ``text_source`` (``"ocr"``, ``"text_layer"`` or ``"mixed"``), ``task``, ``model``, ``provider``,
     ``request_ids``, ``truncated`` (any page cut off), the summed ``input_tokens``, ``output_tokens`` and
     ``image_tokens``; then, where the task gave them, ``lines`` (each with its ``page``), ``fields``
-    (``[{"page", "fields"}, ...]``), ``tables_html`` and ``formulas``; and ``errors``
+    (``[{"page", "fields"}, ...]``), ``tables_html``, ``tables_oversized`` (``[[page, table], ...]``: tables too
+    large to lay out, whose text is a note and their HTML) and ``formulas``; and ``errors``
     (``[{"page", "error", "error_type", "error_code"}, ...]``) for pages that failed, which add no text.
 
     Example::
@@ -261,6 +274,7 @@ class SingleDocumentBuilder:
         self._lines: list[JSONValue] = []
         self._fields: list[JSONValue] = []
         self._tables: list[JSONValue] = []
+        self._oversized: list[JSONValue] = []
         self._formulas: list[JSONValue] = []
         self._errors: list[JSONValue] = []
 
@@ -306,6 +320,8 @@ class SingleDocumentBuilder:
                 self._lines.append({"page": page.index, **line})
         if "fields" in structure:
             self._fields.append({"page": page.index, "fields": structure["fields"]})
+        for index in _oversized_tables(result):
+            self._oversized.append([page.index, index])
         self._tables.extend(structure.get("tables_html") or [])  # type: ignore[arg-type]
         self._formulas.extend(structure.get("formulas") or [])  # type: ignore[arg-type]
 
@@ -334,6 +350,7 @@ class SingleDocumentBuilder:
             ("lines", self._lines),
             ("fields", self._fields),
             ("tables_html", self._tables),
+            ("tables_oversized", self._oversized),
             ("formulas", self._formulas),
             ("errors", self._errors),
         ):
@@ -361,7 +378,7 @@ def page_for_offset(metadata: Mapping[str, Any], offset: int) -> int | None:
 
 # -- elements mode ---------------------------------------------------------------------------------------------
 
-_PAGE_ONLY_KEYS = ("lines", "fields", "tables_html", "formulas", "latex")
+_PAGE_ONLY_KEYS = ("lines", "fields", "tables_html", "tables_oversized", "formulas", "latex")
 _LEVELLED = ("title", "heading", "list_item")
 
 
@@ -375,8 +392,9 @@ def element_documents(page: PageResult, source: str | None = None) -> list[Docum
     ``"caption"``, ``"fields"`` or ``"line"``), ``element_index`` (reading order on the page), ``heading_path``
     (the enclosing headings joined by ``" > "``, ``""`` outside any), and where they apply ``level`` (titles,
     headings, list items), ``bbox`` (``[left, top, right, bottom]`` of a text line, in the frame of
-    ``page_width`` x ``page_height``), ``table_html`` (a table, whose text is its Markdown), ``latex`` (a
-    formula) and ``fields`` (the extracted JSON).
+    ``page_width`` x ``page_height``), ``table_html`` (a table, whose text is its Markdown), ``table_oversized``
+    (``True`` for a table too large to lay out, whose text is a note and its HTML), ``latex`` (a formula) and
+    ``fields`` (the extracted JSON).
     """
     from qwen_ocr.structure import blocks_from_result
 
@@ -396,6 +414,8 @@ def element_documents(page: PageResult, source: str | None = None) -> list[Docum
             meta["bbox"] = [int(v) for v in block.bbox]
         if block.table is not None:
             meta["table_html"] = block.table.to_html()
+            if block.table.oversized:
+                meta["table_oversized"] = True
         if block.kind == "formula" and block.latex:
             meta["latex"] = block.latex
         if block.fields is not None:

@@ -27,6 +27,9 @@ class TableLayout:
             their ``rowspan`` covers) merged top-down as ``"Group / Name"``.
         body: the rows below the header, spans repeated in every slot they cover; blank rows are left out.
         n_cols: columns (spans expanded).
+        oversized: the table is too large to lay out (:attr:`qwen_ocr.results.Table.oversized`): then the header
+            is the first row's cells and the body the other rows' cells, each cell once (spans not expanded), and
+            ``n_cols`` the most cells in a row; show such a table as :meth:`Table.to_markdown` (a note and its HTML).
 
     >>> from qwen_ocr.results import TableCell
     >>> t = Table(rows=[[TableCell(text="Qty"), TableCell(text="Item")], [TableCell(text="2"), TableCell(text="pen")]])
@@ -38,10 +41,17 @@ class TableLayout:
     header: tuple[str, ...]
     body: tuple[tuple[str, ...], ...]
     n_cols: int
+    oversized: bool = False
 
     @classmethod
     def of(cls, table: Table) -> TableLayout:
-        """Lay out a parsed table."""
+        """Lay out a parsed table (an oversized one cell by cell, see :attr:`oversized`)."""
+        if table.oversized:
+            cells = [tuple(cell.text for cell in row) for row in table.rows]
+            header = cells[0] if cells else ()
+            body = tuple(row for row in cells[1:] if any(text.strip() for text in row))
+            width = max((len(row) for row in cells), default=0)
+            return cls(caption=(table.caption or "").strip(), header=header, body=body, n_cols=width, oversized=True)
         grid = table.grid()
         n_cols = max((len(row) for row in grid), default=0)
         rows = table.rows

@@ -16,6 +16,7 @@ from llama_index.core.node_parser.interface import IdFuncCallable, NodeParser
 from llama_index.core.schema import BaseNode, Document, IndexNode, NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.utils import get_tokenizer, get_tqdm_iterable
 
+from qwen_ocr.results import Table
 from qwen_ocr.structure import Block, blocks_from_result
 
 from .._metadata import RAW_KEYS, hidden_keys, result_from_metadata
@@ -72,14 +73,16 @@ class QwenOCRNodeParser(NodeParser):
     metadata ``table_html``, ``n_rows`` (body rows: header and blank rows not counted), ``n_cols``,
     ``truncated`` (the model's output was cut off inside the table: only its complete rows are there),
     ``table_index`` (0-based on the page), ``table_part``/``table_parts`` and ``row_start``/``row_end`` (1-based
-    body rows of this node) and ``caption``. Each table node has a **table_summary** ``IndexNode`` whose
-    ``index_id`` is that table node's id (a split table has one summary per part, so that a question about a row
-    leads to the part holding it) and whose text is ``"Table <caption>: columns <header>; <n> rows; page
-    <page_label>"`` (``"1 row"`` for one; no page without a ``page_label``), then for a split table
-    ``"; part <i> of <k>, rows <a>-<b>"``, then the first column's values in that part (the row labels). It is
-    built without an LLM; with ``llm=`` the LLM's description of the table comes first, on its own line.
-    ``RecursiveRetriever`` follows an
-    ``IndexNode`` to its table node (see :meth:`get_base_nodes_and_mappings`).
+    body rows of this node) and ``caption``. A table too large to lay out as a grid (``Table.oversized``: its spans
+    would expand it past ``MAX_TABLE_CELLS`` slots) is one node whose text is a note and its HTML, with
+    ``oversized`` ``True`` (its ``n_rows`` and ``n_cols`` count cells as written; its summary says it is too large
+    to lay out). Each table node has a **table_summary** ``IndexNode`` whose ``index_id`` is that table node's id
+    (a split table has one summary per part, so that a question about a row leads to the part holding it) and
+    whose text is ``"Table <caption>: columns <header>; <n> rows; page <page_label>"`` (``"1 row"`` for one; no
+    page without a ``page_label``), then for a split table ``"; part <i> of <k>, rows <a>-<b>"``, then the first
+    column's values in that part (the row labels). It is built without an LLM; with ``llm=`` the LLM's description
+    of the table comes first, on its own line. ``RecursiveRetriever`` follows an ``IndexNode`` to its table node
+    (see :meth:`get_base_nodes_and_mappings`).
 
     Every node has ``node_kind``, ``page`` (0-based), ``page_label``, ``file_name``/``file_path`` and, if it has them,
     ``heading_path`` (``" > "``-joined), ``heading_level``, ``block_index`` (the reading-order index of its first
@@ -440,6 +443,9 @@ class _Drafter:
         assert block.table is not None
         table = block.table
         layout = TableLayout.of(table)
+        if layout.oversized:
+            self._oversized_table(block, table, layout)
+            return
         size = self.parser.table_max_rows
         body = layout.body
         slices = [body[i : i + size] for i in range(0, len(body), size)] or [()]
@@ -481,6 +487,43 @@ class _Drafter:
                 )
             whole_text = (f"{caption}\n\n{whole}" if caption else whole) if part == 0 else ""
             self._add("table", text, block, extra=extra, section_text=whole_text)
+        self.tables += 1
+
+    def _oversized_table(self, block: Block, table: Table, layout: TableLayout) -> None:
+        """A table too large to lay out: one node, its text the note and the HTML (bounded by the model's output),
+        ``oversized`` in metadata; its summary says so."""
+        caption = layout.caption
+        markdown = table.to_markdown()
+        text = f"{caption}\n\n{markdown}" if caption else markdown
+        extra: dict[str, Any] = {
+            "table_html": table.to_html(),
+            "n_rows": len(layout.body),
+            "n_cols": layout.n_cols,
+            "truncated": table.truncated,
+            "oversized": True,
+            "table_index": self.tables,
+            "table_part": 1,
+            "table_parts": 1,
+            "row_start": 1 if layout.body else 0,
+            "row_end": len(layout.body),
+        }
+        if caption:
+            extra["caption"] = caption
+        if self.parser.table_summaries:
+            summary = self._summary_text(layout, layout.body, 0, 1, 0) + "; too large to lay out, shown as its HTML"
+            self.drafts.append(
+                _Draft(
+                    kind="table_summary",
+                    text=summary,
+                    metadata=self._metadata(
+                        "table_summary", block, {k: v for k, v in extra.items() if k != "table_html"}
+                    ),
+                    summary_of=len(self.drafts) + 1,
+                    section_text="",
+                    table_markdown=text,
+                )
+            )
+        self._add("table", text, block, extra=extra, section_text=text)
         self.tables += 1
 
     def _summary_text(
