@@ -233,7 +233,8 @@ class AsyncQwenOCR(BaseClient):
             results = await client.ocr_many(paths, return_exceptions=True)
         """
         opts = self._split_options(options)
-        workers = max_concurrency or self.max_concurrency
+        workers = self._batch_workers(max_concurrency, self.max_concurrency)
+        self._check_batch(images)
         iterator = enumerate(images)
         results: dict[int, OCRResult | QwenOCRError] = {}
 
@@ -243,8 +244,19 @@ class AsyncQwenOCR(BaseClient):
                     results[index] = await self.ocr(image, **opts)
                 except QwenOCRError as exc:
                     results[index] = exc
+                except Exception as exc:  # one item's failure, whatever it is, never loses the others' results
+                    results[index] = self._item_failure(exc)
 
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # The batch fails (its input iterator raised, or it was cancelled): stop every worker and wait until
+            # they are gone, so that no request of this batch is sent, or left in flight, after the error.
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)
+            raise
         ordered = [results[i] for i in range(len(results))]
         if not return_exceptions and any(isinstance(r, QwenOCRError) for r in ordered):
             raise BatchOCRError(ordered)
