@@ -280,17 +280,16 @@ class AsyncQwenOCR(BaseClient):
         request = self._request(call, stream=False)
         headers = self._headers(request)
         url, content = self._url(request), request.content()
-        key = self._cache_key(url, content)
-        cache = self.cache
-        if key is not None and cache is not None and (cached := await asyncio.to_thread(cache.get, key)) is not None:
+        key = self._cache_key(url, content, headers)
+        if key is not None and (cached := await asyncio.to_thread(self._cache_get, key)) is not None:
             return cached
         result: OCRResult | None = None
         async for attempt in AsyncRetrying(**tenacity_kwargs(self.retry)):
             with attempt:
                 result = await self._send_once(url, headers, content, call)
         assert result is not None
-        if key is not None and cache is not None:
-            await asyncio.to_thread(cache.put, key, result)
+        if key is not None:
+            await asyncio.to_thread(self._cache_put, key, result)
         return result
 
     async def _send_once(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> OCRResult:

@@ -157,8 +157,29 @@ class BaseClient:
         limit_tpm = (spec.tpm if official else None) if tpm == "auto" else tpm
         return Pacer(rpm=limit_rpm, tpm=limit_tpm)
 
-    def _cache_key(self, url: str, content: bytes) -> str | None:
-        return request_key(url[len(self.base_url) :], content) if self.cache is not None else None
+    def _cache_key(self, url: str, content: bytes, headers: Mapping[str, str]) -> str | None:
+        """The cache key of a request (its full URL, answer-changing headers and body), or ``None`` without cache."""
+        return request_key(url, content, headers) if self.cache is not None else None
+
+    def _cache_get(self, key: str | None) -> OCRResult | None:
+        """The cached reading for ``key``, or ``None``; a cache that fails to answer is a miss (logged), never a
+        failed call."""
+        if key is None or self.cache is None:
+            return None
+        try:
+            return self.cache.get(key)
+        except Exception as exc:
+            logger.warning("qwen_ocr: the cache failed to answer (%s); reading the image again.", type(exc).__name__)
+            return None
+
+    def _cache_put(self, key: str | None, result: OCRResult) -> None:
+        """Store a paid reading; a cache that fails to store it is logged, and the call still returns the reading."""
+        if key is None or self.cache is None:
+            return
+        try:
+            self.cache.put(key, result)
+        except Exception as exc:
+            logger.warning("qwen_ocr: the cache failed to store a reading (%s); the call goes on.", type(exc).__name__)
 
     def _pace(self, call: OCRCall) -> float:
         """Seconds to wait before sending ``call`` (0 when unpaced)."""

@@ -311,16 +311,15 @@ class QwenOCR(BaseClient):
         headers = self._headers(request)
         url = self._url(request)
         content = request.content()
-        key = self._cache_key(url, content)
-        if key is not None and self.cache is not None and (cached := self.cache.get(key)) is not None:
+        key = self._cache_key(url, content, headers)
+        if (cached := self._cache_get(key)) is not None:
             return cached
         result: OCRResult | None = None
         for attempt in Retrying(**tenacity_kwargs(self.retry)):
             with attempt:
                 result = self._send_once(url, headers, content, call)
         assert result is not None
-        if key is not None and self.cache is not None:
-            self.cache.put(key, result)
+        self._cache_put(key, result)
         return result
 
     def _send_once(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> OCRResult:
