@@ -7,7 +7,9 @@ stays responsive. Everything else is the same pure code the sync client uses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
 import weakref
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -29,6 +31,9 @@ from .retry import RetryPolicy, tenacity_kwargs
 from .tasks import Schema, Task
 
 __all__ = ["AsyncQwenOCR"]
+
+_CLOSE_WAIT = 5.0
+"""Seconds ``aclose()`` waits for the pool of a loop running in another thread to close."""
 
 
 class AsyncQwenOCR(BaseClient):
@@ -72,6 +77,8 @@ class AsyncQwenOCR(BaseClient):
         default_headers: dict[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
+        """See :class:`QwenOCR` for the arguments. ``http_client`` (your own ``httpx.AsyncClient``) is used on
+        every event loop as it is; without it the client makes one connection pool per event loop it runs on."""
         super().__init__(
             api_key=api_key,
             base_url=base_url,
@@ -94,17 +101,61 @@ class AsyncQwenOCR(BaseClient):
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError("http_client must be an httpx.AsyncClient (use QwenOCR for an httpx.Client)")
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=self._timeout(), limits=self._limits())
+        self._given_http = http_client
+        # An httpx pool belongs to the event loop it first ran on; this client makes one per loop, so that it can be
+        # used under successive asyncio.run() calls and from threads that each run their own loop.
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._pools_lock = threading.Lock()
+        self._closed = False
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The HTTP pool of the running event loop: ``http_client`` when one was given, else this client's own pool
+        for this loop, made on first use (pools of loops that have since closed are let go)."""
+        if self._given_http is not None:
+            return self._given_http
+        loop = asyncio.get_running_loop()
+        with self._pools_lock:
+            if self._closed:
+                raise QwenOCRError(
+                    "this AsyncQwenOCR was closed (aclose() or the end of its 'async with' block); create a new "
+                    "client to send more requests.",
+                    code="ClientClosed",
+                )
+            pool = self._pools.get(loop)
+            if pool is None:
+                for stale in [other for other in self._pools if other.is_closed()]:
+                    del self._pools[stale]  # its connections ended with their loop; nothing to await any more
+                pool = self._pools[loop] = httpx.AsyncClient(timeout=self._timeout(), limits=self._limits())
+            return pool
+
     async def aclose(self) -> None:
-        """Close the HTTP connections (only those of a client this object created)."""
-        if self._owns_http:
-            await self._http.aclose()
+        """Close the HTTP connections (only those of a client this object created), on every event loop it used.
+
+        The pool of the running loop is closed here; that of a loop running in another thread is closed on that
+        loop; that of a loop which has ended went with it. A closed client refuses further requests.
+        """
+        if not self._owns_http:
+            return
+        with self._pools_lock:
+            self._closed = True
+            pools = list(self._pools.items())
+            self._pools.clear()
+        current = asyncio.get_running_loop()
+        for loop, pool in pools:
+            if loop is current:
+                await pool.aclose()
+            elif loop.is_running() and not loop.is_closed():
+                done = asyncio.run_coroutine_threadsafe(pool.aclose(), loop)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.wrap_future(done), _CLOSE_WAIT)
 
     async def __aenter__(self) -> AsyncQwenOCR:
         return self
@@ -233,7 +284,8 @@ class AsyncQwenOCR(BaseClient):
             results = await client.ocr_many(paths, return_exceptions=True)
         """
         opts = self._split_options(options)
-        workers = max_concurrency or self.max_concurrency
+        workers = self._batch_workers(max_concurrency, self.max_concurrency)
+        self._check_batch(images)
         iterator = enumerate(images)
         results: dict[int, OCRResult | QwenOCRError] = {}
 
@@ -243,8 +295,19 @@ class AsyncQwenOCR(BaseClient):
                     results[index] = await self.ocr(image, **opts)
                 except QwenOCRError as exc:
                     results[index] = exc
+                except Exception as exc:  # one item's failure, whatever it is, never loses the others' results
+                    results[index] = self._item_failure(exc)
 
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # The batch fails (its input iterator raised, or it was cancelled): stop every worker and wait until
+            # they are gone, so that no request of this batch is sent, or left in flight, after the error.
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)
+            raise
         ordered = [results[i] for i in range(len(results))]
         if not return_exceptions and any(isinstance(r, QwenOCRError) for r in ordered):
             raise BatchOCRError(ordered)
@@ -268,17 +331,16 @@ class AsyncQwenOCR(BaseClient):
         request = self._request(call, stream=False)
         headers = self._headers(request)
         url, content = self._url(request), request.content()
-        key = self._cache_key(url, content)
-        cache = self.cache
-        if key is not None and cache is not None and (cached := await asyncio.to_thread(cache.get, key)) is not None:
+        key = self._cache_key(url, content, headers)
+        if key is not None and (cached := await asyncio.to_thread(self._cache_get, key)) is not None:
             return cached
         result: OCRResult | None = None
         async for attempt in AsyncRetrying(**tenacity_kwargs(self.retry)):
             with attempt:
                 result = await self._send_once(url, headers, content, call)
         assert result is not None
-        if key is not None and cache is not None:
-            await asyncio.to_thread(cache.put, key, result)
+        if key is not None:
+            await asyncio.to_thread(self._cache_put, key, result)
         return result
 
     async def _send_once(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> OCRResult:

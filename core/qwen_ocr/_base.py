@@ -7,6 +7,7 @@ the pure protocol modules, so the two never drift apart.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -15,6 +16,7 @@ import httpx
 from pydantic import SecretStr
 from typing_extensions import Self
 
+from ._checks import MAX_CONCURRENCY, MAX_RETRIES, check_number, check_whole
 from ._version import __version__
 from .cache import OCRCache, request_key
 from .config import BASE_URL_ENV, REGION_HOSTS, missing_key_error, resolve_api_key, resolve_base_url
@@ -22,6 +24,7 @@ from .errors import (
     APIConnectionError,
     APITimeoutError,
     InvalidArgumentError,
+    InvalidImageError,
     QwenOCRError,
     RateLimitError,
     UnsupportedTaskError,
@@ -103,8 +106,13 @@ class BaseClient:
                 f"unknown protocol {protocol!r}; use 'dashscope' (native) or 'openai' (compatible mode).",
                 code="InvalidProtocol",
             )
-        if max_concurrency < 1:
-            raise InvalidArgumentError("max_concurrency must be at least 1.", code="InvalidConcurrency")
+        check_whole("max_concurrency", max_concurrency, minimum=1, maximum=MAX_CONCURRENCY, code="InvalidConcurrency")
+        if timeout is not None and not isinstance(timeout, httpx.Timeout):
+            check_number(
+                "timeout", timeout, unit=" of seconds", extra=", an httpx.Timeout or None", code="InvalidTimeout"
+            )
+        if max_retries is not None:
+            check_whole("max_retries", max_retries, minimum=0, maximum=MAX_RETRIES, code="InvalidRetryPolicy")
         if not model or not isinstance(model, str):
             raise InvalidArgumentError("model must be a non-empty string such as 'qwen-vl-ocr'.")
         self.api_key: SecretStr | None = resolve_api_key(api_key)
@@ -136,21 +144,42 @@ class BaseClient:
 
     def _make_pacer(self, rpm: float | Literal["auto"] | None, tpm: float | Literal["auto"] | None) -> Pacer | None:
         """The model's documented limits on DashScope's own hosts; none (until a 429 teaches one) elsewhere."""
+        for name, value in (("rpm", rpm), ("tpm", tpm)):
+            if value is not None and value != "auto" and not _positive_finite(value):
+                raise InvalidArgumentError(
+                    f"{name} must be a positive number, 'auto' or None (got {value!r}).", code="InvalidRateLimit"
+                )
         if self.provider == "local":
             return None
         official = not self._custom_host
         spec = model_spec(self.model)
         limit_rpm = (spec.rpm if official else None) if rpm == "auto" else rpm
         limit_tpm = (spec.tpm if official else None) if tpm == "auto" else tpm
-        for name, value in (("rpm", limit_rpm), ("tpm", limit_tpm)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-                raise InvalidArgumentError(
-                    f"{name} must be a positive number, 'auto' or None (got {value!r}).", code="InvalidRateLimit"
-                )
         return Pacer(rpm=limit_rpm, tpm=limit_tpm)
 
-    def _cache_key(self, url: str, content: bytes) -> str | None:
-        return request_key(url[len(self.base_url) :], content) if self.cache is not None else None
+    def _cache_key(self, url: str, content: bytes, headers: Mapping[str, str]) -> str | None:
+        """The cache key of a request (its full URL, answer-changing headers and body), or ``None`` without cache."""
+        return request_key(url, content, headers) if self.cache is not None else None
+
+    def _cache_get(self, key: str | None) -> OCRResult | None:
+        """The cached reading for ``key``, or ``None``; a cache that fails to answer is a miss (logged), never a
+        failed call."""
+        if key is None or self.cache is None:
+            return None
+        try:
+            return self.cache.get(key)
+        except Exception as exc:
+            logger.warning("qwen_ocr: the cache failed to answer (%s); reading the image again.", type(exc).__name__)
+            return None
+
+    def _cache_put(self, key: str | None, result: OCRResult) -> None:
+        """Store a paid reading; a cache that fails to store it is logged, and the call still returns the reading."""
+        if key is None or self.cache is None:
+            return
+        try:
+            self.cache.put(key, result)
+        except Exception as exc:
+            logger.warning("qwen_ocr: the cache failed to store a reading (%s); the call goes on.", type(exc).__name__)
 
     def _pace(self, call: OCRCall) -> float:
         """Seconds to wait before sending ``call`` (0 when unpaced)."""
@@ -324,7 +353,12 @@ class BaseClient:
         if isinstance(image, PreparedImage):  # e.g. a document page rendered at the budget already
             prepared = image
         else:
-            prepared = prepare_image(image, model=spec, min_pixels=min_pixels, max_pixels=max_pixels)
+            try:
+                prepared = prepare_image(image, model=spec, min_pixels=min_pixels, max_pixels=max_pixels)
+            except QwenOCRError:
+                raise
+            except Exception as exc:  # any other failure to read this input is a problem of the input
+                raise unusable_input(exc) from exc
         return OCRCall(
             image=prepared,
             spec=spec,
@@ -337,6 +371,36 @@ class BaseClient:
             max_tokens=max_tokens,
             temperature=temperature,
         )
+
+    @staticmethod
+    def _batch_workers(max_concurrency: object, default: int) -> int:
+        """The workers of one ``ocr_many`` call: ``max_concurrency`` checked, or the client's when ``None``."""
+        if max_concurrency is None:
+            return default
+        return check_whole(
+            "max_concurrency", max_concurrency, minimum=1, maximum=MAX_CONCURRENCY, code="InvalidConcurrency"
+        )
+
+    @staticmethod
+    def _check_batch(images: object) -> None:
+        """Refuse what ``ocr_many`` would otherwise misread: one input instead of a collection of them."""
+        if isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike)) or not hasattr(images, "__iter__"):
+            raise InvalidArgumentError(
+                f"images must be an iterable of inputs (e.g. a list of paths), not a single {type(images).__name__}; "
+                "to read one image, pass [image] or call ocr().",
+                code="InvalidArgument",
+            )
+
+    @staticmethod
+    def _item_failure(exc: Exception) -> QwenOCRError:
+        """The typed error kept in a batch slot for an item that failed with something other than a QwenOCRError
+        (so that one item's failure never loses the other items' results)."""
+        error = QwenOCRError(
+            f"this item failed unexpectedly ({type(exc).__name__}: {_text_of(exc)}); the other items are unaffected.",
+            code="UnexpectedError",
+        )
+        error.__cause__ = exc
+        return error
 
     @staticmethod
     def _split_options(options: Mapping[str, Any]) -> OCROptions:
@@ -439,6 +503,10 @@ def _log_once(message: str) -> None:
         logger.warning(message)
 
 
+def _positive_finite(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
 def _check_pixels(min_pixels: int | None, max_pixels: int | None, ceiling: int) -> None:
     for name, value in (("min_pixels", min_pixels), ("max_pixels", max_pixels)):
         if value is not None and (not isinstance(value, int) or value < 1):
@@ -449,6 +517,24 @@ def _check_pixels(min_pixels: int | None, max_pixels: int | None, ceiling: int) 
         )
     if min_pixels is not None and max_pixels is not None and min_pixels > max_pixels:
         raise InvalidArgumentError("min_pixels must not exceed max_pixels.", code="InvalidPixels")
+
+
+def unusable_input(exc: BaseException) -> InvalidImageError:
+    """The typed error for an input that could not be read for a reason ``prepare_image`` did not foresee (a NUL
+    byte in a path, an OS error, a decoder crash)."""
+    return InvalidImageError(
+        f"cannot read an image from this input ({type(exc).__name__}: {_text_of(exc)}). Pass a path to an image "
+        "file, an http(s) or data: URL, bytes, or a PIL.Image.",
+        code="UnreadableInput",
+    )
+
+
+def _text_of(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return (text[:200] + "...") if len(text) > 200 else (text or "no details")
 
 
 def transport_error(exc: httpx.HTTPError) -> QwenOCRError:

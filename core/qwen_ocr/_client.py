@@ -247,16 +247,25 @@ class QwenOCR(BaseClient):
             return_exceptions: put each failed item's ``QwenOCRError`` in its place instead of raising.
             **options: any ``ocr()`` option, applied to every image.
 
+        Every problem of one item (an unreadable input, a refused request, anything unexpected) is that item's
+        typed error; the other items are read all the same.
+
         Raises:
             BatchOCRError: (``return_exceptions=False``) after every item finished, if any failed; its
                 ``.results`` holds every result and error in input order.
+            InvalidArgumentError: ``max_concurrency`` is not a whole number from 1 to 1024, ``images`` is a single
+                input rather than a collection, or an option is unknown.
+
+        If ``images`` itself raises while it is consumed, that error propagates after the items in flight finish;
+        queued items are not sent.
 
         Example::
 
             results = client.ocr_many(paths, task="text_recognition", return_exceptions=True)
         """
         opts = self._split_options(options)
-        workers = max_concurrency or self.max_concurrency
+        workers = self._batch_workers(max_concurrency, self.max_concurrency)
+        self._check_batch(images)
         results: dict[int, OCRResult | QwenOCRError] = {}
 
         def one(image: ImageInput) -> OCRResult | QwenOCRError:
@@ -264,14 +273,23 @@ class QwenOCR(BaseClient):
                 return self.ocr(image, **opts)
             except QwenOCRError as exc:
                 return exc
+            except Exception as exc:  # one item's failure, whatever it is, never loses the others' results
+                return self._item_failure(exc)
 
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qwen-ocr") as pool:
-            pending: dict[Future[OCRResult | QwenOCRError], int] = {}
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qwen-ocr")
+        pending: dict[Future[OCRResult | QwenOCRError], int] = {}
+        try:
             for index, image in enumerate(images):
                 if len(pending) >= workers * 2:
                     self._collect(pending, results, wait(pending, return_when=FIRST_COMPLETED).done)
                 pending[pool.submit(one, image)] = index
             self._collect(pending, results, wait(pending).done)
+        except BaseException:
+            # The batch fails (its input iterator raised, or an interrupt): nothing queued is sent, and what is in
+            # flight finishes before the error propagates, so no request of this batch outlives it.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         ordered = [results[i] for i in range(len(results))]
         if not return_exceptions and any(isinstance(r, QwenOCRError) for r in ordered):
             raise BatchOCRError(ordered)
@@ -293,16 +311,15 @@ class QwenOCR(BaseClient):
         headers = self._headers(request)
         url = self._url(request)
         content = request.content()
-        key = self._cache_key(url, content)
-        if key is not None and self.cache is not None and (cached := self.cache.get(key)) is not None:
+        key = self._cache_key(url, content, headers)
+        if (cached := self._cache_get(key)) is not None:
             return cached
         result: OCRResult | None = None
         for attempt in Retrying(**tenacity_kwargs(self.retry)):
             with attempt:
                 result = self._send_once(url, headers, content, call)
         assert result is not None
-        if key is not None and self.cache is not None:
-            self.cache.put(key, result)
+        self._cache_put(key, result)
         return result
 
     def _send_once(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> OCRResult:

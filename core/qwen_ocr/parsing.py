@@ -14,10 +14,14 @@ from typing import Any
 import json_repair
 
 __all__ = [
+    "MAX_JSON_DEPTH",
+    "bracket_depth",
     "extract_formulas",
     "parse_html_tables",
     "parse_json_tolerant",
+    "read_json",
     "strip_fences",
+    "value_depth",
 ]
 
 _FENCE_OPEN = re.compile(r"^\s*```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?\n?")
@@ -40,30 +44,109 @@ def strip_fences(text: str) -> str:
     return body.strip()
 
 
+MAX_JSON_DEPTH = 100
+"""The deepest nesting of arrays and objects read from model output. Real readings nest a few levels (a key
+extraction schema at most 3); far deeper output is a model gone astray, and reading it would exhaust the interpreter's
+stack or the serializer's depth limit (so the result could not be cached or sent on). Such output is not parsed:
+the result keeps it in ``raw_text`` and says why in ``metadata["parse_error"]``."""
+
+
 def parse_json_tolerant(text: str) -> Any:
     """Read JSON the way models write it: fenced, single-quoted, with ``"null"`` strings or a cut-off tail.
 
-    Returns the parsed value (``"null"`` strings become ``None``), or ``None`` when nothing JSON-like is there.
+    Returns the parsed value (``"null"`` strings become ``None``), or ``None`` when nothing JSON-like is there, or
+    when it nests deeper than :data:`MAX_JSON_DEPTH` (:func:`read_json` says which).
 
     >>> parse_json_tolerant("```json\\n{'Total': '12.50', 'Tip': 'null'}\\n```")
     {'Total': '12.50', 'Tip': None}
     """
+    return read_json(text)[0]
+
+
+def read_json(text: str) -> tuple[Any, str | None]:
+    """:func:`parse_json_tolerant`'s reading, and why nothing was read when the JSON nests too deeply (else ``None``).
+
+    >>> read_json("[" * 500 + "]" * 500)[1]
+    'JSON nested 500 levels deep (more than the 100 read); not parsed'
+    """
     body = strip_fences(text)
     if not body:
-        return None
+        return None, None
+    # Counting brackets runs at C speed and settles the common case; only text with many of them is scanned.
+    if body.count("[") + body.count("{") > MAX_JSON_DEPTH and (depth := bracket_depth(body)) > MAX_JSON_DEPTH:
+        return None, _too_deep(depth)
     try:
         value: Any = json.loads(body)
     except (ValueError, RecursionError):
         start = min((i for i in (body.find("{"), body.find("[")) if i >= 0), default=-1)
         if start < 0:
-            return None
+            return None, None
         try:
             value = json_repair.loads(body[start:])
         except Exception:  # json_repair is best-effort; it must never break a result
-            return None
+            return None, None
         if value == "" or value == []:
-            return None
-    return _nullify(value)
+            return None, None
+    if value_depth(value) > MAX_JSON_DEPTH:  # what the repair made of it, measured without recursion
+        return None, _too_deep(None)
+    return _nullify(value), None
+
+
+def _too_deep(depth: int | None) -> str:
+    if depth is None:
+        return f"JSON nested more than the {MAX_JSON_DEPTH} levels read; not parsed"
+    return f"JSON nested {depth} levels deep (more than the {MAX_JSON_DEPTH} read); not parsed"
+
+
+def bracket_depth(text: str) -> int:
+    """The deepest nesting of ``[`` and ``{`` in ``text``, outside double-quoted strings (a linear scan; no parse).
+
+    >>> bracket_depth('{"a": [1, "]]]", {"b": []}]}')
+    4
+    """
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def value_depth(value: Any) -> int:
+    """The nesting depth of lists and dicts in a parsed value, measured without recursion; the count stops as soon
+    as it passes :data:`MAX_JSON_DEPTH` (a container inside itself counts as unbounded).
+
+    >>> value_depth({"a": [1, {"b": 2}]}), value_depth("x")
+    (3, 0)
+    """
+    deepest = 0
+    stack: list[tuple[Any, int, frozenset[int]]] = [(value, 0, frozenset())]
+    while stack:
+        item, depth, ancestors = stack.pop()
+        if not isinstance(item, (dict, list, tuple)):
+            continue
+        if id(item) in ancestors:
+            return 10**9  # a container inside itself
+        depth += 1
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            return depth  # deep enough to refuse; no need to walk the rest
+        inner = ancestors | {id(item)}
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth, inner) for child in children if isinstance(child, (dict, list, tuple)))
+    return deepest
 
 
 def _nullify(value: Any) -> Any:

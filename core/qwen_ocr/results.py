@@ -12,13 +12,22 @@ Example::
 from __future__ import annotations
 
 import html
+import logging
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from .errors import TableTooLargeError
-from .parsing import extract_formulas, parse_html_tables, parse_json_tolerant, strip_fences
+from .parsing import (
+    MAX_JSON_DEPTH,
+    extract_formulas,
+    parse_html_tables,
+    parse_json_tolerant,
+    read_json,
+    strip_fences,
+    value_depth,
+)
 from .tasks import Task
 
 if TYPE_CHECKING:
@@ -35,6 +44,8 @@ __all__ = [
     "Usage",
     "build_result",
 ]
+
+logger = logging.getLogger("qwen_ocr")
 
 
 class Usage(BaseModel):
@@ -320,7 +331,9 @@ class OCRResult(BaseModel):
         image_size: ``(width, height)`` of the image as you passed it in, when known; boxes are in these pixels.
         provider: ``"dashscope"``, ``"openai"`` or ``"local"``.
         metadata: anything else worth keeping (e.g. the service's ``processed_text``; ``boxes_clipped``: how many
-            text boxes reached outside the image and were clipped to it).
+            text boxes reached outside the image and were clipped to it); ``"parse_error"`` says why a view the
+            task calls for is empty although the model answered (its JSON nested too deeply to read; ``raw_text``
+            still holds it).
     """
 
     text: str = ""
@@ -469,16 +482,29 @@ def build_result(
     structured ``ocr_result``; without them (the OpenAI-compatible protocol) the views are parsed from the text.
     """
     body = strip_fences(raw_text)
+    problems: list[str] = []  # why a view that should have been filled was not (JSON nested too deeply)
     lines, clipped = _lines_from_words_info(words_info, scale, image_size)
     if task is Task.ADVANCED_RECOGNITION and not lines:
-        lines, clipped = _lines_from_text(body, scale, image_size)
+        parsed, problem = read_json(body)
+        lines, clipped = _lines_from_text(parsed, scale, image_size)
+        if problem:
+            problems.append(f"lines: {problem}")
 
     fields: dict[str, Any] | list[Any] | None = None
     if isinstance(kv_result, (dict, list)) and kv_result:
-        fields = _normalize_fields(kv_result)
+        if value_depth(kv_result) > MAX_JSON_DEPTH:
+            problems.append(f"fields: the service's kv_result is nested more than {MAX_JSON_DEPTH} levels deep")
+        else:
+            fields = _normalize_fields(kv_result)
     elif task is Task.KEY_INFORMATION_EXTRACTION:
-        parsed = parse_json_tolerant(raw_text)
+        parsed, problem = read_json(raw_text)
         fields = parsed if isinstance(parsed, (dict, list)) else None
+        if problem:
+            problems.append(f"fields: {problem}")
+    extra = dict(metadata or {})
+    if problems:
+        extra["parse_error"] = "; ".join(problems) + ". raw_text holds the model's output as written."
+        logger.warning("qwen_ocr: a reply could not be parsed (%s); raw_text keeps it.", "; ".join(problems))
 
     tables = [
         Table(
@@ -510,7 +536,7 @@ def build_result(
         formulas=formulas,
         image_size=image_size,
         provider=provider,
-        metadata={**(metadata or {}), **({"boxes_clipped": clipped} if clipped else {})},
+        metadata={**extra, **({"boxes_clipped": clipped} if clipped else {})},
     )
 
 
@@ -607,16 +633,16 @@ def _rect_from_location(loc: Sequence[int]) -> tuple[float, float, float, float,
 
 
 def _lines_from_text(
-    body: str, scale: tuple[float, float], image_size: tuple[int, int] | None
+    parsed: Any, scale: tuple[float, float], image_size: tuple[int, int] | None
 ) -> tuple[list[TextLine], int]:
-    """advanced_recognition through the OpenAI-compatible mode: boxes come only in the text, normalised to 0..1000.
+    """advanced_recognition through the OpenAI-compatible mode: boxes come only in the text (``parsed`` is its JSON),
+    normalised to 0..1000.
 
     Without the image size they cannot be mapped to pixels; the lines keep the 0..1000 coordinates then. Corners
     are clipped to the image (the 0..1000 square without its size); also returns how many lines were clipped.
     """
     import math
 
-    parsed = parse_json_tolerant(body)
     items: list[Any] = []
     if isinstance(parsed, list):
         for entry in parsed:

@@ -18,6 +18,7 @@ from typing import Any
 
 from tenacity import RetryCallState, retry_if_exception, stop_after_attempt
 
+from ._checks import MAX_RETRIES, check_number, check_whole
 from .errors import is_retryable
 
 __all__ = ["RetryPolicy", "backoff_delay", "tenacity_kwargs"]
@@ -44,12 +45,11 @@ class RetryPolicy:
     max_retry_after: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
-        if self.initial_delay < 0 or self.max_delay < 0:
-            raise ValueError("delays must be >= 0")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError("jitter must be within [0, 1]")
+        # InvalidArgumentError is a ValueError too, as these checks raised before.
+        check_whole("max_retries", self.max_retries, minimum=0, maximum=MAX_RETRIES, code="InvalidRetryPolicy")
+        for name in ("initial_delay", "max_delay", "max_retry_after"):
+            check_number(name, getattr(self, name), inclusive=True, unit=" of seconds", code="InvalidRetryPolicy")
+        check_number("jitter", self.jitter, inclusive=True, maximum=1.0, code="InvalidRetryPolicy")
 
 
 def backoff_delay(

@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any
 
 from .errors import InvalidArgumentError
+from .parsing import bracket_depth, value_depth
 
 __all__ = [
     "MAX_SCHEMA_DEPTH",
@@ -124,30 +125,65 @@ def coerce_task(task: Task | str | None) -> Task | None:
 def schema_depth(value: Any) -> int:
     """Levels of object nesting in a schema; lists are templates and add no level.
 
+    Measured without recursion, so a schema built nested thousands of levels deep gets its clear error too.
+
     >>> schema_depth({"Seller": "", "Items": [{"name": "", "price": ""}]})
     2
+
+    Raises:
+        InvalidArgumentError: the schema contains itself (a dict or list inside itself).
     """
-    if isinstance(value, Mapping):
-        return 1 + max((schema_depth(v) for v in value.values()), default=0)
-    if isinstance(value, (list, tuple)):
-        return max((schema_depth(v) for v in value), default=0)
-    return 0
+    deepest = 0
+    stack: list[tuple[Any, int, frozenset[int]]] = [(value, 0, frozenset())]
+    while stack:
+        item, depth, ancestors = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+            depth += 1
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if id(item) in ancestors:
+            raise InvalidArgumentError(
+                "schema refers to itself (a dict or list inside itself); a schema is a finite template of at most "
+                f"{MAX_SCHEMA_DEPTH} levels. Build it from fresh dicts and lists.",
+                code="InvalidSchema",
+            )
+        deepest = max(deepest, depth)
+        if deepest > _MAX_WALK:
+            return deepest  # far too deep already: the caller refuses it
+        inner = ancestors | {id(item)}
+        stack.extend((child, depth, inner) for child in children if isinstance(child, (Mapping, list, tuple)))
+    return deepest
+
+
+_MAX_WALK = 100
+"""Nesting (of objects, or of lists and objects together) past which a schema is not walked further."""
 
 
 def normalize_schema(schema: Schema | str | type | None) -> dict[str, Any] | None:
     """Validate a ``result_schema`` and return it as a plain dict.
 
     Accepts a mapping, a JSON string, or a pydantic model class (its fields become the keys, each field's
-    description the hint). At most :data:`MAX_SCHEMA_DEPTH` levels of nesting, as the service requires.
+    description the hint). At most :data:`MAX_SCHEMA_DEPTH` levels of nesting, as the service requires; a model
+    that refers to itself (directly or through another model) is refused, as is a dict that contains itself.
     """
     if schema is None:
         return None
     if isinstance(schema, type):
-        schema = _schema_from_model(schema)
+        schema = _schema_from_model(schema, ())
     if isinstance(schema, str):
+        nesting = bracket_depth(schema)
+        if nesting > _MAX_WALK:
+            raise InvalidArgumentError(
+                f"schema is a JSON string nested {nesting} levels deep; the service accepts at most "
+                f"{MAX_SCHEMA_DEPTH} levels of objects. Pass a dict such as {{'Total': ''}}.",
+                code="InvalidSchema",
+            )
         try:
             schema = json.loads(schema)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidArgumentError(
                 f"schema is a string but not valid JSON ({exc}). Pass a dict such as {{'Total': ''}}.",
                 code="InvalidSchema",
@@ -161,19 +197,41 @@ def normalize_schema(schema: Schema | str | type | None) -> dict[str, Any] | Non
     depth = schema_depth(schema)
     if depth > MAX_SCHEMA_DEPTH:
         raise InvalidArgumentError(
-            f"schema nests {depth} levels of objects; the service accepts at most {MAX_SCHEMA_DEPTH}. "
-            "Flatten the innermost objects into their parent.",
+            f"schema nests {depth if depth <= _MAX_WALK else f'more than {_MAX_WALK}'} levels of objects; the "
+            f"service accepts at most {MAX_SCHEMA_DEPTH}. Flatten the innermost objects into their parent.",
+            code="InvalidSchema",
+        )
+    if value_depth(schema) > _MAX_WALK:  # lists add no level of objects, but each adds one of nesting
+        raise InvalidArgumentError(
+            f"schema nests lists more than {_MAX_WALK} levels deep; a list in a schema is the template of one "
+            "element, e.g. {'Items': [{'name': ''}]}.",
             code="InvalidSchema",
         )
     try:
         return dict(json.loads(json.dumps(schema, ensure_ascii=False)))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidArgumentError(
             f"schema must hold only JSON values (str, numbers, lists, dicts): {exc}", code="InvalidSchema"
         ) from None
 
 
-def _schema_from_model(model: type) -> dict[str, Any]:
+def _schema_from_model(model: type, path: tuple[type, ...]) -> dict[str, Any]:
+    """The schema of a pydantic model; ``path`` holds the models it is nested in (to refuse recursive ones)."""
+    if model in path:
+        chain = " -> ".join(m.__name__ for m in (*path[path.index(model) :], model))
+        raise InvalidArgumentError(
+            f"schema class {path[0].__name__} refers to itself ({chain}); the service fills a fixed template of at "
+            f"most {MAX_SCHEMA_DEPTH} levels, which a recursive model cannot describe. Pass a model (or a dict) "
+            "that spells out the levels you need.",
+            code="InvalidSchema",
+        )
+    if len(path) >= MAX_SCHEMA_DEPTH:
+        raise InvalidArgumentError(
+            f"schema class {path[0].__name__} nests more than {MAX_SCHEMA_DEPTH} levels of models "
+            f"({' -> '.join(m.__name__ for m in (*path, model))}); the service accepts at most {MAX_SCHEMA_DEPTH}. "
+            "Flatten the innermost model into its parent.",
+            code="InvalidSchema",
+        )
     fields = getattr(model, "model_fields", None)
     if not isinstance(fields, Mapping):
         raise InvalidArgumentError(
@@ -185,7 +243,7 @@ def _schema_from_model(model: type) -> dict[str, Any]:
         key = info.alias or name
         inner = _model_of(info.annotation)
         if inner is not None:
-            template = _schema_from_model(inner[0])
+            template = _schema_from_model(inner[0], (*path, model))
             out[key] = [template] if inner[1] else template
         else:
             out[key] = info.description or ""
