@@ -1,5 +1,9 @@
 """Round 2: stopping the loader stops the spending at once; the CLI keeps every result and every good input.
 
+The CLI part runs ``qwen_ocr.cli.main`` in-process against the emulator: ``--out`` gives inputs with the same name
+files of their own (``scan.txt``, ``scan-2.txt``, in the order given), refuses to replace a file it did not write
+(unless ``--overwrite``), and an input that cannot be read is named on stderr while the others are still read.
+
 Closing a loader early (``break``, ``close()``, ``aclose()``, Ctrl-C in the consumer) while pages are being retried
 must start no new page, send no retry, and return without waiting for the requests already in flight: the
 emulator's request count after the break stays within the requests that were already on their way (at most one per
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +29,7 @@ from qwen_ocr.documents import open_document
 from qwen_ocr.testing import Emulator
 from qwen_ocr.testing._wire import image_digest
 
-from ._support import time_budget, wait_until
+from ._support import numbered_png, time_budget, wait_until
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document
@@ -187,3 +192,158 @@ def test_closing_alazy_load_cancels_the_pages(pdf_24: Path, failing_emulator: Em
             asyncio.run(main())
     after = _sent_after(emu, marks[0])
     assert after <= WINDOW, f"{after} requests after the close"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The CLI: one output file per input, nothing replaced unasked, an unreadable input does not stop the run
+
+
+@pytest.fixture(scope="module")
+def cli_emulator() -> Iterator[Emulator]:
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def cli(cli_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The service options of a ``qwen-ocr read`` run against the emulator (with a key)."""
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-round2")
+    cli_emulator.reset()
+    return ["--provider", "dashscope", "--base-url", cli_emulator.base_url, "--no-progress"]
+
+
+def _inputs(tmp_path: Path) -> dict[str, Path]:
+    """Two inputs called scan.png in different folders, a good one, and three that cannot be read."""
+    paths = {
+        "a": tmp_path / "a" / "scan.png",
+        "b": tmp_path / "b" / "scan.png",
+        "good": tmp_path / "good.png",
+        "missing": tmp_path / "missing.png",
+        "corrupt": tmp_path / "corrupt.pdf",
+        "text": tmp_path / "notes.png",
+    }
+    for index, key in enumerate(("a", "b", "good")):
+        paths[key].parent.mkdir(parents=True, exist_ok=True)
+        paths[key].write_bytes(numbered_png(index))
+    paths["corrupt"].write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage, cut short")
+    paths["text"].write_text("just some text, not an image")
+    return paths
+
+
+def _sources(out: Path) -> dict[str, list[str]]:
+    """Each output file of a ``--format json`` run, and the sources its records are of."""
+    return {
+        path.name: [json.loads(line)["source"] for line in path.read_text(encoding="utf-8").splitlines()]
+        for path in sorted(out.iterdir())
+    }
+
+
+def test_cli_out_gives_inputs_with_the_same_name_files_of_their_own(
+    tmp_path: Path, cli: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qwen_ocr.cli import main
+
+    paths = _inputs(tmp_path)
+    out = tmp_path / "out"
+    sources = [str(paths["a"]), str(paths["b"]), str(paths["a"])]
+    assert main(["read", *sources, "--format", "json", "--out", str(out), *cli]) == 0
+    assert _sources(out) == {
+        "scan.jsonl": [sources[0]],
+        "scan-2.jsonl": [sources[1]],
+        "scan-3.jsonl": [sources[2]],
+    }
+    err = capsys.readouterr().err
+    assert err.count("wrote ") == 3
+
+
+def test_cli_never_replaces_a_file_it_did_not_write_unless_asked(
+    tmp_path: Path, cli: list[str], cli_emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qwen_ocr.cli import main
+
+    paths = _inputs(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = out / "scan-2.txt"
+    mine.write_text("my notes")
+    run = ["read", str(paths["a"]), str(paths["b"]), "--out", str(out), *cli]
+    assert main(run) == 2
+    err = capsys.readouterr().err
+    assert str(mine) in err
+    assert "--overwrite" in err
+    assert mine.read_text() == "my notes"
+    assert not (out / "scan.txt").exists()
+    assert cli_emulator.stats.requests == 0  # refused before anything was read (or paid for)
+
+    assert main([*run, "--overwrite"]) == 0
+    assert mine.read_text() != "my notes"
+    assert (out / "scan.txt").read_text()
+
+
+def test_cli_reports_each_unreadable_input_and_reads_the_others(
+    tmp_path: Path, cli: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qwen_ocr.cli import main
+
+    paths = _inputs(tmp_path)
+    out = tmp_path / "out"
+    bad = [paths["missing"], paths["corrupt"], paths["text"]]
+    order = [str(bad[0]), str(paths["a"]), str(bad[1]), str(bad[2]), str(paths["good"])]
+    assert main(["read", *order, "--format", "json", "--out", str(out), *cli]) == 1
+    assert _sources(out) == {"good.jsonl": [str(paths["good"])], "scan.jsonl": [str(paths["a"])]}
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("qwen-ocr: error:")]
+    assert len(errors) == 3
+    for path, line in zip(bad, errors, strict=True):
+        assert str(path) in line
+    assert "Traceback" not in "".join(errors)
+
+    # To stdout as well: every readable input is printed, the unreadable ones are named on stderr.
+    assert main(["read", str(paths["missing"]), str(paths["good"]), *cli]) == 1
+    captured = capsys.readouterr()
+    assert f"==> {paths['good']} <==" in captured.out
+    assert str(paths["missing"]) in captured.err
+
+
+def test_cli_an_error_that_fails_every_input_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qwen_ocr.cli import main
+
+    paths = _inputs(tmp_path)
+    with Emulator(valid_keys={"sk-right"}) as emu:
+        monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-wrong")
+        code = main(["read", str(paths["a"]), str(paths["b"]), str(paths["good"]), "--base-url", emu.base_url])
+        sent = emu.stats.requests
+    assert code == 1
+    assert sent == 1  # not once per input
+    err = capsys.readouterr().err
+    assert "not read" in err
+    assert str(paths["good"]) in err
+
+
+def test_cli_estimate_goes_on_after_an_unreadable_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from qwen_ocr.cli import main
+
+    paths = _inputs(tmp_path)
+    assert main(["estimate", str(paths["corrupt"]), str(paths["good"])]) == 1
+    captured = capsys.readouterr()
+    assert str(paths["corrupt"]) in captured.err
+    assert str(paths["good"]) in captured.out
+
+
+@pytest.mark.parametrize("command", [["--help"], ["read", "--help"]])
+def test_cli_help_documents_the_exit_codes_and_the_out_names(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qwen_ocr.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(command)
+    assert info.value.code == 0
+    shown = capsys.readouterr().out
+    assert "exit codes:" in shown
+    for code in ("0 ", "1 ", "2 ", "130 "):
+        assert f"\n  {code}" in shown
+    if command[0] == "read":
+        assert "scan-2.md" in shown
+        assert "--overwrite" in shown
