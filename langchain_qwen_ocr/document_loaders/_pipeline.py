@@ -415,6 +415,8 @@ class Reader:
                 yield from assembler.add(page)
         finally:
             pages.close()  # stop the requests still in flight
+        if cancel is not None and cancel.is_set():
+            return  # stopped, not finished: no single-mode Document of the pages read so far
         yield from assembler.finish()
 
     async def aread(
