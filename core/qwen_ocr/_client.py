@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -22,7 +22,13 @@ from .imaging import ImageInput
 from .models import DEFAULT_MODEL
 from .protocols.base import OCRCall, StreamAssembler
 from .results import OCRChunk, OCRResult
-from .retry import RetryPolicy, tenacity_kwargs
+from .retry import (
+    RetryPolicy,
+    cancellable_sleep,
+    current_cancel_event,
+    raise_if_cancelled,
+    tenacity_kwargs,
+)
 from .tasks import Schema, Task
 
 __all__ = ["QwenOCR"]
@@ -315,18 +321,35 @@ class QwenOCR(BaseClient):
         if (cached := self._cache_get(key)) is not None:
             return cached
         result: OCRResult | None = None
-        for attempt in Retrying(**tenacity_kwargs(self.retry)):
+        for attempt in Retrying(sleep=cancellable_sleep, **tenacity_kwargs(self.retry)):
             with attempt:
                 result = self._send_once(url, headers, content, call)
         assert result is not None
         self._cache_put(key, result)
         return result
 
+    @contextlib.contextmanager
+    def _slot(self) -> Iterator[None]:
+        """One of the ``max_concurrency`` request slots; waiting for it ends when a :func:`cancel_scope` is
+        cancelled (:class:`RequestCancelledError`)."""
+        event = current_cancel_event()
+        if event is None:
+            self._slots.acquire()
+        else:
+            while not self._slots.acquire(timeout=0.05):
+                raise_if_cancelled()
+        try:
+            yield
+        finally:
+            self._slots.release()
+
     def _send_once(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> OCRResult:
-        with self._slots:
+        raise_if_cancelled()  # the reading was closed: no attempt, no retry
+        with self._slot():
             delay = self._pace(call)
             if delay > 0:
-                time.sleep(delay)
+                cancellable_sleep(delay)
+            raise_if_cancelled()
             try:
                 response = self._http.post(url, content=content, headers=headers)
             except httpx.HTTPError as exc:
@@ -337,12 +360,13 @@ class QwenOCR(BaseClient):
         """Send the request and read up to its first chunk, retrying every failure until then (an error status, a
         dropped connection, a garbled reply, an error or the end of the stream before any text)."""
         opened: _OpenStream | None = None
-        for attempt in Retrying(**tenacity_kwargs(self.retry)):
+        for attempt in Retrying(sleep=cancellable_sleep, **tenacity_kwargs(self.retry)):
             with attempt:
+                raise_if_cancelled()
                 request = self._http.build_request("POST", url, content=content, headers=headers)
                 delay = self._pace(call)
                 if delay > 0:
-                    time.sleep(delay)
+                    cancellable_sleep(delay)
                 try:
                     response = self._http.send(request, stream=True)
                 except httpx.HTTPError as exc:

@@ -8,7 +8,9 @@ Examples::
     qwen-ocr read invoice.png --schema '{"Seller": "", "Total": ""}' --format json
     qwen-ocr estimate scans/*.pdf
 
-Errors are one clear line on stderr and a non-zero exit code (1: the input or the service failed, 2: bad usage).
+Every input is read even when another one fails: each failure is one clear line on stderr naming the file, and the
+exit code says how the run went (see :data:`EXIT_CODES`). ``--out`` gives every input a file of its own and never
+replaces an existing file unless ``--overwrite`` is given (see :data:`OUT_NAMING`).
 """
 
 from __future__ import annotations
@@ -22,23 +24,60 @@ from typing import Any
 
 from ._client import QwenOCR
 from ._version import __version__
-from .errors import QwenOCRError
+from .errors import (
+    AuthenticationError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    QwenOCRError,
+)
 from .reading import PageResult, read_document
 from .results import OCRResult
 from .tasks import Task
 
-__all__ = ["main"]
+__all__ = ["EXIT_CODES", "OUT_NAMING", "main"]
 
 FORMATS = ("text", "markdown", "json", "html")
 _EXT = {"text": ".txt", "markdown": ".md", "json": ".jsonl", "html": ".html"}
 
+EXIT_CODES = """\
+exit codes:
+  0    every input was read (and written)
+  1    an input, a page or an output file failed: each is named on stderr, every other input was still read and
+       written; or an error that fails every input alike (missing or wrong key, no access to the model, exhausted
+       quota, a bad option) stopped the run
+  2    bad usage: an unknown option or a bad value; or --out files that already exist without --overwrite
+       (checked before anything is read)
+  130  interrupted (Ctrl-C): the files written so far are kept"""
+"""The exit codes of ``qwen-ocr``, as ``--help`` shows them."""
+
+OUT_NAMING = """\
+--out names: each input gets its own file, named after it with the format's extension (scan.pdf -> scan.md). When
+several inputs have the same name (a/scan.png, b/scan.png), the first keeps it and the next ones get -2, -3, ...
+in the order given (scan.md, scan-2.md). A file that already exists is never replaced unless --overwrite is given:
+without it the run stops before reading anything."""
+"""How ``--out`` names its files, as ``--help`` shows it."""
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qwen-ocr", description="Read images and documents with Qwen-OCR.")
+    parser = argparse.ArgumentParser(
+        prog="qwen-ocr",
+        description="Read images and documents with Qwen-OCR.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"qwen-ocr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    read = sub.add_parser("read", help="OCR images, PDFs and multi-page TIFFs (paths or http(s) URLs)")
+    read = sub.add_parser(
+        "read",
+        help="OCR images, PDFs and multi-page TIFFs (paths or http(s) URLs)",
+        description="OCR images, PDFs and multi-page TIFFs (paths or http(s) URLs). An input that cannot be read "
+        "is reported on stderr and the others are still read.",
+        epilog=f"{OUT_NAMING}\n\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     read.add_argument("inputs", nargs="+", metavar="FILE_OR_URL")
     read.add_argument("--task", choices=[t.value for t in Task], help="a built-in task (default: plain text)")
     read.add_argument("--schema", help='key_information_extraction fields as JSON, e.g. \'{"Total": ""}\'')
@@ -48,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     read.add_argument("--text-layer", choices=["auto", "never", "only"], default="auto",
                       help="use a PDF page's own text where it is good (auto, default), never, or only")  # fmt: skip
     read.add_argument("--format", choices=FORMATS, default="text")
-    read.add_argument("--out", type=Path, help="write one file per input into this directory")
+    read.add_argument("--out", type=Path, help="write one file per input into this directory (names: see below)")
+    read.add_argument("--overwrite", action="store_true", help="replace files that already exist in --out")
     read.add_argument("--provider", choices=["auto", "dashscope", "openai", "local"], default="auto")
     read.add_argument("--model", help="model id (default qwen-vl-ocr)")
     read.add_argument("--base-url", help="service root, e.g. http://127.0.0.1:8000")
@@ -56,7 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     read.add_argument("--concurrency", type=int, default=4, help="pages in flight at once (default 4)")
     read.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
 
-    estimate = sub.add_parser("estimate", help="pages, image tokens and price, before sending anything")
+    estimate = sub.add_parser(
+        "estimate",
+        help="pages, image tokens and price, before sending anything",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     estimate.add_argument("inputs", nargs="+", metavar="FILE")
     estimate.add_argument("--model", default="qwen-vl-ocr")
     estimate.add_argument("--pages", help="pages of a document, 1-based: 1-3,7")
@@ -90,18 +135,100 @@ def _read(args: argparse.Namespace) -> int:
         options["prompt"] = args.prompt
     if args.model:
         options["model"] = args.model
+    targets: list[Path | None] = [None] * len(args.inputs)
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
+        targets = list(_out_paths(args.inputs, args.out, args.format))
+        existing = [t for t in targets if t is not None and (t.exists() or t.is_symlink())]
+        if existing and not args.overwrite:
+            print(
+                f"qwen-ocr: error: {_few([str(t) for t in existing])} already "
+                f"exist{'s' if len(existing) == 1 else ''}; nothing was read. Pass "
+                "--overwrite to replace them, or choose another --out.",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(
+                f"qwen-ocr: error: cannot make the --out directory {args.out}: {exc.strerror or exc}", file=sys.stderr
+            )
+            return 1
     client_kwargs: dict[str, Any] = {"provider": args.provider, "region": args.region, "base_url": args.base_url}
     if args.model:
         client_kwargs["model"] = args.model
     failures = 0
     with QwenOCR(**client_kwargs) as client:
-        for source in args.inputs:
-            pages = list(_pages(client, source, args, options))
-            failures += sum(1 for p in pages if not p.ok)
-            _emit(source, pages, args)
+        for position, (source, target) in enumerate(zip(args.inputs, targets, strict=True)):
+            try:
+                pages = list(_pages(client, source, args, options))
+            except QwenOCRError as exc:  # the input itself cannot be read: say which, go on with the others
+                failures += 1
+                _report(source, exc)
+                if _stops_the_run(exc):
+                    _not_read(args.inputs[position + 1 :])
+                    return 1
+                continue
+            failed = [p for p in pages if not p.ok]
+            failures += len(failed)
+            if not _emit(source, pages, args, target):
+                failures += 1
+            if any(p.error is not None and _stops_the_run(p.error) for p in failed):
+                _not_read(args.inputs[position + 1 :])
+                return 1
     return 1 if failures else 0
+
+
+def _out_paths(inputs: Sequence[str], out: Path, fmt: str) -> Iterator[Path]:
+    """One distinct file in ``out`` per input (see :data:`OUT_NAMING`); names compared without case, so that they
+    stay distinct on case-insensitive file systems too."""
+    used: set[str] = set()
+    ext = _EXT[fmt]
+    for source in inputs:
+        stem = _stem(source)
+        name, n = f"{stem}{ext}", 2
+        while name.casefold() in used:
+            name, n = f"{stem}-{n}{ext}", n + 1
+        used.add(name.casefold())
+        yield out / name
+
+
+def _stem(source: str) -> str:
+    """The name an input's output file is made from: its file name without the extension."""
+    if source.lower().startswith("data:"):
+        return "data"
+    stem = Path(source.split("?", 1)[0].split("#", 1)[0]).stem
+    stem = "".join("_" if ch in '<>:"/\\|?*' or ord(ch) < 32 else ch for ch in stem).strip(". ")
+    return stem[:100] or "output"
+
+
+def _stops_the_run(error: QwenOCRError) -> bool:
+    """Whether ``error`` would fail every input alike (a missing or wrong key, no access to the model, an exhausted
+    quota, a bad option): the run stops rather than repeat it for each input."""
+    from .documents import PageSelectionError
+
+    if isinstance(error, PageSelectionError):  # --pages does not fit this file: its own problem
+        return False
+    return isinstance(
+        error, (AuthenticationError, PermissionDeniedError, NotFoundError, QuotaExceededError, InvalidArgumentError)
+    )
+
+
+def _report(source: str, error: QwenOCRError) -> None:
+    message = error.message
+    named = message if source in message else f"{source}: {message}"
+    print(f"qwen-ocr: error: {named}", file=sys.stderr)
+
+
+def _not_read(rest: Sequence[str]) -> None:
+    if rest:
+        print(f"qwen-ocr: stopped: not read: {_few(rest)}", file=sys.stderr)
+
+
+def _few(names: Sequence[str]) -> str:
+    """The first three names, and how many more."""
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return ", ".join(names[:3]) + more
 
 
 def _pages(client: QwenOCR, source: str, args: argparse.Namespace, options: dict[str, Any]) -> Iterator[PageResult]:
@@ -114,18 +241,20 @@ def _pages(client: QwenOCR, source: str, args: argparse.Namespace, options: dict
         yield page
         return
     progress = _Progress(source, enabled=not args.no_progress)
-    for page in read_document(
-        client,
-        source,
-        pages=args.pages,
-        password=args.password,
-        text_layer=args.text_layer,
-        max_concurrency=args.concurrency,
-        **options,
-    ):
-        progress.update(page)
-        yield page
-    progress.close()
+    try:
+        for page in read_document(
+            client,
+            source,
+            pages=args.pages,
+            password=args.password,
+            text_layer=args.text_layer,
+            max_concurrency=args.concurrency,
+            **options,
+        ):
+            progress.update(page)
+            yield page
+    finally:
+        progress.close()
 
 
 class _Progress:
@@ -146,18 +275,29 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def _emit(source: str, pages: list[PageResult], args: argparse.Namespace) -> None:
+def _emit(source: str, pages: list[PageResult], args: argparse.Namespace, target: Path | None) -> bool:
+    """Report the failed pages, then print or write the rest; ``False`` if the output file could not be written."""
     for page in pages:
         if page.error is not None:
             print(f"qwen-ocr: error: {source} page {page.label}: {page.error.message}", file=sys.stderr)
     body = _render(source, pages, args.format, many=len(args.inputs) > 1)
-    if args.out is None:
+    if target is None:
         sys.stdout.write(body)
-        return
-    name = Path(source.split("?", 1)[0]).stem or "output"
-    target = args.out / f"{name}{_EXT[args.format]}"
-    target.write_text(body, encoding="utf-8")
+        return True
+    if args.format != "json" and not any(p.ok for p in pages):
+        return True  # no page read: nothing to write (each failure was reported above)
+    try:
+        # "x": a file that appeared since the check is not replaced either
+        with target.open("w" if args.overwrite else "x", encoding="utf-8") as fh:
+            fh.write(body)
+    except FileExistsError:
+        print(f"qwen-ocr: error: {target} already exists; {source} was not written (see --overwrite)", file=sys.stderr)
+        return False
+    except OSError as exc:
+        print(f"qwen-ocr: error: cannot write {target} for {source}: {exc.strerror or exc}", file=sys.stderr)
+        return False
     print(f"wrote {target}", file=sys.stderr)
+    return True
 
 
 def _render(source: str, pages: list[PageResult], fmt: str, *, many: bool) -> str:
@@ -224,10 +364,20 @@ def _estimate(args: argparse.Namespace) -> int:
     from .cost import estimate_document
 
     rows = []
+    failures = 0
     for source in args.inputs:
-        est = estimate_document(source, model=args.model, pages=args.pages, text_layer=args.text_layer,
-                                password=args.password)  # fmt: skip
+        try:
+            est = estimate_document(source, model=args.model, pages=args.pages, text_layer=args.text_layer,
+                                    password=args.password)  # fmt: skip
+        except QwenOCRError as exc:  # this input cannot be read: say which, go on with the others
+            failures += 1
+            _report(source, exc)
+            if _stops_the_run(exc):
+                return 1
+            continue
         rows.append((source, est))
+    if not rows:
+        return 1
     width = max(len(s) for s, _ in rows)
     print(f"{'file':<{width}}  pages  to OCR  image tokens  est. USD")
     total_tokens, total_price = 0, 0.0
@@ -239,7 +389,7 @@ def _estimate(args: argparse.Namespace) -> int:
         )
     if len(rows) > 1:
         print(f"{'total':<{width}}  {'':>5}  {'':>6}  {total_tokens:>12,}  {total_price:>8.4f}")
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

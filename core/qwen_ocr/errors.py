@@ -66,6 +66,7 @@ __all__ = [
     "QuotaExceededError",
     "QwenOCRError",
     "RateLimitError",
+    "RequestCancelledError",
     "ResponseDecodeError",
     "ServerError",
     "TableTooLargeError",
@@ -242,6 +243,13 @@ class APITimeoutError(APIConnectionError):
     """
 
     default_code = "Timeout"
+
+
+class RequestCancelledError(QwenOCRError):
+    """The reading this request belonged to was closed (``break``, ``close()``, Ctrl-C): it was not sent, or not
+    sent again. Raised inside a :func:`qwen_ocr.retry.cancel_scope` only; never retried."""
+
+    default_code = "Cancelled"
 
 
 class BatchOCRError(QwenOCRError):

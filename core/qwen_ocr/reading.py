@@ -18,14 +18,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import queue
+import threading
 from collections import deque
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from .errors import QwenOCRError
 from .results import OCRResult
+from .retry import cancel_scope, raise_if_cancelled
 
 if TYPE_CHECKING:
     from ._async_client import AsyncQwenOCR
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
     from .imaging import PreparedImage
 
 __all__ = ["JSONValue", "PageResult", "aread_document", "read_document", "structured_metadata"]
+
+_T = TypeVar("_T")
 
 JSONValue: TypeAlias = "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
 """What a metadata value may be: JSON types only, so vector stores and ``json.dumps`` accept it."""
@@ -159,12 +165,18 @@ def read_document(
     password: str | None = None,
     text_layer: TextLayerMode = "never",
     max_concurrency: int | None = None,
+    cancel: threading.Event | None = None,
     **options: Any,
 ) -> Generator[PageResult, None, None]:
     """Read the selected pages of a PDF, multi-page TIFF or image, yielding them in page order.
 
     Up to ``max_concurrency`` pages are in flight while earlier ones are yielded; pages are rendered one at a time
     at the model's pixel budget, so memory does not grow with the page count.
+
+    Closing the generator early (``break``, ``close()``, an exception in the loop, Ctrl-C) stops at once: no
+    further page is started, no failed request is retried, and the requests already on the wire are abandoned
+    rather than waited for (a sync request cannot be interrupted; it ends on its own, at its answer or the
+    client's ``timeout``, on a daemon thread, and its result is dropped).
 
     Args:
         client: the client that sends the pages.
@@ -174,6 +186,9 @@ def read_document(
         text_layer: ``"auto"`` uses a page's own text where it is good, ``"only"`` never sends a page,
             ``"never"`` (default here) OCRs every page.
         max_concurrency: pages in flight (default: the client's).
+        cancel: an event another thread may set to stop the reading as closing it would: the generator then
+            ends (without the pages still in flight) within a few hundredths of a second, even while it waits
+            for a page.
         **options: ``ocr()`` options (task, schema, model, ...).
 
     Raises:
@@ -184,6 +199,7 @@ def read_document(
 
     model = options.get("model") or client.model
     window = max(1, max_concurrency or client.max_concurrency)
+    halt = threading.Event()  # set when the reading ends, however it ends: the page threads stop at once
     with (
         open_document(
             source,
@@ -193,31 +209,122 @@ def read_document(
             min_pixels=options.get("min_pixels"),
             max_pixels=options.get("max_pixels"),
         ) as doc,
-        ThreadPoolExecutor(max_workers=window, thread_name_prefix="qwen-ocr-page") as pool,
         ThreadPoolExecutor(max_workers=_preparers(window), thread_name_prefix="qwen-ocr-render") as renderers,
     ):
         name, total = doc.name, doc.page_count
+        pool = _PagePool(window)
 
         def read(page: Page) -> tuple[Literal["ocr", "text_layer"], OCRResult]:
             # Render and encode on a few dedicated threads (one per core: the big page buffers stay in their few
             # allocator arenas), while the request threads wait on the network.
-            prepared = renderers.submit(_prepare_or_text, page, text_layer).result()
-            if isinstance(prepared, str):
-                return "text_layer", _text_layer_result(prepared)
-            return "ocr", client.ocr(prepared, **options)
+            with cancel_scope(halt):
+                raise_if_cancelled()
+                prepared = renderers.submit(_prepare_or_text, page, text_layer).result()
+                if isinstance(prepared, str):
+                    return "text_layer", _text_layer_result(prepared)
+                return "ocr", client.ocr(prepared, **options)
 
         in_flight: deque[tuple[PageResult, Future[tuple[Literal["ocr", "text_layer"], OCRResult]]]] = deque()
         try:
             for page in doc:
+                if cancel is not None and cancel.is_set():
+                    return
                 outcome = PageResult(source=name, index=page.index, label=page.label, total_pages=total)
                 in_flight.append((outcome, pool.submit(read, page)))
                 while len(in_flight) > window or (in_flight and in_flight[0][1].done()):
+                    if not _wait(in_flight[0][1], cancel):
+                        return
                     yield _finish(*in_flight.popleft())
             while in_flight:
+                if not _wait(in_flight[0][1], cancel):
+                    return
                 yield _finish(*in_flight.popleft())
-        finally:  # closed early: pages not started yet are not read
+        finally:  # closed early: no page is started or retried, the requests in flight are not waited for
+            halt.set()
             for _, pending in in_flight:
                 pending.cancel()
+            pool.shutdown()
+            # Leaving the block waits for a render in progress (the document must outlive it), never a request.
+            renderers.shutdown(wait=False, cancel_futures=True)
+
+
+def _wait(future: Future[Any], cancel: threading.Event | None) -> bool:
+    """Wait for ``future``; ``False`` as soon as ``cancel`` is set instead."""
+    if cancel is None:
+        futures_wait([future])
+        return True
+    while not futures_wait([future], timeout=_POLL).done:
+        if cancel.is_set():
+            return False
+    return not cancel.is_set()
+
+
+_POLL = 0.05
+"""Seconds between two looks at a ``cancel`` event while waiting."""
+
+
+class _PagePool:
+    """The page workers of :func:`read_document`: at most ``workers`` daemon threads taking pages in order.
+
+    Unlike a ``ThreadPoolExecutor``, closing it does not wait for the pages being read, and its threads do not hold
+    up the interpreter's exit: a page whose request is on the wire finishes on its own (its result unused) while
+    the pages not started are cancelled. The page function itself stops at the reading's ``halt`` event (its
+    :func:`~qwen_ocr.retry.cancel_scope`).
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads: list[threading.Thread] = []
+        self._idle = threading.Semaphore(0)  # one count per worker waiting for a page
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+        """Read a page on a worker (an idle one, else a new one while there are fewer than ``workers``)."""
+        future: Future[_T] = Future()
+        self._queue.put((future, fn, args))
+        if self._idle.acquire(blocking=False):
+            return future
+        with self._lock:
+            if len(self._threads) >= self._workers:
+                return future
+            thread = threading.Thread(target=self._work, name="qwen-ocr-page", daemon=True)
+            self._threads.append(thread)
+        thread.start()
+        return future
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            _run(*item)
+            item = None  # nothing of the page is kept while idle
+            self._idle.release()
+
+    def shutdown(self) -> None:
+        """Cancel the pages not started and let every worker end after its current page; does not wait."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+        with self._lock:
+            count = len(self._threads)
+        for _ in range(count):
+            self._queue.put(None)
+
+
+def _run(future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        result = fn(*args)
+    except BaseException as exc:  # handed to whoever waits for the page (if anyone still does)
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
 
 
 async def aread_document(

@@ -7,21 +7,40 @@ Example::
 
     from qwen_ocr import QwenOCR, RetryPolicy
     client = QwenOCR(retry=RetryPolicy(max_retries=5, initial_delay=1.0, max_delay=30.0))
+
+A synchronous request cannot be interrupted from another thread once it is on the wire, but everything around it
+can: inside :func:`cancel_scope`, the sync client checks the scope's event before each attempt and wakes from its
+retry and pacing waits as soon as the event is set, raising :class:`~qwen_ocr.errors.RequestCancelledError`
+(never retried). :func:`qwen_ocr.read_document` runs its pages in such a scope, so closing a reading sends no
+further request. (Async requests need none of this: cancelling the task cancels the request.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import threading
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from tenacity import RetryCallState, retry_if_exception, stop_after_attempt
 
 from ._checks import MAX_RETRIES, check_number, check_whole
-from .errors import is_retryable
+from .errors import RequestCancelledError, is_retryable
 
-__all__ = ["RetryPolicy", "backoff_delay", "tenacity_kwargs"]
+__all__ = [
+    "RetryPolicy",
+    "backoff_delay",
+    "cancel_scope",
+    "cancellable_sleep",
+    "current_cancel_event",
+    "raise_if_cancelled",
+    "tenacity_kwargs",
+]
 
 logger = logging.getLogger("qwen_ocr")
 
@@ -96,3 +115,53 @@ def tenacity_kwargs(policy: RetryPolicy) -> dict[str, Any]:
         "reraise": True,
         "before_sleep": _log_retry,
     }
+
+
+_cancel_event: ContextVar[threading.Event | None] = ContextVar("qwen_ocr_cancel_event", default=None)
+
+
+@contextlib.contextmanager
+def cancel_scope(event: threading.Event) -> Iterator[threading.Event]:
+    """Make the sync client's requests in this block (this thread, this context) stop when ``event`` is set.
+
+    Once it is set, no attempt is started and no retry or pacing wait goes on: they raise
+    :class:`~qwen_ocr.errors.RequestCancelledError`. A request already on the wire runs to its end (its answer,
+    or the client's ``timeout``) and is not retried.
+
+    Example::
+
+        stop = threading.Event()
+        def work() -> None:
+            with cancel_scope(stop):
+                client.ocr("scan.png")   # raises RequestCancelledError once stop is set, instead of retrying
+        threading.Thread(target=work).start()
+        stop.set()
+    """
+    token = _cancel_event.set(event)
+    try:
+        yield event
+    finally:
+        _cancel_event.reset(token)
+
+
+def current_cancel_event() -> threading.Event | None:
+    """The event of the innermost :func:`cancel_scope`, if any."""
+    return _cancel_event.get()
+
+
+def raise_if_cancelled() -> None:
+    """Raise :class:`~qwen_ocr.errors.RequestCancelledError` if the current :func:`cancel_scope` was cancelled."""
+    event = _cancel_event.get()
+    if event is not None and event.is_set():
+        raise RequestCancelledError("the reading was closed: this request is not sent.")
+
+
+def cancellable_sleep(seconds: float) -> None:
+    """``time.sleep`` that ends early, raising :class:`~qwen_ocr.errors.RequestCancelledError`, when the current
+    :func:`cancel_scope` is cancelled (a plain sleep outside any scope)."""
+    event = _cancel_event.get()
+    if event is None:
+        time.sleep(seconds)
+        return
+    if event.wait(max(0.0, seconds)):
+        raise RequestCancelledError("the reading was closed while waiting to retry: the request is not sent again.")

@@ -14,6 +14,7 @@ import importlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -379,15 +380,21 @@ class Reader:
         downloads: Downloads,
         settings: ReadSettings | None = None,
         window: int | None = None,
+        cancel: threading.Event | None = None,
     ) -> Iterator[Document]:
-        """The Documents of one source, in page order, while later pages are in flight."""
+        """The Documents of one source, in page order, while later pages are in flight.
+
+        Closing the iterator, or setting ``cancel`` (from another thread), stops the reading at once: no page is
+        started or retried any more, and the requests in flight are not waited for (see
+        :func:`qwen_ocr.read_document`).
+        """
         settings = settings or self.settings
         assembler = Assembler(item.label, settings)
         try:
             item = self.fetch(item, downloads)
             if item.error is not None:
                 raise item.error
-            pages = read_document(client, item.document_source(), **self._read_kwargs(settings, window))
+            pages = read_document(client, item.document_source(), cancel=cancel, **self._read_kwargs(settings, window))
         except QwenOCRError as exc:
             yield from assembler.file_failed(exc)
             return
@@ -408,6 +415,8 @@ class Reader:
                 yield from assembler.add(page)
         finally:
             pages.close()  # stop the requests still in flight
+        if cancel is not None and cancel.is_set():
+            return  # stopped, not finished: no single-mode Document of the pages read so far
         yield from assembler.finish()
 
     async def aread(
@@ -530,7 +539,9 @@ class Reader:
             return False
 
         def produce(run: _Run) -> None:
-            docs = self.read(run.item, client=client, progress=progress, downloads=downloads, window=run.slots)
+            docs = self.read(
+                run.item, client=client, progress=progress, downloads=downloads, window=run.slots, cancel=stop
+            )
             try:
                 for doc in docs:
                     if not put(run.queue, doc):
@@ -552,6 +563,10 @@ class Reader:
                                 for _ in range(taken):
                                     slots.release()
                                 return
+                    if stop.is_set():  # closed while waiting: start nothing more
+                        for _ in range(need):
+                            slots.release()
+                        return
                     run = _Run(item, need, queue.Queue(maxsize=window))
                     thread = threading.Thread(target=produce, args=(run,), name="qwen-ocr-file", daemon=True)
                     threads.append(thread)
@@ -577,10 +592,13 @@ class Reader:
                     for _ in range(run.slots):
                         slots.release()
         finally:
+            # Closed (or done): every file's reading stops at once (no page started or retried; see read()). The
+            # threads end within moments, unless one is in a download or a request, which is not waited for: they
+            # are daemons, their results are dropped.
             stop.set()
-            launcher.join()
-            for thread in threads:
-                thread.join()
+            deadline = time.monotonic() + _GRACE
+            for thread in (launcher, *threads):
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     async def aread_many(
         self, items: Iterable[SourceItem], *, client: AsyncQwenOCR, progress: Progress, downloads: Downloads
@@ -641,6 +659,9 @@ class Reader:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
+
+_GRACE = 2.0
+"""Seconds a closed :meth:`Reader.read_many` waits for its threads to end (a render in progress), at most."""
 
 _END: Any = object()
 """The end of a file's Documents."""

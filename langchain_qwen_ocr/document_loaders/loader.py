@@ -42,6 +42,11 @@ class QwenOCRLoader(BaseLoader):
     raised, skipped or marked (``on_error``) without losing the others. Memory stays flat on large files: a page
     is rendered only when its turn comes and nothing of it is kept but its text.
 
+    Stopping early (``break``, closing the iterator, an exception or Ctrl-C in the loop, ``aclose()`` or
+    cancelling :meth:`alazy_load`) stops at once: no further page is started, no failed request is retried, and the
+    requests already in flight are abandoned (async: cancelled; sync: not waited for, since a sync request cannot
+    be interrupted; it ends on its own at its answer or the client's ``timeout``, and its result is dropped).
+
     Args:
         file_path: a path, a glob pattern (``"scans/*.pdf"``, ``"inbox/**/*.tif"``), a directory, an http(s) URL
             (downloaded into memory; ``source`` is the URL), the file's ``bytes`` (with ``name=``),

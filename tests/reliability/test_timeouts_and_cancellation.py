@@ -4,7 +4,8 @@
 0, each request counted as ``abandoned``, none as a success), no request is sent after the cancellation, and every
 thread started for the work has ended (``threading.enumerate()`` back to what it was before; the event loop's
 default executor is shut down by ``asyncio.run``, our own page renderers by ``aread_document``). Synchronous requests
-cannot be interrupted: closing a sync loader early waits for the requests already sent, then every thread ends.
+cannot be interrupted: closing a sync loader early does not wait for the requests already sent (they finish on their
+own, on daemon threads, and are not retried), then every thread ends.
 """
 
 from __future__ import annotations
@@ -247,7 +248,7 @@ def test_closing_the_sync_loader_early_ends_every_thread(pdf_30: Path) -> None:
             first = next(docs)
             started = time.monotonic()
             docs.close()  # type: ignore[attr-defined]
-            assert time.monotonic() - started < GUARD  # waits only for the requests already sent
+            assert time.monotonic() - started < GUARD  # does not wait for the requests already sent
         settle(emu, before)
         stats = emu.stats
     assert first.metadata["page"] == 0
