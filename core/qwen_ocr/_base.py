@@ -233,6 +233,7 @@ class BaseClient:
         }
         kwargs.update(overrides)
         made = cls(**kwargs)
+        made.max_response_bytes = other.max_response_bytes
         if "rpm" not in overrides and "tpm" not in overrides:
             made.pacer = other.pacer  # one account, one budget: the twins pace together
         if "cache" not in overrides:

@@ -608,7 +608,10 @@ def test_the_default_cap_is_documented_and_exported() -> None:
     assert qwen_ocr.DEFAULT_MAX_RESPONSE_BYTES == 32 * 2**20
     assert "ResponseTooLargeError" in qwen_ocr.__all__ and "DEFAULT_MAX_RESPONSE_BYTES" in qwen_ocr.__all__
     assert issubclass(qwen_ocr.ResponseTooLargeError, qwen_ocr.APIError)
-    assert QwenOCR(api_key="sk-good").max_response_bytes == qwen_ocr.DEFAULT_MAX_RESPONSE_BYTES
+    client = QwenOCR(api_key="sk-good")
+    assert client.max_response_bytes == qwen_ocr.DEFAULT_MAX_RESPONSE_BYTES
+    client.max_response_bytes = CAP
+    assert AsyncQwenOCR.from_client(client).max_response_bytes == CAP  # the twin keeps the setting
 
 
 def test_a_large_declared_length_is_refused_before_reading(serve: Callable[..., Hostile]) -> None:
