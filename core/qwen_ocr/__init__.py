@@ -12,6 +12,7 @@ Example::
 from __future__ import annotations
 
 from ._async_client import AsyncQwenOCR
+from ._base import DEFAULT_MAX_RESPONSE_BYTES
 from ._client import QwenOCR
 from ._version import __version__
 from .cache import OCRCache
@@ -35,6 +36,7 @@ from .errors import (
     ContentFilteredError,
     InvalidArgumentError,
     InvalidImageError,
+    MalformedAPIKeyError,
     MissingAPIKeyError,
     NotFoundError,
     PermissionDeniedError,
@@ -42,6 +44,7 @@ from .errors import (
     QwenOCRError,
     RateLimitError,
     ResponseDecodeError,
+    ResponseTooLargeError,
     ServerError,
     TableTooLargeError,
     UnsupportedTaskError,
@@ -55,6 +58,7 @@ from .settings import ClientSettings
 from .tasks import Task
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
@@ -70,6 +74,7 @@ __all__ = [
     "EncryptedDocumentError",
     "InvalidArgumentError",
     "InvalidImageError",
+    "MalformedAPIKeyError",
     "MissingAPIKeyError",
     "ModelSpec",
     "NotFoundError",
@@ -85,6 +90,7 @@ __all__ = [
     "QwenOCRError",
     "RateLimitError",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "ServerError",
     "Table",

@@ -20,7 +20,8 @@ import httpx
 from pydantic import SecretStr
 from tenacity import AsyncRetrying
 
-from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, Provider, transport_error
+from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, Provider, safe_cause, transport_error
+from ._transport import Deadline, aiter_body, aread_body
 from .cache import OCRCache
 from .errors import BatchOCRError, QwenOCRError
 from .imaging import ImageInput
@@ -101,6 +102,8 @@ class AsyncQwenOCR(BaseClient):
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError("http_client must be an httpx.AsyncClient (use QwenOCR for an httpx.Client)")
         self._owns_http = http_client is None
+        if http_client is not None:
+            self._check_http_client(http_client)
         self._given_http = http_client
         # An httpx pool belongs to the event loop it first ran on; this client makes one per loop, so that it can be
         # used under successive asyncio.run() calls and from threads that each run their own loop.
@@ -259,13 +262,10 @@ class AsyncQwenOCR(BaseClient):
                 assembler = opened.assembler
                 if assembler is None or opened.rest is None:  # read whole already
                     return
-                async for data in opened.rest:
-                    for chunk in assembler.feed(data):
-                        yield chunk
-                for chunk in assembler.close():
+                async for chunk in _rest(assembler, opened.rest, opened.deadline):
                     yield chunk
             except httpx.HTTPError as exc:
-                raise transport_error(exc) from exc
+                raise transport_error(exc, opened.deadline) from safe_cause(exc)
             finally:
                 await opened.response.aclose()
 
@@ -348,11 +348,27 @@ class AsyncQwenOCR(BaseClient):
             delay = self._pace(call)
             if delay > 0:
                 await asyncio.sleep(delay)
+            deadline = self._deadline()
+            request = self._http.build_request(
+                "POST",
+                url,
+                content=content,
+                headers=headers,
+                extensions=deadline.extensions(self._http.timeout, sync=False),
+            )
+
+            async def exchange() -> tuple[httpx.Response, bytes]:
+                response = await self._http.send(request, stream=True)
+                try:
+                    return response, await aread_body(aiter_body(response, self.max_response_bytes))
+                finally:
+                    await response.aclose()
+
             try:
-                response = await self._http.post(url, content=content, headers=headers)
+                response, body = await deadline.wait(exchange())
             except httpx.HTTPError as exc:
-                raise transport_error(exc) from exc
-        return self._parse_observed(response.status_code, response.headers, response.content, call)
+                raise transport_error(exc, deadline) from safe_cause(exc)
+        return self._parse_observed(response.status_code, response.headers, body, call)
 
     async def _open_stream(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> _OpenStream:
         """Send the request and read up to its first chunk, retrying every failure until then (an error status, a
@@ -360,31 +376,40 @@ class AsyncQwenOCR(BaseClient):
         opened: _OpenStream | None = None
         async for attempt in AsyncRetrying(**tenacity_kwargs(self.retry)):
             with attempt:
-                request = self._http.build_request("POST", url, content=content, headers=headers)
                 delay = self._pace(call)
                 if delay > 0:
                     await asyncio.sleep(delay)
+                deadline = self._deadline()
+                request = self._http.build_request(
+                    "POST",
+                    url,
+                    content=content,
+                    headers=headers,
+                    extensions=deadline.extensions(self._http.timeout, sync=False),
+                )
                 try:
-                    response = await self._http.send(request, stream=True)
+                    response = await deadline.wait(self._http.send(request, stream=True))
                 except httpx.HTTPError as exc:
-                    raise transport_error(exc) from exc
+                    raise transport_error(exc, deadline) from safe_cause(exc)
                 try:
+                    pieces = deadline.apieces(aiter_body(response, self.max_response_bytes))
                     if response.status_code != 200:
-                        body = await response.aread()
-                        raise self._refusal(response.status_code, body, response.headers)
-                    opened = await self._first_chunks(response, call)
+                        raise self._refusal(response.status_code, await aread_body(pieces), response.headers)
+                    opened = await self._first_chunks(response, call, pieces, deadline)
                 except httpx.HTTPError as exc:
                     await response.aclose()
-                    raise transport_error(exc) from exc
+                    raise transport_error(exc, deadline) from safe_cause(exc)
                 except BaseException:
                     await response.aclose()
                     raise
         assert opened is not None
         return opened
 
-    async def _first_chunks(self, response: httpx.Response, call: OCRCall) -> _OpenStream:
+    async def _first_chunks(
+        self, response: httpx.Response, call: OCRCall, pieces: AsyncIterator[bytes], deadline: Deadline
+    ) -> _OpenStream:
         if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
-            result = self._parse(200, response.headers, await response.aread(), call)  # the whole reading at once
+            result = self._parse(200, response.headers, await aread_body(pieces), call)  # the whole reading at once
             await response.aclose()
             whole = OCRChunk(
                 text=result.raw_text,
@@ -392,16 +417,36 @@ class AsyncQwenOCR(BaseClient):
                 usage=result.usage,
                 request_id=result.request_id,
             )
-            return _OpenStream(response, None, None, [whole])
+            return _OpenStream(response, None, None, [whole], deadline)
         assembler = self._assembler(call, response.headers)
-        data = response.aiter_bytes()
         first: list[OCRChunk] = []
-        async for piece in data:
-            first.extend(assembler.feed(piece))
-            if first:
-                return _OpenStream(response, assembler, data, first)
+        try:
+            async for piece in pieces:
+                first.extend(assembler.feed(piece))
+                if first:
+                    return _OpenStream(response, assembler, pieces, first, deadline)
+        except httpx.TimeoutException:
+            if not assembler.finished:  # a final frame without text, then silence: the reading is complete
+                raise
         first.extend(assembler.close())  # the stream ended before any text: its end is checked here too
-        return _OpenStream(response, None, None, first)
+        return _OpenStream(response, None, None, first, deadline)
+
+
+async def _rest(assembler: StreamAssembler, rest: AsyncIterator[bytes], deadline: Deadline) -> AsyncIterator[OCRChunk]:
+    """The chunks after the first, up to the final frame: what a server sends after it (keep-alive comments) is
+    not waited for beyond a moment. A deadline hit after the finish reason ends the stream as complete."""
+    try:
+        async for piece in rest:
+            for chunk in assembler.feed(piece):
+                yield chunk
+            if assembler.complete:
+                await deadline.adrain(rest)
+                return
+    except httpx.TimeoutException:
+        if not assembler.finished:
+            raise
+    for chunk in assembler.close():
+        yield chunk
 
 
 @dataclass
@@ -412,3 +457,4 @@ class _OpenStream:
     assembler: StreamAssembler | None
     rest: AsyncIterator[bytes] | None
     first: list[OCRChunk]
+    deadline: Deadline

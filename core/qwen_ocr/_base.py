@@ -17,9 +17,18 @@ from pydantic import SecretStr
 from typing_extensions import Self
 
 from ._checks import MAX_CONCURRENCY, MAX_RETRIES, check_number, check_whole
+from ._transport import ACCEPT_ENCODING, Deadline, DeadlineExceeded, leaks_header, safe_text
 from ._version import __version__
 from .cache import OCRCache, request_key
-from .config import BASE_URL_ENV, REGION_HOSTS, missing_key_error, resolve_api_key, resolve_base_url
+from .config import (
+    BASE_URL_ENV,
+    REGION_HOSTS,
+    check_api_key,
+    check_header,
+    missing_key_error,
+    resolve_api_key,
+    resolve_base_url,
+)
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -39,12 +48,16 @@ from .results import OCRChunk, OCRResult
 from .retry import RetryPolicy
 from .tasks import Schema, Task, coerce_task, normalize_schema
 
-__all__ = ["DEFAULT_TIMEOUT", "BaseClient", "OCROptions", "Protocol", "Provider"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_TIMEOUT", "BaseClient", "OCROptions", "Protocol", "Provider"]
 
 logger = logging.getLogger("qwen_ocr")
 
 DEFAULT_TIMEOUT = 30.0
-"""Seconds; the default of the AI gateway plugin's ``timeoutMillisecond``."""
+"""Seconds each attempt may take as a whole (connect, send, the whole reply or stream); the default of the AI
+gateway plugin's ``timeoutMillisecond``."""
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+"""The largest reply read, decoded (32 MiB): a plain reply, or a whole stream. Larger raises
+:class:`~qwen_ocr.ResponseTooLargeError` (never retried); an OCR reply is a few hundred KiB at most."""
 DEFAULT_MAX_CONCURRENCY = 8
 
 Protocol = Literal["dashscope", "openai"]
@@ -71,6 +84,10 @@ _OPTION_NAMES = frozenset(
 
 class BaseClient:
     """Settings and pure helpers shared by :class:`QwenOCR` and :class:`AsyncQwenOCR`."""
+
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    """The largest reply read, once decoded (a plain reply, or a whole stream); set it on a client to change it.
+    Past it, reading stops and :class:`~qwen_ocr.ResponseTooLargeError` is raised (never retried)."""
 
     def __init__(
         self,
@@ -139,6 +156,10 @@ class BaseClient:
         self.max_concurrency = max_concurrency
         self.data_inspection = data_inspection
         self._default_headers = dict(default_headers or {})
+        for name, value in self._default_headers.items():
+            check_header(name, value)
+        if workspace is not None:
+            check_header("X-DashScope-WorkSpace", workspace, setting="workspace")
         self.pacer: Pacer | None = self._make_pacer(rpm, tpm)
         self.cache: OCRCache | None = cache if isinstance(cache, OCRCache) or cache is None else OCRCache(cache)
 
@@ -241,6 +262,7 @@ class BaseClient:
         }
         kwargs.update(overrides)
         made = cls(**kwargs)
+        made.max_response_bytes = other.max_response_bytes
         if "rpm" not in overrides and "tpm" not in overrides:
             made.pacer = other.pacer  # one account, one budget: the twins pace together
         if "cache" not in overrides:
@@ -426,9 +448,16 @@ class BaseClient:
         return native.build_request(call, stream=stream, workspace=self.workspace, data_inspection=self.data_inspection)
 
     def _headers(self, request: HTTPRequest) -> dict[str, str]:
-        headers = {"User-Agent": f"qwen-ocr-python/{__version__}", **self._default_headers, **request.headers}
+        headers = {
+            "User-Agent": f"qwen-ocr-python/{__version__}",
+            "Accept-Encoding": ACCEPT_ENCODING,  # the encodings inflated under max_response_bytes
+            **self._default_headers,
+            **request.headers,
+        }
+        for name, value in headers.items():  # checked at construction; again here, as settings may change after
+            check_header(name, value)
         if self.api_key is not None:
-            headers["Authorization"] = f"Bearer {self.api_key.get_secret_value()}"
+            headers["Authorization"] = f"Bearer {check_api_key(self.api_key).get_secret_value()}"
         elif not (self.protocol == "openai" and self._custom_host):
             raise missing_key_error()  # a self-hosted OpenAI-compatible server may need no key
         return headers
@@ -445,6 +474,22 @@ class BaseClient:
         if self.protocol == "openai":
             return openai.OpenAIStreamAssembler(call, headers)
         return native.NativeStreamAssembler(call, headers)
+
+    @staticmethod
+    def _check_http_client(http: httpx.Client | httpx.AsyncClient) -> None:
+        """The headers of a caller's client are sent with every request: one httpx would refuse (and quote in its
+        error and debug log) is refused here by name, before any request."""
+        for name, value in http.headers.raw:  # bytes, as sent: any byte from 0x80 up may go (h11's obs-text)
+            check_header(
+                name.decode("latin-1"), value.decode("latin-1"), setting="http_client headers", ascii_only=False
+            )
+
+    def _deadline(self) -> Deadline:
+        """The deadline of one attempt: ``timeout`` seconds from now when it is a number; none for an
+        ``httpx.Timeout`` (its per-step limits apply) or ``None``."""
+        if isinstance(self.timeout, (int, float)) and not isinstance(self.timeout, bool):
+            return Deadline(float(self.timeout))
+        return Deadline(None)
 
     def _timeout(self) -> httpx.Timeout:
         if isinstance(self.timeout, httpx.Timeout):
@@ -531,17 +576,37 @@ def unusable_input(exc: BaseException) -> InvalidImageError:
 
 def _text_of(exc: BaseException) -> str:
     try:
-        text = str(exc)
+        text = safe_text(str(exc))
     except Exception:
         text = ""
     return (text[:200] + "...") if len(text) > 200 else (text or "no details")
 
 
-def transport_error(exc: httpx.HTTPError) -> QwenOCRError:
-    """A typed, retryable error for an httpx transport failure (the key is never in its text)."""
+def transport_error(exc: httpx.HTTPError, deadline: Deadline | None = None) -> QwenOCRError:
+    """A typed error for an httpx transport failure: retryable, except a request httpx refused to send (an
+    illegal header: the same request would fail again). Its text never holds a header value (nor the key)."""
     if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, DeadlineExceeded) or (deadline is not None and deadline.expired()):
+            limit = f"={deadline.seconds:g} s" if deadline is not None and deadline.seconds is not None else ""
+            return APITimeoutError(
+                f"no complete answer within timeout{limit} (the deadline of each attempt as a whole). Raise "
+                "timeout= for very large images or long outputs."
+            )
         return APITimeoutError(
             f"no answer within the timeout ({type(exc).__name__}). Raise timeout= for very large images or "
             "long outputs."
         )
-    return APIConnectionError(f"the connection to the service failed ({type(exc).__name__}: {exc}).")
+    text = safe_text(str(exc))
+    if isinstance(exc, httpx.LocalProtocolError) and "illegal header" in text.lower():
+        return InvalidArgumentError(
+            f"the request was not sent: httpx refused a header ({text}). Check default_headers and the headers of "
+            "your http_client.",
+            code="InvalidHeader",
+        )
+    return APIConnectionError(f"the connection to the service failed ({type(exc).__name__}: {text}).")
+
+
+def safe_cause(exc: BaseException) -> BaseException | None:
+    """``exc`` to chain as the cause of our error, or ``None`` when its text (or its chain's) may quote a header
+    value: then it is left out of the traceback."""
+    return None if leaks_header(exc) else exc

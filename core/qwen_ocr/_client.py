@@ -15,7 +15,8 @@ import httpx
 from pydantic import SecretStr
 from tenacity import Retrying
 
-from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, Provider, transport_error
+from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, Provider, safe_cause, transport_error
+from ._transport import Deadline, iter_body, read_body
 from .cache import OCRCache
 from .errors import BatchOCRError, QwenOCRError
 from .imaging import ImageInput
@@ -57,13 +58,25 @@ class QwenOCR(BaseClient):
         workspace: a Model Studio workspace id, sent as ``X-DashScope-WorkSpace``.
         model: the default model (``qwen-vl-ocr``); each call may override it.
         protocol: ``"dashscope"`` (the native protocol with built-in tasks).
-        timeout: seconds per request (default 30), or an ``httpx.Timeout``.
+        timeout: seconds each attempt may take as a whole (default 30): connecting, sending, and receiving the
+            whole reply, or the whole stream (the time your code spends between two chunks is not counted). It is a
+            deadline, not a per-step limit: a server that drips its reply is cut off. A deadline hit raises
+            :class:`APITimeoutError` and is retried like any timeout (each attempt has its own deadline, so
+            ``max_retries=2`` may take about three times ``timeout`` plus the backoff). It applies to an
+            ``http_client`` you pass too. An ``httpx.Timeout`` instead sets per-step limits only (connect, each
+            read, each write), with no overall deadline; ``None``: no limits.
         max_retries: retries of retryable failures (default 2); see :class:`RetryPolicy` for the backoff.
         max_concurrency: requests in flight at once from this client (default 8).
         retry: a full :class:`RetryPolicy`.
         data_inspection: ask the service for content inspection (``X-DashScope-DataInspection: enable``).
-        default_headers: extra headers for every request.
+        default_headers: extra headers for every request (printable ASCII values; checked when the client is
+            built, and never quoted in an error, as they may hold credentials).
         http_client: your own ``httpx.Client`` (proxies, certificates, transports); you close it.
+
+    A reply is read up to ``max_response_bytes`` once decoded (32 MiB by default; a plain reply or a whole
+    stream); past that, reading stops and :class:`ResponseTooLargeError` is raised (never retried). Set the
+    attribute on a client to change it. A key that cannot be a key (a space, a line break, a control or non-ASCII
+    character) raises :class:`MalformedAPIKeyError` here, before any request, without quoting the key.
     """
 
     def __init__(
@@ -110,6 +123,8 @@ class QwenOCR(BaseClient):
         if http_client is not None and not isinstance(http_client, httpx.Client):
             raise TypeError("http_client must be an httpx.Client (use AsyncQwenOCR for an httpx.AsyncClient)")
         self._owns_http = http_client is None
+        if http_client is not None:
+            self._check_http_client(http_client)
         self._http = http_client or httpx.Client(timeout=self._timeout(), limits=self._limits())
         self._slots = threading.BoundedSemaphore(self.max_concurrency)
 
@@ -350,11 +365,20 @@ class QwenOCR(BaseClient):
             if delay > 0:
                 cancellable_sleep(delay)
             raise_if_cancelled()
+            deadline = self._deadline()
+            request = self._http.build_request(
+                "POST", url, content=content, headers=headers, extensions=deadline.extensions(self._http.timeout)
+            )
             try:
-                response = self._http.post(url, content=content, headers=headers)
+                with deadline.active():
+                    response = self._http.send(request, stream=True)
+                    try:
+                        body = read_body(deadline.pieces(iter_body(response, self.max_response_bytes)))
+                    finally:
+                        response.close()
             except httpx.HTTPError as exc:
-                raise transport_error(exc) from exc
-        return self._parse_observed(response.status_code, response.headers, response.content, call)
+                raise transport_error(exc, deadline) from safe_cause(exc)
+        return self._parse_observed(response.status_code, response.headers, body, call)
 
     def _open_stream(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> _OpenStream:
         """Send the request and read up to its first chunk, retrying every failure until then (an error status, a
@@ -363,31 +387,37 @@ class QwenOCR(BaseClient):
         for attempt in Retrying(sleep=cancellable_sleep, **tenacity_kwargs(self.retry)):
             with attempt:
                 raise_if_cancelled()
-                request = self._http.build_request("POST", url, content=content, headers=headers)
                 delay = self._pace(call)
                 if delay > 0:
                     cancellable_sleep(delay)
+                deadline = self._deadline()
+                request = self._http.build_request(
+                    "POST", url, content=content, headers=headers, extensions=deadline.extensions(self._http.timeout)
+                )
                 try:
-                    response = self._http.send(request, stream=True)
+                    with deadline.active():
+                        response = self._http.send(request, stream=True)
                 except httpx.HTTPError as exc:
-                    raise transport_error(exc) from exc
+                    raise transport_error(exc, deadline) from safe_cause(exc)
                 try:
+                    pieces = deadline.pieces(iter_body(response, self.max_response_bytes))
                     if response.status_code != 200:
-                        body = response.read()
-                        raise self._refusal(response.status_code, body, response.headers)
-                    opened = self._first_chunks(response, call)
+                        raise self._refusal(response.status_code, read_body(pieces), response.headers)
+                    opened = self._first_chunks(response, call, pieces, deadline)
                 except httpx.HTTPError as exc:
                     response.close()
-                    raise transport_error(exc) from exc
+                    raise transport_error(exc, deadline) from safe_cause(exc)
                 except BaseException:
                     response.close()
                     raise
         assert opened is not None
         return opened
 
-    def _first_chunks(self, response: httpx.Response, call: OCRCall) -> _OpenStream:
+    def _first_chunks(
+        self, response: httpx.Response, call: OCRCall, pieces: Iterator[bytes], deadline: Deadline
+    ) -> _OpenStream:
         if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
-            result = self._parse(200, response.headers, response.read(), call)  # the whole reading at once
+            result = self._parse(200, response.headers, read_body(pieces), call)  # the whole reading at once
             response.close()
             whole = OCRChunk(
                 text=result.raw_text,
@@ -395,16 +425,19 @@ class QwenOCR(BaseClient):
                 usage=result.usage,
                 request_id=result.request_id,
             )
-            return _OpenStream(response, None, iter(()), [whole])
+            return _OpenStream(response, None, iter(()), [whole], deadline)
         assembler = self._assembler(call, response.headers)
-        data = response.iter_bytes()
         first: list[OCRChunk] = []
-        for piece in data:
-            first.extend(assembler.feed(piece))
-            if first:
-                return _OpenStream(response, assembler, data, first)
+        try:
+            for piece in pieces:
+                first.extend(assembler.feed(piece))
+                if first:
+                    return _OpenStream(response, assembler, pieces, first, deadline)
+        except httpx.TimeoutException:
+            if not assembler.finished:  # a final frame without text, then silence: the reading is complete
+                raise
         first.extend(assembler.close())  # the stream ended before any text: its end is checked here too
-        return _OpenStream(response, None, iter(()), first)
+        return _OpenStream(response, None, iter(()), first, deadline)
 
     def _stream(self, call: OCRCall, url: str, headers: dict[str, str], content: bytes) -> Iterator[OCRChunk]:
         with self._slots:
@@ -414,13 +447,26 @@ class QwenOCR(BaseClient):
                 assembler = opened.assembler
                 if assembler is None:  # read whole already
                     return
-                for data in opened.rest:
-                    yield from assembler.feed(data)
-                yield from assembler.close()
+                yield from _rest(assembler, opened)
             except httpx.HTTPError as exc:
-                raise transport_error(exc) from exc
+                raise transport_error(exc, opened.deadline) from safe_cause(exc)
             finally:
                 opened.response.close()
+
+
+def _rest(assembler: StreamAssembler, opened: _OpenStream) -> Iterator[OCRChunk]:
+    """The chunks after the first, up to the final frame: what a server sends after it (keep-alive comments) is
+    not waited for beyond a moment. A deadline hit after the finish reason ends the stream as complete."""
+    try:
+        for piece in opened.rest:
+            yield from assembler.feed(piece)
+            if assembler.complete:
+                opened.deadline.drain(opened.rest)
+                return
+    except httpx.TimeoutException:
+        if not assembler.finished:
+            raise
+    yield from assembler.close()
 
 
 @dataclass
@@ -431,3 +477,4 @@ class _OpenStream:
     assembler: StreamAssembler | None
     rest: Iterator[bytes]
     first: list[OCRChunk]
+    deadline: Deadline

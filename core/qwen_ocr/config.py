@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import SecretStr
 
-from .errors import InvalidArgumentError, MissingAPIKeyError
+from .errors import InvalidArgumentError, MalformedAPIKeyError, MissingAPIKeyError
 
 __all__ = [
     "API_KEY_ENV",
@@ -23,6 +23,8 @@ __all__ = [
     "CREDENTIALS_PATH",
     "REGION_HOSTS",
     "Region",
+    "check_api_key",
+    "check_header",
     "missing_key_error",
     "normalize_base_url",
     "resolve_api_key",
@@ -94,15 +96,95 @@ def resolve_base_url(base_url: str | None, region: str | None) -> str:
 
 
 def resolve_api_key(api_key: str | SecretStr | None) -> SecretStr | None:
-    """``api_key``, else ``DASHSCOPE_API_KEY``, else ``dashscope_api_key`` in ``~/.alibabacloud/credentials``."""
+    """``api_key``, else ``DASHSCOPE_API_KEY``, else ``dashscope_api_key`` in ``~/.alibabacloud/credentials``.
+
+    Spaces and line breaks around the key are dropped; a key with any inside, or with another control character or
+    a non-ASCII character, raises :class:`~qwen_ocr.MalformedAPIKeyError` (which never quotes the key).
+    """
     if isinstance(api_key, SecretStr):
-        return api_key if api_key.get_secret_value().strip() else None
+        value = api_key.get_secret_value().strip()
+        if not value:
+            return None
+        return check_api_key(api_key if value == api_key.get_secret_value() else SecretStr(value), "api_key=")
     if api_key and api_key.strip():
-        return SecretStr(api_key.strip())
+        return check_api_key(SecretStr(api_key.strip()), "api_key=")
     env = os.environ.get(API_KEY_ENV, "").strip()
     if env:
-        return SecretStr(env)
-    return _key_from_credentials_file()
+        return check_api_key(SecretStr(env), f"the {API_KEY_ENV} environment variable")
+    found = _key_from_credentials_file()
+    return check_api_key(found, str(CREDENTIALS_PATH)) if found is not None else None
+
+
+def check_api_key(key: SecretStr, source: str = "api_key=") -> SecretStr:
+    """``key`` if it can be sent as a key (printable ASCII, no spaces), else :class:`~qwen_ocr.MalformedAPIKeyError`
+    naming ``source`` and the kind of character at fault, never the key.
+
+    >>> check_api_key(SecretStr("sk-0123abcd")).get_secret_value()
+    'sk-0123abcd'
+    >>> check_api_key(SecretStr("sk-01\\n23"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    qwen_ocr.errors.MalformedAPIKeyError: the API key from api_key= contains a line break; ...
+    """
+    problem = _key_problem(key.get_secret_value())
+    if problem is not None:
+        raise MalformedAPIKeyError(
+            f"the API key from {source} contains {problem}; a DashScope key is printable ASCII without spaces "
+            "('sk-' and letters and digits). Check for a key file with a second line, a key pasted with a "
+            "non-breaking or zero-width space, or two values joined together. (The key itself is not shown.)"
+        )
+    return key
+
+
+def _key_problem(value: str) -> str | None:
+    for char in value:
+        if "!" <= char <= "~":
+            continue
+        if char in "\r\n\u2028\u2029\x85":
+            return "a line break"
+        if char in " \t":
+            return "a space or tab"
+        if ord(char) < 0x20 or char == "\x7f" or 0x80 <= ord(char) < 0xA0:
+            return "a control character"
+        return "a non-ASCII character"
+    return None
+
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def check_header(name: str, value: str, *, setting: str = "default_headers", ascii_only: bool = True) -> None:
+    """Refuse a header that cannot be sent (a name that is not an HTTP token; a value with a control character or,
+    with ``ascii_only``, a non-ASCII character) with :class:`~qwen_ocr.InvalidArgumentError` naming the header,
+    never its value.
+
+    >>> check_header("X-Trace", "a b")
+    >>> check_header("X-Token", "a\\nb")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    qwen_ocr.errors.InvalidArgumentError: default_headers: the value of header 'X-Token' contains a control ...
+    """
+    if not isinstance(name, str) or not name or not set(name) <= _TOKEN:
+        shown = name[:40] if isinstance(name, str) else type(name).__name__
+        raise InvalidArgumentError(
+            f"{setting}: {shown!r} is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only).",
+            code="InvalidHeader",
+        )
+    if not isinstance(value, str):
+        raise InvalidArgumentError(
+            f"{setting}: the value of header {name!r} must be a string, not {type(value).__name__}.",
+            code="InvalidHeader",
+        )
+    for char in value:
+        if not (" " <= char <= "~" or char == "\t" or (not ascii_only and ord(char) >= 0x80)):
+            kind = (
+                "a non-ASCII character"
+                if ord(char) > 0x7F and ord(char) not in range(0x80, 0xA0)
+                else ("a control character (a line break, NUL, ...)")
+            )
+            raise InvalidArgumentError(
+                f"{setting}: the value of header {name!r} contains {kind}; header values are printable ASCII. "
+                "(The value is not shown: it may be a credential.)",
+                code="InvalidHeader",
+            )
 
 
 def _key_from_credentials_file() -> SecretStr | None:

@@ -20,7 +20,7 @@ The service's codes (``ERROR_CODE_TABLE.md`` in the protocol notes) map as follo
 ========================  ======================================================================
 exception                 codes
 ========================  ======================================================================
-AuthenticationError       401 ``InvalidApiKey`` (and the missing-key error raised before any request)
+AuthenticationError       401 ``InvalidApiKey`` (and the missing or malformed key errors raised before any request)
 PermissionDeniedError     403 ``AccessDenied``, ``Workspace.AccessDenied``, ``Model.AccessDenied``,
                           ``AccessDenied.Unpurchased``
 NotFoundError             404 ``ModelNotFound``, ``WorkSpaceNotFound``
@@ -60,6 +60,7 @@ __all__ = [
     "ContentFilteredError",
     "InvalidArgumentError",
     "InvalidImageError",
+    "MalformedAPIKeyError",
     "MissingAPIKeyError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -68,6 +69,7 @@ __all__ = [
     "RateLimitError",
     "RequestCancelledError",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "ServerError",
     "TableTooLargeError",
     "UnsupportedTaskError",
@@ -168,6 +170,14 @@ class MissingAPIKeyError(AuthenticationError):
     default_code = "MissingAPIKey"
 
 
+class MalformedAPIKeyError(AuthenticationError, InvalidArgumentError):
+    """The configured API key cannot be a key: it holds a space, a line break, another control character or a
+    non-ASCII character (a key file with two lines, a key pasted with a non-breaking space). Raised when the client
+    is built, before any request; the message says where the key came from and what is wrong, never the key."""
+
+    default_code = "MalformedAPIKey"
+
+
 class PermissionDeniedError(APIError):
     """The key may not use this model or workspace (HTTP 403)."""
 
@@ -230,6 +240,14 @@ class ResponseDecodeError(APIError):
     default_code = "ResponseDecodeError"
 
 
+class ResponseTooLargeError(APIError):
+    """The reply was larger than the client's ``max_response_bytes`` once decoded (32 MiB by default); reading
+    stopped there. No OCR reply is that large, so the server misbehaves (a "gzip bomb", an endless stream) or is not
+    Qwen-OCR. Never retried."""
+
+    default_code = "ResponseTooLarge"
+
+
 class APIConnectionError(QwenOCRError):
     """The request did not get an answer: connection refused or dropped, DNS failure. Retried."""
 
@@ -237,7 +255,8 @@ class APIConnectionError(QwenOCRError):
 
 
 class APITimeoutError(APIConnectionError):
-    """No answer within the configured ``timeout``. Retried.
+    """No complete answer within the configured ``timeout`` (a deadline for each attempt as a whole: connecting,
+    sending, and receiving the whole reply or stream). Retried, each attempt with a deadline of its own.
 
     Named so that it does not shadow the builtin :class:`TimeoutError`.
     """

@@ -15,7 +15,8 @@ loader's URL sources), it goes through :func:`fetch` / :func:`afetch`:
   host's name), so a DNS answer that changes between the check and the connection (DNS rebinding) cannot redirect
   it. Behind an HTTP proxy the proxy makes the connection, to that checked address;
 - at most ``max_bytes`` are read (a larger ``Content-Length`` is refused before reading), each network step has
-  ``timeout`` seconds and the whole download ``max_seconds``;
+  ``timeout`` seconds and the whole download ``max_seconds``: connecting, the status line and headers (a server
+  dripping them a byte at a time is cut off too), the body, and every redirect;
 - nothing of ours is sent (no API key, no cookies); a user name and password in the URL go to that URL only, never
   to the host of a redirect.
 
@@ -36,13 +37,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from ._transport import Deadline, safe_text
 from .documents.errors import DocumentReadError
 
 __all__ = [
@@ -64,7 +65,8 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 DEFAULT_TIMEOUT = 60.0
 """Seconds allowed for each network step (connect, each read)."""
 DEFAULT_MAX_SECONDS = 600.0
-"""Seconds allowed for a whole download, redirects included (checked as the body arrives)."""
+"""Seconds allowed for a whole download, redirects included: connecting, headers and body (each socket read waits
+at most the time left)."""
 DEFAULT_MAX_REDIRECTS = 5
 
 Resolver = Callable[[str, int], Sequence[str]]
@@ -276,32 +278,34 @@ def fetch(
     """
     own = client is None
     http = client if client is not None else httpx.Client(timeout=timeout, follow_redirects=False)
-    deadline = time.monotonic() + max_seconds if max_seconds is not None else None
+    deadline = Deadline(max_seconds)
     try:
         hop = _plan(_parse(url), allow_private=allow_private, resolver=resolver)
         for _ in range(max_redirects + 1):
             try:
-                with http.stream(
-                    "GET",
-                    hop.target,
-                    headers=hop.headers,
-                    extensions=hop.extensions,
-                    follow_redirects=False,
-                    timeout=timeout,
-                ) as response:
+                with (
+                    deadline.active(),
+                    http.stream(
+                        "GET",
+                        hop.target,
+                        headers=hop.headers,
+                        extensions={**hop.extensions, **deadline.extensions(httpx.Timeout(timeout))},
+                        follow_redirects=False,
+                    ) as response,
+                ):
                     following = _next_hop(response, hop)
                     if following is None:
                         _check_response(response, hop.label, max_bytes)
                         chunks: list[bytes] = []
                         size = 0
                         for chunk in response.iter_bytes():
-                            size = _take(chunk, size, hop.label, max_bytes, deadline, max_seconds)
+                            size = _take(chunk, size, hop.label, max_bytes, deadline)
                             chunks.append(chunk)
                         return b"".join(chunks)
             except httpx.HTTPError as exc:
-                raise _failed(hop, exc) from None
+                raise _failed(hop, exc, deadline) from None
             hop = _plan(following, allow_private=allow_private, resolver=resolver)
-            _check_deadline(deadline, max_seconds, hop.label)
+            _check_deadline(deadline, hop.label)
         raise FetchError(f"cannot download {_label(_parse(url))}: more than {max_redirects} redirects.")
     finally:
         if own:
@@ -322,36 +326,52 @@ async def afetch(
     """The async twin of :func:`fetch` (host names are resolved in a worker thread)."""
     own = client is None
     http = client if client is not None else httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-    deadline = time.monotonic() + max_seconds if max_seconds is not None else None
+    deadline = Deadline(max_seconds)
     try:
-        hop = await asyncio.to_thread(_plan, _parse(url), allow_private=allow_private, resolver=resolver)
-        for _ in range(max_redirects + 1):
-            try:
-                async with http.stream(
-                    "GET",
-                    hop.target,
-                    headers=hop.headers,
-                    extensions=hop.extensions,
-                    follow_redirects=False,
-                    timeout=timeout,
-                ) as response:
-                    following = _next_hop(response, hop)
-                    if following is None:
-                        _check_response(response, hop.label, max_bytes)
-                        chunks: list[bytes] = []
-                        size = 0
-                        async for chunk in response.aiter_bytes():
-                            size = _take(chunk, size, hop.label, max_bytes, deadline, max_seconds)
-                            chunks.append(chunk)
-                        return b"".join(chunks)
-            except httpx.HTTPError as exc:
-                raise _failed(hop, exc) from None
-            hop = await asyncio.to_thread(_plan, following, allow_private=allow_private, resolver=resolver)
-            _check_deadline(deadline, max_seconds, hop.label)
-        raise FetchError(f"cannot download {_label(_parse(url))}: more than {max_redirects} redirects.")
+        return await deadline.wait(
+            _afetch(url, http, max_bytes, timeout, max_redirects, deadline, allow_private, resolver)
+        )
+    except httpx.TimeoutException:  # the deadline of the whole fetch
+        raise FetchError(_too_slow(_label(_parse(url)), deadline)) from None
     finally:
         if own:
             await http.aclose()
+
+
+async def _afetch(
+    url: str,
+    http: httpx.AsyncClient,
+    max_bytes: int,
+    timeout: float,
+    max_redirects: int,
+    deadline: Deadline,
+    allow_private: bool,
+    resolver: Resolver | None,
+) -> bytes:
+    hop = await asyncio.to_thread(_plan, _parse(url), allow_private=allow_private, resolver=resolver)
+    for _ in range(max_redirects + 1):
+        try:
+            async with http.stream(
+                "GET",
+                hop.target,
+                headers=hop.headers,
+                extensions={**hop.extensions, **deadline.extensions(httpx.Timeout(timeout), sync=False)},
+                follow_redirects=False,
+            ) as response:
+                following = _next_hop(response, hop)
+                if following is None:
+                    _check_response(response, hop.label, max_bytes)
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in response.aiter_bytes():
+                        size = _take(chunk, size, hop.label, max_bytes, deadline)
+                        chunks.append(chunk)
+                    return b"".join(chunks)
+        except httpx.HTTPError as exc:
+            raise _failed(hop, exc, deadline) from None
+        hop = await asyncio.to_thread(_plan, following, allow_private=allow_private, resolver=resolver)
+        _check_deadline(deadline, hop.label)
+    raise FetchError(f"cannot download {_label(_parse(url))}: more than {max_redirects} redirects.")
 
 
 def _next_hop(response: httpx.Response, hop: _Hop) -> httpx.URL | None:
@@ -381,19 +401,21 @@ def _check_response(response: httpx.Response, label: str, max_bytes: int) -> Non
         raise _too_large(label, max_bytes)
 
 
-def _take(
-    chunk: bytes, size: int, label: str, max_bytes: int, deadline: float | None, max_seconds: float | None
-) -> int:
+def _take(chunk: bytes, size: int, label: str, max_bytes: int, deadline: Deadline) -> int:
     size += len(chunk)
     if size > max_bytes:
         raise _too_large(label, max_bytes)
-    _check_deadline(deadline, max_seconds, label)
+    _check_deadline(deadline, label)
     return size
 
 
-def _check_deadline(deadline: float | None, max_seconds: float | None, label: str) -> None:
-    if deadline is not None and time.monotonic() > deadline:
-        raise FetchError(f"cannot download {label}: it took longer than {max_seconds:g} seconds in all.")
+def _check_deadline(deadline: Deadline, label: str) -> None:
+    if deadline.expired():
+        raise FetchError(_too_slow(label, deadline))
+
+
+def _too_slow(label: str, deadline: Deadline) -> str:
+    return f"cannot download {label}: it took longer than {deadline.seconds:g} seconds in all."
 
 
 def _too_large(label: str, max_bytes: int) -> FetchError:
@@ -404,11 +426,13 @@ def _too_large(label: str, max_bytes: int) -> FetchError:
     )
 
 
-def _failed(hop: _Hop, exc: httpx.HTTPError) -> FetchError:
+def _failed(hop: _Hop, exc: httpx.HTTPError, deadline: Deadline) -> FetchError:
     if isinstance(exc, httpx.TimeoutException):
+        if deadline.expired():
+            return FetchError(_too_slow(hop.label, deadline))
         detail = "it timed out"
     else:  # httpx's messages may quote the URL: never with its user name or password, nor the pinned address
-        text = str(exc)
+        text = safe_text(str(exc))  # nor a header value (an illegal header of the caller's client)
         for shown in (str(hop.target), str(hop.url)):
             text = text.replace(shown, hop.label)
         detail = f"{type(exc).__name__}: {text}".rstrip(": ")

@@ -55,7 +55,9 @@ class ClientSettings(BaseModel):
     model: str = Field(default=DEFAULT_MODEL, description="Model name.")
     protocol: Protocol | None = Field(default=None, description="'dashscope' (native) or 'openai' (compatible).")
     provider: Provider = Field(default="auto", description="'auto', 'dashscope', 'openai' or 'local' (offline).")
-    timeout: float | None = Field(default=DEFAULT_TIMEOUT, description="Seconds per request.")
+    timeout: float | None = Field(
+        default=DEFAULT_TIMEOUT, description="Seconds each attempt may take as a whole (a deadline, retried)."
+    )
     max_retries: int | None = Field(default=None, description="Retries of transient failures.")
     max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1, description="Requests in flight at once.")
 

@@ -58,6 +58,15 @@ class HTTPRequest:
 class StreamAssembler(Protocol):
     """Turns a streamed reply into chunks; raises the typed error of an in-stream error event."""
 
+    @property
+    def finished(self) -> bool:
+        """Whether the finish reason (or the end marker) has arrived: the text is complete."""
+
+    @property
+    def complete(self) -> bool:
+        """Whether everything the stream carries has arrived (text, finish reason, usage): the client stops reading
+        there, whatever the server sends after it (keep-alive comments)."""
+
     def feed(self, data: bytes) -> list[OCRChunk]:
         """Chunks completed by these bytes."""
 

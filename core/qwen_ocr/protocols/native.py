@@ -206,6 +206,11 @@ class NativeStreamAssembler:
         """Whether the last frame (with a finish reason) has arrived."""
         return self._finish is not None
 
+    @property
+    def complete(self) -> bool:
+        """Whether the stream has said all it has to say: the last frame carries the finish reason and the usage."""
+        return self.finished
+
     def feed(self, data: bytes) -> list[OCRChunk]:
         """Chunks completed by these bytes; raises the typed error of an ``event:error`` frame."""
         try:

@@ -264,6 +264,7 @@ class OpenAIStreamAssembler:
         self._finish: str | None = None
         self._held: OCRChunk | None = None
         self._done = False
+        self._usage_after_finish = False
 
     @property
     def _request_id(self) -> str | None:
@@ -273,6 +274,12 @@ class OpenAIStreamAssembler:
     def finished(self) -> bool:
         """Whether ``[DONE]`` or a finish reason has arrived."""
         return self._done or self._finish is not None
+
+    @property
+    def complete(self) -> bool:
+        """Whether the stream has said all it has to say: ``[DONE]``, or the finish reason and then the usage
+        chunk (which releases the held final chunk)."""
+        return self._done or self._usage_after_finish
 
     def feed(self, data: bytes) -> list[OCRChunk]:
         """Chunks completed by these bytes; raises the typed error of an in-stream error frame."""
@@ -340,7 +347,10 @@ class OpenAIStreamAssembler:
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices:
             # The usage chunk of include_usage (or a keep-alive): it completes the held final chunk.
-            return self._release() if self._usage is not None else []
+            if self._usage is None:
+                return []
+            self._usage_after_finish = self._finish is not None
+            return self._release()
         choice = choices[0] if isinstance(choices[0], Mapping) else {}
         delta = choice.get("delta")
         if not isinstance(delta, Mapping):
