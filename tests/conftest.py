@@ -83,7 +83,7 @@ def _isolated_settings(
         monkeypatch.delenv(name, raising=False)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setattr("qwen_ocr.config.CREDENTIALS_PATH", home / ".alibabacloud" / "credentials")
-    monkeypatch.setattr("qwen_ocr.config.SDK_KEY_PATH", home / ".dashscope" / "api_key")
+    monkeypatch.setattr("qwen_ocr.config.SDK_KEY_PATH", home / ".dashscope" / "api_key", raising=False)
 
 
 def make_image(size: tuple[int, int] = (320, 120), text: str = "Hello OCR", fmt: str = "PNG", **save: Any) -> bytes:

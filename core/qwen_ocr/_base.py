@@ -31,7 +31,7 @@ from .models import DEFAULT_MODEL, check_call, model_spec
 from .pacing import Pacer
 from .protocols import native, openai
 from .protocols.base import HTTPRequest, OCRCall, StreamAssembler
-from .results import OCRChunk, OCRResult
+from .results import OCRChunk, OCRResult, scale_rotate_rect
 from .retry import RetryPolicy
 from .tasks import Schema, Task, coerce_task, normalize_schema
 
@@ -392,10 +392,8 @@ def _in_original_frame(result: OCRResult, scale: tuple[float, float], size: tupl
     for line in result.lines:
         loc = line.location
         location = tuple(round(v * (sx if i % 2 == 0 else sy)) for i, v in enumerate(loc))
-        cx, cy, w, h, angle = line.rotate_rect
-        lines.append(
-            line.model_copy(update={"location": location, "rotate_rect": (cx * sx, cy * sy, w * sx, h * sy, angle)})
-        )
+        rotate_rect = scale_rotate_rect(line.rotate_rect, sx, sy)  # at 90 degrees width is along y: sy
+        lines.append(line.model_copy(update={"location": location, "rotate_rect": rotate_rect}))
     return result.model_copy(update={"lines": lines, "image_size": size})
 
 
