@@ -369,9 +369,7 @@ def resolve_api_key(api_key: str | SecretStr | None) -> SecretStr | None:
         found = _key_from_file(Path(path).expanduser())
         if found is not None:
             return found
-        logger.warning(
-            "qwen_ocr: %s names %r, which holds no readable key; looking further.", API_KEY_FILE_ENV, path
-        )
+        logger.warning("qwen_ocr: %s names %r, which holds no readable key; looking further.", API_KEY_FILE_ENV, path)
     return _key_from_credentials_file() or _key_from_file(SDK_KEY_PATH.expanduser())
 
 

@@ -31,11 +31,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .config import DEFAULT_REGION, canonical_region, describe_region
 from .documents.document import DocumentSource, open_document
 from .documents.render import DEFAULT_DPI
 from .documents.selection import PageSpec
 from .documents.textlayer import TextLayerMode, check_text_layer_mode
-from .config import DEFAULT_REGION, canonical_region, describe_region
 from .errors import InvalidArgumentError
 from .models import ModelSpec, model_spec
 
@@ -142,7 +142,8 @@ def price_usd(
 
     Raises:
         InvalidArgumentError: no price of the model is known in the region (it is not offered there, or its price
-            is not recorded: give your own with ``ModelSpec(..., input_price_per_mtok=..., output_price_per_mtok=...)``).
+            is not recorded: give your own with ``ModelSpec(..., input_price_per_mtok=...,
+            output_price_per_mtok=...)``).
 
     >>> price_usd(1_000_000, 0, model="qwen-vl-ocr"), price_usd(0, 1_000_000, model="qwen-vl-ocr")
     (0.07, 0.16)

@@ -356,7 +356,8 @@ def _hint(cls: type[APIError], code: str, message: str, region: str | None) -> s
     if cls is QuotaExceededError and code == "AllocationQuota.FreeTierOnly":
         return (
             "The account is set to use its free quota only ('free tier only') and that quota is used up; retrying "
-            "will not help. Turn 'free tier only' off for this model in the Model Studio console to be billed beyond it."
+            "will not help. Turn 'free tier only' off for this model in the Model Studio console to be billed "
+            "beyond it."
         )
     if cls is RateLimitError and code in ("insufficient_quota", "Throttling.AllocationQuota"):
         return (

@@ -2,9 +2,9 @@
 
 What the service accepts: BMP, JPEG, PNG, TIFF, WEBP, HEIC (JPEG or PNG only past 4K: a side over 3840 x 2160);
 each side at least 10 px; aspect ratio <= 200:1; at most 10 MB = 10,000,000 bytes (also as a base64 string;
-``qwen3.5-ocr`` fetches up to 20 MB from a URL). It resizes every image with ``smart_resize`` into its pixel budget, so a larger
-image only costs upload bytes: we downscale it here to exactly what the model would use, and remember the scale so
-that boxes come back in the pixels of the image you passed in.
+``qwen3.5-ocr`` fetches up to 20 MB from a URL). It resizes every image with ``smart_resize`` into its pixel
+budget, so a larger image only costs upload bytes: we downscale it here to exactly what the model would use, and
+remember the scale so that boxes come back in the pixels of the image you passed in.
 
 Example::
 
@@ -37,9 +37,9 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
 __all__ = [
+    "FOUR_K",
     "MAX_ASPECT_RATIO",
     "MAX_DECODED_PIXELS",
-    "FOUR_K",
     "MAX_ENCODED_BYTES",
     "MIN_SIDE",
     "SUPPORTED_FORMATS",

@@ -190,7 +190,7 @@ class ModelSpec:
         return canonical_region(region) in self.regions
 
 
-def _p28(name: str, **flags: bool) -> ModelSpec:
+def _p28(name: str, *, supports_tasks: bool = True, supports_advanced_recognition: bool = True) -> ModelSpec:
     """A Beijing snapshot with 28-px patches (2024-10-28 to 2025-08-28), at $0.717 / $0.717."""
     return ModelSpec(
         name,
@@ -198,9 +198,10 @@ def _p28(name: str, **flags: bool) -> ModelSpec:
         min_pixels=3136,
         max_pixels=6_422_528,
         max_pixels_ceiling=23_520_000,
+        supports_tasks=supports_tasks,
+        supports_advanced_recognition=supports_advanced_recognition,
         prices=((BEIJING, _BJ_28PX),),
         regions=frozenset({BEIJING}),
-        **flags,
     )
 
 

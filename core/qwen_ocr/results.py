@@ -612,9 +612,7 @@ def _rotate_rect(rect: list[Any], sx: float, sy: float) -> tuple[float, float, f
     return scale_rotate_rect((cx, cy, w, h, angle), sx, sy)
 
 
-def scale_rotate_rect(
-    rect: Sequence[float], sx: float, sy: float
-) -> tuple[float, float, float, float, float]:
+def scale_rotate_rect(rect: Sequence[float], sx: float, sy: float) -> tuple[float, float, float, float, float]:
     """A ``rotate_rect`` ``[cx, cy, width, height, angle]`` with x multiplied by ``sx`` and y by ``sy``.
 
     ``width`` lies along the angle's direction ``(cos a, sin a)`` and ``height`` across it (the service's
@@ -631,10 +629,8 @@ def scale_rotate_rect(
     theta = math.radians(angle)
     ux, uy = math.cos(theta) * sx, math.sin(theta) * sy
     vx, vy = -math.sin(theta) * sx, math.cos(theta) * sy
-    if abs(angle) in (0.0, 90.0):  # exactly on an axis: no rounding noise in the angle
-        new_angle = angle
-    else:
-        new_angle = math.degrees(math.atan2(uy, ux))
+    # Exactly on an axis the angle stays as it was (no rounding noise).
+    new_angle = angle if abs(angle) in (0.0, 90.0) else math.degrees(math.atan2(uy, ux))
     return (cx * sx, cy * sy, w * math.hypot(ux, uy), h * math.hypot(vx, vy), new_angle)
 
 

@@ -24,7 +24,6 @@ from qwen_ocr import (
     InvalidImageError,
     QuotaExceededError,
     QwenOCR,
-    RateLimitError,
     RetryPolicy,
     UnsupportedTaskError,
     prepare_image,
@@ -89,7 +88,7 @@ def test_no_price_where_the_model_is_not_sold_or_not_recorded() -> None:
     with pytest.raises(InvalidArgumentError, match="not offered in Singapore") as latest:
         price_usd(1, 1, model="qwen-vl-ocr-latest")  # Beijing only
     assert latest.value.code == "UnknownPrice"
-    with pytest.raises(InvalidArgumentError, match="no list price of qwen3.5-ocr"):
+    with pytest.raises(InvalidArgumentError, match=r"no list price of qwen3\.5-ocr"):
         price_usd(1, 1, model="qwen3.5-ocr", region="cn")
     assert model_price("qwen-vl-ocr-2025-08-28", "intl") is None
 
@@ -152,8 +151,9 @@ def test_workspace_hosts() -> None:
     with pytest.raises(InvalidArgumentError, match="host name"):
         resolve_endpoint(region="eu-central-1", workspace="ws_x")
     # An explicit base_url keeps the shared host with a workspace.
-    assert QwenOCR(api_key="k", workspace="ws-1", base_url=SHARED_HOSTS["ap-southeast-1"]).base_url == (
-        SHARED_HOSTS["ap-southeast-1"]
+    assert (
+        QwenOCR(api_key="k", workspace="ws-1", base_url=SHARED_HOSTS["ap-southeast-1"]).base_url
+        == (SHARED_HOSTS["ap-southeast-1"])
     )
     with pytest.raises(InvalidArgumentError, match="region"):
         QwenOCR(api_key="k", region="mars")
@@ -172,7 +172,9 @@ def test_model_checks_and_hints_know_the_region(caplog: pytest.LogCaptureFixture
     # A model the region does not offer: said once in the log; the call is still sent (the service decides).
     caplog.set_level(logging.WARNING, logger="qwen_ocr")
     transport = FakeTransport(["ok"])
-    client = QwenOCR(api_key="k", region="us", model="qwen-vl-ocr-latest", http_client=httpx.Client(transport=transport))
+    client = QwenOCR(
+        api_key="k", region="us", model="qwen-vl-ocr-latest", http_client=httpx.Client(transport=transport)
+    )
     assert client.ocr(image).text == "ok"
     assert any("qwen-vl-ocr-latest is not offered in Virginia" in r.getMessage() for r in caplog.records)
     assert model_spec("qwen-vl-ocr-latest").offered_in("intl") is False
@@ -334,7 +336,10 @@ def test_compatible_boxes_of_a_32px_model_match_the_services_own() -> None:
     poster = Image.new("RGB", (6000, 3000), "white")
     transport = FakeTransport([text])
     http = httpx.Client(transport=transport)
-    with time_budget(BUDGET), QwenOCR(api_key="k", protocol="openai", model="qwen-vl-ocr-latest", http_client=http) as c:
+    with (
+        time_budget(BUDGET),
+        QwenOCR(api_key="k", protocol="openai", model="qwen-vl-ocr-latest", http_client=http) as c,
+    ):
         result = c.ocr(poster, task="advanced_recognition")
     assert len(result.lines) == len(words) == 12
     for line, word in zip(result.lines, words, strict=True):
@@ -474,7 +479,10 @@ def test_a_refused_key_names_the_region_and_how_to_change_it(caplog: pytest.LogC
         assert "region=" in error.message and "DASHSCOPE_API_REGION" in error.message
         assert SECRET not in str(error) and SECRET not in repr(error)
     assert all(SECRET not in record.getMessage() for record in caplog.records)
-    with Emulator(valid_keys={"other"}) as emu, QwenOCR(api_key=SECRET, base_url=emu.base_url) as own:
-        with pytest.raises(AuthenticationError, match="base_url") as custom:
-            own.ocr(_png())
+    with (
+        Emulator(valid_keys={"other"}) as emu,
+        QwenOCR(api_key=SECRET, base_url=emu.base_url) as own,
+        pytest.raises(AuthenticationError, match="base_url") as custom,
+    ):
+        own.ocr(_png())
     assert SECRET not in str(custom.value)

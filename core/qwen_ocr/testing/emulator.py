@@ -691,8 +691,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(protocol, 429, rid, extra={"Retry-After": str(emulator.fault_retry_after)})
             return
         if fault == "insufficient_quota":
-            code, message = _TOKEN_THROTTLING[protocol]
-            self._send_error(protocol, 429, rid, code=code, message=message)
+            throttled_code, throttled_message = _TOKEN_THROTTLING[protocol]
+            self._send_error(protocol, 429, rid, code=throttled_code, message=throttled_message)
             return
         if fault in _PERMANENT_REPLIES:
             status, code, message = _PERMANENT_REPLIES[fault]
