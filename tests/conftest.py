@@ -70,10 +70,20 @@ def _isolated_settings(
     """No test sees the developer's real key, base URL or credentials file (live tests excepted)."""
     if "live" in request.keywords:
         return
-    monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
-    monkeypatch.delenv("DASHSCOPE_BASE_URL", raising=False)
+    for name in (
+        "DASHSCOPE_API_KEY",
+        "DASHSCOPE_BASE_URL",
+        # the dashscope SDK's own settings, honoured too
+        "DASHSCOPE_API_KEY_FILE_PATH",
+        "DASHSCOPE_API_REGION",
+        "DASHSCOPE_WORKSPACE_ID",
+        "DASHSCOPE_HTTP_BASE_URL",
+        "DASHSCOPE_COMPATIBLE_BASE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setattr("qwen_ocr.config.CREDENTIALS_PATH", home / ".alibabacloud" / "credentials")
+    monkeypatch.setattr("qwen_ocr.config.SDK_KEY_PATH", home / ".dashscope" / "api_key", raising=False)
 
 
 def make_image(size: tuple[int, int] = (320, 120), text: str = "Hello OCR", fmt: str = "PNG", **save: Any) -> bytes:

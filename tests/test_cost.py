@@ -52,10 +52,9 @@ def test_never_ocrs_every_page() -> None:
     assert est.image_tokens == 4 * A4_TOKENS
     assert est.input_tokens == 4 * (A4_TOKENS + PROMPT_TOKENS_PER_PAGE)
     assert est.output_tokens == 4 * OUTPUT_TOKENS_PER_PAGE
-    spec = model_spec("qwen-vl-ocr")
-    expected = (
-        est.input_tokens * spec.input_price_per_mtok + est.output_tokens * spec.output_price_per_mtok
-    ) / 1_000_000
+    price = model_spec("qwen-vl-ocr").price("intl")  # the list price in Singapore, the default region
+    assert price is not None
+    expected = (est.input_tokens * price.input_per_mtok + est.output_tokens * price.output_per_mtok) / 1_000_000
     assert est.price_usd == pytest.approx(expected)
     assert est.price_usd > 0
 
@@ -148,6 +147,6 @@ def test_estimate_is_serialisable_and_readable() -> None:
 
 
 def test_price_usd() -> None:
-    assert price_usd(1_000_000, 0) == pytest.approx(0.72)
+    assert price_usd(1_000_000, 0) == pytest.approx(0.07)  # was a flat 0.72; today's Singapore list price
     assert price_usd(0, 0) == 0.0
     assert price_usd(500_000, 500_000, model=ModelSpec("x", input_price_per_mtok=1, output_price_per_mtok=3)) == 2.0

@@ -506,6 +506,7 @@ def test_weighted_faults_and_validation() -> None:
         Emulator().inject("nope")
     assert set(FAULT_KINDS) == {
         *("429", "429_retry_after", "500", "503", "drop", "timeout", "garbled", "stream_error", "stream_cut"),
+        "insufficient_quota",  # the compatible mode's token throttling (issue 16)
         *("400", "401", "403", "DataInspectionFailed", "Arrearage"),
     }
 

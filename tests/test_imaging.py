@@ -164,7 +164,7 @@ def _png_header(width: int, height: int) -> bytes:
         (b"<html><body>hi</body></html>", "UnsupportedFormat", "HTML page"),
         (b"%PDF-1.7\n...", "UnsupportedFormat", "documents layer"),
         (b"GIF89a\x01\x00", "UnsupportedFormat", "GIF"),
-        (make_image((5, 5)), "ImageTooSmall", "more than 10 px"),
+        (make_image((5, 5)), "ImageTooSmall", "at least 10 px"),  # was "more than 10 px": 10 is accepted
         (make_image((3000, 12)), "BadAspectRatio", "200:1"),
         (_png_header(60000, 60000), "ImageTooLarge", "decompression bomb"),
         (make_image()[:60], "CorruptImage", "corrupt"),

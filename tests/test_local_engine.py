@@ -269,7 +269,7 @@ def test_bad_images_get_the_service_paths_errors(tmp_path: Path) -> None:
         LocalEngine().ocr(pdf)
     with pytest.raises(InvalidImageError, match="no such file"):
         LocalEngine().ocr(tmp_path / "missing.png")
-    with pytest.raises(InvalidImageError, match="more than 10 px"):
+    with pytest.raises(InvalidImageError, match="at least 10 px"):
         LocalEngine().ocr(Image.new("L", (5, 40)))
 
 

@@ -61,7 +61,7 @@ class AsyncQwenOCR(BaseClient):
         *,
         api_key: str | SecretStr | None = None,
         base_url: str | None = None,
-        region: str = "intl",
+        region: str | None = None,
         workspace: str | None = None,
         model: str = DEFAULT_MODEL,
         protocol: Protocol | None = None,

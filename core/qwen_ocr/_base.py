@@ -20,15 +20,7 @@ from ._checks import MAX_CONCURRENCY, MAX_RETRIES, check_number, check_whole
 from ._transport import ACCEPT_ENCODING, Deadline, DeadlineExceeded, leaks_header, safe_text
 from ._version import __version__
 from .cache import OCRCache, request_key
-from .config import (
-    BASE_URL_ENV,
-    REGION_HOSTS,
-    check_api_key,
-    check_header,
-    missing_key_error,
-    resolve_api_key,
-    resolve_base_url,
-)
+from .config import check_api_key, check_header, missing_key_error, resolve_api_key, resolve_endpoint
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -36,15 +28,14 @@ from .errors import (
     InvalidImageError,
     QwenOCRError,
     RateLimitError,
-    UnsupportedTaskError,
     error_from_response,
 )
 from .imaging import ImageInput, PreparedImage, prepare_image, tokens_for_size
-from .models import DEFAULT_MODEL, model_spec
+from .models import DEFAULT_MODEL, check_call, model_spec
 from .pacing import Pacer
 from .protocols import native, openai
 from .protocols.base import HTTPRequest, OCRCall, StreamAssembler
-from .results import OCRChunk, OCRResult
+from .results import OCRChunk, OCRResult, scale_rotate_rect
 from .retry import RetryPolicy
 from .tasks import Schema, Task, coerce_task, normalize_schema
 
@@ -94,7 +85,7 @@ class BaseClient:
         *,
         api_key: str | SecretStr | None = None,
         base_url: str | None = None,
-        region: str = "intl",
+        region: str | None = None,
         workspace: str | None = None,
         model: str = DEFAULT_MODEL,
         protocol: Protocol | None = None,
@@ -133,13 +124,14 @@ class BaseClient:
         if not model or not isinstance(model, str):
             raise InvalidArgumentError("model must be a non-empty string such as 'qwen-vl-ocr'.")
         self.api_key: SecretStr | None = resolve_api_key(api_key)
-        raw_base = base_url or os.environ.get(BASE_URL_ENV, "").strip() or None
-        self.base_url: str = resolve_base_url(base_url, region)
-        self._custom_host = raw_base is not None and not any(h == self.base_url for h in REGION_HOSTS.values())
+        endpoint = resolve_endpoint(base_url, region, workspace, protocol=protocol)  # arguments, env, SDK env
+        raw_base = endpoint.raw
+        self.base_url: str = endpoint.base_url
+        self._custom_host = not endpoint.official
         self.chat_path = chat_path or _chat_path_for(raw_base)
         self.provider: Literal["dashscope", "openai", "local"] = self._choose_provider(provider, protocol)
-        self.region = region
-        self.workspace = workspace
+        self.region: str | None = endpoint.region  # the region id the host serves; None: a host of your own
+        self.workspace = endpoint.workspace
         self.model = model
         self.protocol: Protocol = protocol
         self.timeout = timeout
@@ -221,7 +213,7 @@ class BaseClient:
 
     def _refusal(self, status: int, body: bytes, headers: Mapping[str, str]) -> QwenOCRError:
         """The typed error of a refused stream request, told to the pacer when it is a 429."""
-        error = error_from_response(status, body, headers)
+        error = error_from_response(status, body, headers, region=self.region)
         if isinstance(error, RateLimitError):
             self._observe_throttle(error)
         return error
@@ -357,16 +349,7 @@ class BaseClient:
                     code="InvalidSchema",
                 )
         spec = model_spec(model or self.model)
-        if the_task is not None and not spec.supports_tasks:
-            raise UnsupportedTaskError(
-                f"{spec.name} ignores built-in tasks; use qwen-vl-ocr-2025-04-13 or later (e.g. "
-                "model='qwen-vl-ocr-latest') for task=.",
-            )
-        if the_task is Task.ADVANCED_RECOGNITION and not spec.supports_advanced_recognition:
-            raise UnsupportedTaskError(
-                f"advanced_recognition needs qwen-vl-ocr-2025-08-28 or later; {spec.name} cannot do it. "
-                "Use model='qwen-vl-ocr-latest'.",
-            )
+        check_call(spec, task=the_task, prompt=prompt, region=self.region)  # tasks, prompt, region: models.py
         _check_pixels(min_pixels, max_pixels, spec.max_pixels_ceiling)
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise InvalidArgumentError("max_tokens must be a positive integer.", code="InvalidMaxTokens")
@@ -392,6 +375,7 @@ class BaseClient:
             enable_rotate=enable_rotate,
             max_tokens=max_tokens,
             temperature=temperature,
+            region=self.region,
         )
 
     @staticmethod
@@ -509,10 +493,8 @@ def _in_original_frame(result: OCRResult, scale: tuple[float, float], size: tupl
     for line in result.lines:
         loc = line.location
         location = tuple(round(v * (sx if i % 2 == 0 else sy)) for i, v in enumerate(loc))
-        cx, cy, w, h, angle = line.rotate_rect
-        lines.append(
-            line.model_copy(update={"location": location, "rotate_rect": (cx * sx, cy * sy, w * sx, h * sy, angle)})
-        )
+        rotate_rect = scale_rotate_rect(line.rotate_rect, sx, sy)  # at 90 degrees width is along y: sy
+        lines.append(line.model_copy(update={"location": location, "rotate_rect": rotate_rect}))
     return result.model_copy(update={"lines": lines, "image_size": size})
 
 

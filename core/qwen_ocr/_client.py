@@ -54,7 +54,8 @@ class QwenOCR(BaseClient):
             ``~/.alibabacloud/credentials``. A missing key is reported at the first call.
         base_url: a host root such as ``http://127.0.0.1:8000`` (a trailing ``/api/v1`` or
             ``/compatible-mode/v1`` is accepted); else ``DASHSCOPE_BASE_URL``; else the region's host.
-        region: ``"intl"`` (Singapore, default), ``"cn"`` (Beijing) or ``"us"`` (Virginia). Keys are region-bound.
+        region: ``"intl"`` (Singapore, default), ``"cn"`` (Beijing), ``"us"`` (Virginia), or any region id of
+            :data:`qwen_ocr.config.REGIONS`; else ``DASHSCOPE_API_REGION``. Keys are region-bound (see ``config``).
         workspace: a Model Studio workspace id, sent as ``X-DashScope-WorkSpace``.
         model: the default model (``qwen-vl-ocr``); each call may override it.
         protocol: ``"dashscope"`` (the native protocol with built-in tasks).
@@ -84,7 +85,7 @@ class QwenOCR(BaseClient):
         *,
         api_key: str | SecretStr | None = None,
         base_url: str | None = None,
-        region: str = "intl",
+        region: str | None = None,
         workspace: str | None = None,
         model: str = DEFAULT_MODEL,
         protocol: Protocol | None = None,

@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     read.add_argument("--provider", choices=["auto", "dashscope", "openai", "local"], default="auto")
     read.add_argument("--model", help="model id (default qwen-vl-ocr)")
     read.add_argument("--base-url", help="service root, e.g. http://127.0.0.1:8000")
-    read.add_argument("--region", choices=["intl", "cn", "us"], default="intl")
+    read.add_argument("--region", help="intl (default), cn, us or a region id such as eu-central-1")
     read.add_argument("--concurrency", type=int, default=4, help="pages in flight at once (default 4)")
     read.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
 
@@ -107,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
     estimate.add_argument("--pages", help="pages of a document, 1-based: 1-3,7")
     estimate.add_argument("--password", help="password of an encrypted PDF")
     estimate.add_argument("--text-layer", choices=["auto", "never", "only"], default="auto")
+    estimate.add_argument("--region", help="the region whose prices apply: intl (default), cn, us or a region id")
+    estimate.add_argument("--batch", action="store_true", help="price the Batch API (half the real-time price)")
     return parser
 
 
@@ -368,7 +370,7 @@ def _estimate(args: argparse.Namespace) -> int:
     for source in args.inputs:
         try:
             est = estimate_document(source, model=args.model, pages=args.pages, text_layer=args.text_layer,
-                                    password=args.password)  # fmt: skip
+                                    password=args.password, region=args.region, batch=args.batch)  # fmt: skip
         except QwenOCRError as exc:  # this input cannot be read: say which, go on with the others
             failures += 1
             _report(source, exc)
@@ -383,13 +385,20 @@ def _estimate(args: argparse.Namespace) -> int:
     total_tokens, total_price = 0, 0.0
     for source, est in rows:
         total_tokens += est.image_tokens
-        total_price += est.price_usd
+        total_price += est.price_usd or 0.0
         print(
-            f"{source:<{width}}  {est.pages:>5}  {est.pages_to_ocr:>6}  {est.image_tokens:>12,}  {est.price_usd:>8.4f}"
+            f"{source:<{width}}  {est.pages:>5}  {est.pages_to_ocr:>6}  {est.image_tokens:>12,}  {_usd(est.price_usd)}"
         )
     if len(rows) > 1:
-        print(f"{'total':<{width}}  {'':>5}  {'':>6}  {total_tokens:>12,}  {total_price:>8.4f}")
+        known = all(est.price_usd is not None for _, est in rows)
+        print(f"{'total':<{width}}  {'':>5}  {'':>6}  {total_tokens:>12,}  {_usd(total_price if known else None)}")
+    if any(est.price_usd is None for _, est in rows):
+        print(f"(no list price of {args.model} in {rows[0][1].region} is recorded: USD shown as n/a)", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _usd(value: float | None) -> str:
+    return f"{value:>8.4f}" if value is not None else f"{'n/a':>8}"
 
 
 if __name__ == "__main__":

@@ -11,14 +11,17 @@ text input per page for the task prompt and chat template (the recorded built-in
 own numbers to :func:`estimate_document` when you know better, e.g. ``output_tokens_per_page=2000`` for
 ``document_parsing`` of dense Chinese.
 
-Prices are :class:`~qwen_ocr.models.ModelSpec`'s ``input_price_per_mtok`` and ``output_price_per_mtok`` (USD per
-million tokens, international region).
+Prices are the model's list prices in the region (:func:`qwen_ocr.models.model_price`: USD per million tokens, per
+model and region, each with its date and source page; Singapore unless ``region=`` says otherwise; pass a client's
+``client.region``). ``batch=True`` prices the Batch API, at half the real-time price. A model with no recorded
+price in the region (``qwen3.5-ocr``, or a model the region does not offer) has ``price_usd=None`` in an estimate,
+and :func:`price_usd` raises for it.
 
 Example::
 
     from qwen_ocr.cost import estimate_document
 
-    estimate = estimate_document("report.pdf", model="qwen-vl-ocr", pages="1-20")
+    estimate = estimate_document("report.pdf", model="qwen-vl-ocr", pages="1-20", region=client.region)
     estimate.pages_to_ocr, estimate.image_tokens, estimate.price_usd
 """
 
@@ -28,6 +31,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .config import DEFAULT_REGION, canonical_region, describe_region
 from .documents.document import DocumentSource, open_document
 from .documents.render import DEFAULT_DPI
 from .documents.selection import PageSpec
@@ -84,8 +88,11 @@ class CostEstimate(BaseModel):
         image_tokens: image tokens of the pages to OCR.
         input_tokens: image tokens plus prompt tokens.
         output_tokens: estimated output tokens (``output_tokens_per_page`` per OCR'd page).
-        price_usd: estimated price in US dollars.
+        price_usd: estimated price in US dollars; ``None`` when no price of the model is known in the region.
         output_tokens_per_page: the output assumption used.
+        region: the region id priced.
+        batch: whether the Batch API's price (half of real time) was used.
+        price_source: where the price per million tokens comes from (page and date), when known.
         per_page: one :class:`PageCost` per selected page, in order.
     """
 
@@ -99,26 +106,67 @@ class CostEstimate(BaseModel):
     image_tokens: int
     input_tokens: int
     output_tokens: int
-    price_usd: float
+    price_usd: float | None
     output_tokens_per_page: int
     per_page: list[PageCost] = Field(default_factory=list)
+    region: str = DEFAULT_REGION
+    batch: bool = False
+    price_source: str | None = None
 
     def __str__(self) -> str:
+        price = f"~${self.price_usd:.4f}" if self.price_usd is not None else "no recorded price"
         return (
             f"{self.pages} pages ({self.pages_to_ocr} to OCR, {self.pages_from_text_layer} from the text layer): "
             f"{self.input_tokens:,} input tokens ({self.image_tokens:,} image), ~{self.output_tokens:,} output "
-            f"tokens, ~${self.price_usd:.4f} with {self.model}"
+            f"tokens, {price} with {self.model} in {self.region}{' (Batch)' if self.batch else ''}"
         )
 
 
-def price_usd(input_tokens: int, output_tokens: int, *, model: str | ModelSpec = "qwen-vl-ocr") -> float:
-    """US dollars for this many tokens at the model's list prices (pure).
+def price_usd(
+    input_tokens: int,
+    output_tokens: int,
+    *,
+    model: str | ModelSpec = "qwen-vl-ocr",
+    region: str | None = None,
+    batch: bool = False,
+) -> float:
+    """US dollars for this many tokens at the model's list price in a region (pure).
 
-    >>> price_usd(1_000_000, 0, model="qwen-vl-ocr")
-    0.72
+    Args:
+        input_tokens: input tokens (image and text).
+        output_tokens: output tokens.
+        model: a model name or spec.
+        region: the region (``"intl"``, ``"cn"``, ``"us"`` or a region id; pass ``client.region``); default
+            Singapore.
+        batch: price the Batch API (half the real-time price).
+
+    Raises:
+        InvalidArgumentError: no price of the model is known in the region (it is not offered there, or its price
+            is not recorded: give your own with ``ModelSpec(..., input_price_per_mtok=...,
+            output_price_per_mtok=...)``).
+
+    >>> price_usd(1_000_000, 0, model="qwen-vl-ocr"), price_usd(0, 1_000_000, model="qwen-vl-ocr")
+    (0.07, 0.16)
+    >>> price_usd(1_000_000, 1_000_000, model="qwen-vl-ocr", region="cn", batch=True)
+    0.0575
     """
     spec = model if isinstance(model, ModelSpec) else model_spec(model)
-    return (input_tokens * spec.input_price_per_mtok + output_tokens * spec.output_price_per_mtok) / 1_000_000
+    price = spec.price(region)
+    if price is None:
+        raise InvalidArgumentError(_no_price(spec, region), code="UnknownPrice")
+    return price.usd(input_tokens, output_tokens, batch=batch)
+
+
+def _no_price(spec: ModelSpec, region: str | None) -> str:
+    where = canonical_region(region) if region else DEFAULT_REGION
+    if spec.offered_in(where) is False and spec.regions:
+        offered = ", ".join(describe_region(r) for r in sorted(spec.regions))
+        return f"{spec.name} is not offered in {describe_region(where)} (only in {offered}), so it has no price there."
+    return (
+        f"no list price of {spec.name} in {describe_region(where)} is recorded in qwen_ocr.models; pass "
+        "model=ModelSpec(..., input_price_per_mtok=..., output_price_per_mtok=...) (or register_model it) with "
+        "the price of the Model Studio console."
+    )
 
 
 def estimate_document(
@@ -133,6 +181,8 @@ def estimate_document(
     dpi: float = DEFAULT_DPI,
     output_tokens_per_page: int = OUTPUT_TOKENS_PER_PAGE,
     prompt_tokens_per_page: int = PROMPT_TOKENS_PER_PAGE,
+    region: str | None = None,
+    batch: bool = False,
 ) -> CostEstimate:
     """Estimate pages, tokens and price of OCR'ing a document, without rendering it.
 
@@ -148,6 +198,8 @@ def estimate_document(
         dpi: as for :func:`~qwen_ocr.documents.open_document`.
         output_tokens_per_page: assumed output tokens of one OCR'd page (capped at the model's ``max_tokens``).
         prompt_tokens_per_page: assumed text input tokens of one request.
+        region: the region to price (pass ``client.region``); default Singapore.
+        batch: price the Batch API (half the real-time price).
 
     Raises:
         DocumentError: the document cannot be opened (see :mod:`qwen_ocr.documents.errors`).
@@ -162,6 +214,8 @@ def estimate_document(
     """
     mode = check_text_layer_mode(text_layer)
     spec = model if isinstance(model, ModelSpec) else model_spec(model)
+    where = canonical_region(region) if region else DEFAULT_REGION
+    price = spec.price(where)
     for name, value in (
         ("output_tokens_per_page", output_tokens_per_page),
         ("prompt_tokens_per_page", prompt_tokens_per_page),
@@ -207,7 +261,10 @@ def estimate_document(
         image_tokens=sum(p.image_tokens for p in ocr),
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        price_usd=price_usd(input_tokens, output_tokens, model=spec),
+        price_usd=price.usd(input_tokens, output_tokens, batch=batch) if price is not None else None,
         output_tokens_per_page=out_per_page,
         per_page=per_page,
+        region=where,
+        batch=batch,
+        price_source=(f"{price.source}, {price.as_of}" if price.as_of else price.source) if price is not None else None,
     )

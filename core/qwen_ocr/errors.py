@@ -26,14 +26,18 @@ PermissionDeniedError     403 ``AccessDenied``, ``Workspace.AccessDenied``, ``Mo
 NotFoundError             404 ``ModelNotFound``, ``WorkSpaceNotFound``
 BadRequestError           400 ``InvalidParameter``, ``BadRequest.*``, ``UnsupportedOperation``,
                           ``invalid_request_error``, 413 ``BadRequest.TooLarge``
-InvalidImageError         400 ``InvalidURL``, 415 ``BadRequest.InputDownloadFailed``,
+InvalidImageError         400 ``InvalidURL``, ``InvalidURL.*``, "url error", the download timeout
+                          ``InvalidParameter.DataInspection`` ("Unable to download the media
+                          resource"), an image-size refusal (also the compatible mode's
+                          ``invalid_parameter_error``), 415 ``BadRequest.InputDownloadFailed``,
                           ``BadRequest.UnsupportedFileFormat``, and every image we refuse locally
 ContentFilteredError      400 ``DataInspectionFailed``
-QuotaExceededError        400 ``Arrearage``, 429 ``PrepaidBillOverdue``, ``PostpaidBillOverdue``,
-                          ``CommodityNotPurchased``, ``Throttling.AllocationQuota`` "Free allocated
-                          quota exceeded"
+QuotaExceededError        400 ``Arrearage``, 403 ``AllocationQuota.FreeTierOnly``, 429
+                          ``PrepaidBillOverdue``, ``PostpaidBillOverdue``, ``CommodityNotPurchased``,
+                          ``Throttling.AllocationQuota`` "Free allocated quota exceeded"
 RateLimitError            429 ``Throttling``, ``Throttling.RateQuota``, ``Throttling.AllocationQuota``,
-                          ``LimitRequests``
+                          ``LimitRequests``, the compatible mode's ``insufficient_quota`` (per-minute
+                          token throttling, not billing)
 ServerError               408 ``RequestTimeOut``, 5xx ``InternalError*``, ``SystemError``,
                           ``ModelServiceFailed``, ``ModelUnavailable``
 ========================  ======================================================================
@@ -43,6 +47,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -302,7 +307,7 @@ class BatchOCRError(QwenOCRError):
 # Mapping a service reply to an exception (pure).
 
 _BILLING_CODES = frozenset(
-    {"Arrearage", "PrepaidBillOverdue", "PostpaidBillOverdue", "CommodityNotPurchased", "insufficient_quota"}
+    {"Arrearage", "PrepaidBillOverdue", "PostpaidBillOverdue", "CommodityNotPurchased", "AllocationQuota.FreeTierOnly"}
 )
 _THROTTLING_CODES = frozenset(
     {
@@ -311,9 +316,25 @@ _THROTTLING_CODES = frozenset(
         "Throttling.AllocationQuota",
         "LimitRequests",
         "rate_limit_exceeded",
+        # The compatible mode's name for the per-minute token limit (the error-code page's "token limit"), in
+        # the OpenAI wording "You exceeded your current quota": throttling, not billing.
+        "insufficient_quota",
     }
 )
 _IMAGE_CODES = frozenset({"InvalidURL", "BadRequest.InputDownloadFailed", "BadRequest.UnsupportedFileFormat"})
+_DOWNLOAD_WORDS = ("unable to download the media resource", "failed to download")
+_IMAGE_SIZE = re.compile(
+    r"image length and width|data-uri item|\bimage\b[^.]{0,60}\b(?:too (?:large|big|small)|size|exceed\w*|"
+    r"resolution|dimensions?|aspect ratio|width|height|format|illegal)\b",
+    re.IGNORECASE,
+)
+_PARAMETER_CODES = frozenset(
+    {"InvalidParameter", "invalid_parameter_error", "invalid_request_error", "InternalError.Algo.InvalidParameter"}
+)
+_REGION_LIST = (
+    "region='intl' (Singapore), 'cn' (Beijing), 'us' (Virginia), or 'cn-hongkong', 'eu-central-1', "
+    "'ap-northeast-1' (those with workspace=)"
+)
 
 _HINTS: dict[type[APIError], str] = {
     AuthenticationError: (
@@ -321,12 +342,68 @@ _HINTS: dict[type[APIError], str] = {
         "with region='cn', one from Singapore only with region='intl', one from Virginia only with region='us'."
     ),
     PermissionDeniedError: "Check that this key's account and workspace may use the model (Model Studio console).",
-    NotFoundError: "Check the model name and region; qwen-vl-ocr models are listed in the Model Studio console.",
+    NotFoundError: (
+        "Check the model name and region: Singapore and Virginia offer qwen-vl-ocr and qwen-vl-ocr-2025-11-20 only; "
+        "qwen-vl-ocr-latest, the 28-px snapshots and qwen3.5-ocr are Beijing only (region='cn'), with a Beijing key."
+    ),
     QuotaExceededError: "This is a billing problem of the account; retrying will not help. See the Model Studio "
     "console's billing page.",
     ContentFilteredError: "The service's content inspection refused the input or output; retrying will not help.",
     RateLimitError: "The account's rate limit was hit; lower max_concurrency or let the client retry.",
 }
+
+
+def _is_download_failure(code: str, message: str) -> bool:
+    lowered = message.lower()
+    return code == "InvalidParameter.DataInspection" or any(w in lowered for w in _DOWNLOAD_WORDS)
+
+
+def _is_image_refusal(status: int | None, code: str, message: str) -> bool:
+    """An image the service refused: its URL (``InvalidURL.*``, "url error"), its download, its size or format."""
+    if code in _IMAGE_CODES or code.startswith("InvalidURL") or "url error" in message.lower():
+        return True
+    if _is_download_failure(code, message):
+        return True
+    return (status in (None, 400, 413, 415) or code in _PARAMETER_CODES) and _IMAGE_SIZE.search(message) is not None
+
+
+def _hint(cls: type[APIError], code: str, message: str, region: str | None) -> str | None:
+    """What to do about an error, knowing the region of the host that answered when we do."""
+    if cls is AuthenticationError:
+        if region is None:
+            where = "The server at base_url (or DASHSCOPE_BASE_URL) refused the key"
+        else:
+            from .config import describe_region  # config imports this module
+
+            where = f"The key was refused by the host of {describe_region(region)}"
+        return (
+            f"{where}. Keys are bound to the region they were created in: use a key of this region (api_key= or "
+            f"DASHSCOPE_API_KEY), or change the region to the key's own: {_REGION_LIST}, or DASHSCOPE_API_REGION."
+        )
+    if cls is QuotaExceededError and code == "AllocationQuota.FreeTierOnly":
+        return (
+            "The account is set to use its free quota only ('free tier only') and that quota is used up; retrying "
+            "will not help. Turn 'free tier only' off for this model in the Model Studio console to be billed "
+            "beyond it."
+        )
+    if cls is RateLimitError and code in ("insufficient_quota", "Throttling.AllocationQuota"):
+        return (
+            "The account's tokens-per-minute limit (TPM) of this model was hit; the client waits and retries. Lower "
+            "max_concurrency or the image budget (max_pixels) to stay under it."
+        )
+    if cls is InvalidImageError:
+        if _is_download_failure(code, message):
+            return (
+                "The service could not download the image in time: check that the URL is public and answers "
+                "quickly (from mainland China for region='cn'), or pass the file itself so that it is sent inline."
+            )
+        if code.startswith("InvalidURL") or "url" in message.lower():
+            return "Check that the URL is public, starts with http:// or https:// (or oss://) and points at an image."
+        return (
+            "Check the image: BMP, JPEG, PNG, TIFF, WEBP or HEIC, at least 10 px on each side, an aspect ratio up to "
+            "200:1, at most 10 MB (10,000,000 bytes; 20 MB by URL for qwen3.5-ocr), JPEG or PNG above 4K."
+        )
+    return _HINTS.get(cls)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -360,7 +437,7 @@ def _class_for(status: int | None, code: str, message: str) -> type[APIError]:
         return QuotaExceededError
     if code == "DataInspectionFailed" or code == "data_inspection_failed":
         return ContentFilteredError
-    if code in _IMAGE_CODES or "url error" in message.lower():
+    if _is_image_refusal(status, code, message):
         return InvalidImageError
     if code in _THROTTLING_CODES:
         return RateLimitError
@@ -388,11 +465,14 @@ def error_from_response(
     status_code: int | None,
     body: Mapping[str, Any] | bytes | str | None,
     headers: Mapping[str, str] | None = None,
+    *,
+    region: str | None = None,
 ) -> APIError:
     """Build the exception for an error reply of either protocol.
 
     Accepts the native body (``{"code", "message", "request_id"}``), the OpenAI-compatible body
-    (``{"error": {"code", "message", "type"}, "request_id"}``), raw bytes, or nothing at all.
+    (``{"error": {"code", "message", "type"}, "request_id"}``), raw bytes, or nothing at all. ``region`` is the
+    region id of the host that answered, named in the hint of a refused key (keys are region-bound).
 
     >>> err = error_from_response(401, {"code": "InvalidApiKey", "message": "Invalid API-key provided."})
     >>> type(err).__name__, err.code
@@ -434,9 +514,7 @@ def error_from_response(
         message = f"The service answered HTTP {status_code} without an error message" + (
             f": {snippet!r}" if snippet else "."
         )
-    hint = _HINTS.get(cls)
-    if hint is None and cls is InvalidImageError:
-        hint = "Check that the URL is public and the file is a BMP, JPEG, PNG, TIFF, WEBP or HEIC image."
+    hint = _hint(cls, code, message, region)
     full = f"{message} {hint}" if hint and hint not in message else message
     retry_after = parse_retry_after(header_value(headers, "retry-after")) if headers is not None else None
     kwargs: dict[str, Any] = {"code": code or None, "request_id": request_id, "status_code": status_code}

@@ -1,9 +1,10 @@
 """Image inputs: recognise, check, orient and downscale them before any request (CPU only, no network).
 
-What the service accepts: BMP, JPEG, PNG, TIFF, WEBP, HEIC; each side > 10 px; aspect ratio <= 200:1; at most
-10 MB (also as a base64 string). It resizes every image with ``smart_resize`` into its pixel budget, so a larger
-image only costs upload bytes: we downscale it here to exactly what the model would use, and remember the scale so
-that boxes come back in the pixels of the image you passed in.
+What the service accepts: BMP, JPEG, PNG, TIFF, WEBP, HEIC (JPEG or PNG only past 4K: a side over 3840 x 2160);
+each side at least 10 px; aspect ratio <= 200:1; at most 10 MB = 10,000,000 bytes (also as a base64 string;
+``qwen3.5-ocr`` fetches up to 20 MB from a URL). It resizes every image with ``smart_resize`` into its pixel
+budget, so a larger image only costs upload bytes: we downscale it here to exactly what the model would use, and
+remember the scale so that boxes come back in the pixels of the image you passed in.
 
 Example::
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
 __all__ = [
+    "FOUR_K",
     "MAX_ASPECT_RATIO",
     "MAX_DECODED_PIXELS",
     "MAX_ENCODED_BYTES",
@@ -57,10 +59,16 @@ ImageInput: TypeAlias = Union[str, "os.PathLike[str]", bytes, bytearray, memoryv
 :class:`PreparedImage` (e.g. ``page.prepare()`` of a document page)."""
 
 SUPPORTED_FORMATS = ("BMP", "JPEG", "PNG", "TIFF", "WEBP", "HEIC")
-MIN_SIDE = 11  # "each side > 10 px"
+MIN_SIDE = 10
+"""The shortest side the service reads (it refuses less than 10 px)."""
 MAX_ASPECT_RATIO = 200.0
-MAX_ENCODED_BYTES = 10 * 1024 * 1024
-"""The service's limit on one image and on its base64 string; we keep the ``data:`` URL under it."""
+MAX_ENCODED_BYTES = 10_000_000
+"""The service's limit on one image and on its base64 string, "10 MB" as 10,000,000 bytes (not 10 MiB); we keep
+the ``data:`` URL under it."""
+FOUR_K = (3840, 2160)
+"""Past 4K (a long side over 3840 or a short side over 2160 px) the service reads JPEG and PNG only: other formats
+are re-encoded before sending."""
+_PAST_4K_FORMATS = ("JPEG", "PNG")
 MAX_DECODED_PIXELS = 178_956_970
 """Images larger than this once decoded are refused before decoding (decompression bombs)."""
 
@@ -384,7 +392,7 @@ def _read_path(path: str | os.PathLike[str]) -> bytes:
         raise InvalidImageError(f"cannot read {text}: {exc.strerror or exc}.", code="ReadError") from None
     if len(data) > MAX_ENCODED_BYTES * 5:
         raise InvalidImageError(
-            f"{text} is larger than {MAX_ENCODED_BYTES * 5 // 2**20} MB; no single image that large can be sent. "
+            f"{text} is larger than {MAX_ENCODED_BYTES * 5 // 1_000_000} MB; no single image that large can be sent. "
             "Downscale it first.",
             code="ImageTooLarge",
         )
@@ -477,8 +485,8 @@ def _check_size(width: int, height: int, source: str) -> None:
         raise _bomb(source, (width, height))
     if min(width, height) < MIN_SIDE:
         raise InvalidImageError(
-            f"{source} is {width}x{height} px; the service needs more than 10 px on each side. Upscale it or "
-            "pass a larger image.",
+            f"{source} is {width}x{height} px; the service needs at least {MIN_SIDE} px on each side. Upscale it "
+            "or pass a larger image.",
             code="ImageTooSmall",
         )
     ratio = max(width, height) / min(width, height)
@@ -642,6 +650,7 @@ def _prepare_bytes(
         or _has_alpha(im)
         or im.mode not in ("1", "L", "RGB")
         or fmt in ("BMP", "TIFF")  # uncompressed or exotic: a PNG is smaller and always understood
+        or (fmt not in _PAST_4K_FORMATS and past_4k(width, height))  # WEBP or HEIC past 4K: refused as they are
         or len(data) * 4 / 3 > MAX_ENCODED_BYTES
     )
     if not needs_pixels:
@@ -659,6 +668,15 @@ def _prepare_bytes(
     decode_checked(im, source, fmt)
     upright = ImageOps.exif_transpose(im) if orientation != 1 else im
     return _encode(upright, (width, height), target, prefer_jpeg=fmt == "JPEG", source_bytes=None)
+
+
+def past_4k(width: int, height: int) -> bool:
+    """Whether an image is past 4K (:data:`FOUR_K`), where the service reads only JPEG and PNG.
+
+    >>> past_4k(3840, 2160), past_4k(3841, 100), past_4k(2200, 2200)
+    (False, True, True)
+    """
+    return max(width, height) > FOUR_K[0] or min(width, height) > FOUR_K[1]
 
 
 def decode_checked(im: Image.Image, source: str, fmt: str) -> None:
@@ -742,7 +760,7 @@ def _encode(
             break
     else:
         raise InvalidImageError(
-            f"the image is still over {MAX_ENCODED_BYTES // 2**20} MB as a base64 string after re-encoding; "
+            f"the image is still over {MAX_ENCODED_BYTES:,} bytes as a base64 string after re-encoding; "
             "pass a smaller max_pixels.",
             code="ImageTooLarge",
         )

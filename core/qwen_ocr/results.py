@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_TABLE_CELLS",
     "MAX_TABLE_CHARS",
+    "NORMALIZED_FRAME",
     "OCRChunk",
     "OCRResult",
     "Table",
@@ -43,6 +45,9 @@ __all__ = [
     "TextLine",
     "Usage",
     "build_result",
+    "min_area_rect",
+    "rotate_rect_corners",
+    "scale_rotate_rect",
 ]
 
 logger = logging.getLogger("qwen_ocr")
@@ -457,6 +462,9 @@ class OCRChunk(BaseModel):
 # --------------------------------------------------------------------------------------------------------------
 # Building a result from what a protocol returned (pure)
 
+NORMALIZED_FRAME: tuple[float, float] = (1000.0, 1000.0)
+"""The frame of boxes the Qwen3-VL-based models write in their text: 0..1000 on both axes."""
+
 
 def build_result(
     raw_text: str,
@@ -472,6 +480,7 @@ def build_result(
     image_size: tuple[int, int] | None = None,
     provider: str = "dashscope",
     metadata: Mapping[str, Any] | None = None,
+    text_frame: tuple[float, float] | None = NORMALIZED_FRAME,
 ) -> OCRResult:
     """Turn a model reply into an :class:`OCRResult`, filling the views the task calls for.
 
@@ -479,14 +488,18 @@ def build_result(
     downscales large images before sending). Text boxes are clipped to ``image_size`` when it is known (to the
     0..1000 square of the compatible mode's normalised boxes when it is not); ``metadata["boxes_clipped"]`` counts
     the boxes that reached outside. ``words_info`` and ``kv_result`` are the native protocol's
-    structured ``ocr_result``; without them (the OpenAI-compatible protocol) the views are parsed from the text.
+    structured ``ocr_result`` (a line with a ``rotate_rect`` but no ``location``, as ``qwen3.5-ocr`` answers, gets
+    its corners from the rectangle); without them (the OpenAI-compatible protocol) the views are parsed from the
+    text, whose boxes are in ``text_frame``: ``(width, height)`` of their frame, :data:`NORMALIZED_FRAME` (0..1000,
+    the Qwen3-VL-based 32-px models) or the size of the image as the model saw it (the 28-px snapshots, Qwen2.5-VL,
+    which write pixels of their input); ``None`` when that frame is not known (the boxes are kept as written).
     """
     body = strip_fences(raw_text)
     problems: list[str] = []  # why a view that should have been filled was not (JSON nested too deeply)
     lines, clipped = _lines_from_words_info(words_info, scale, image_size)
     if task is Task.ADVANCED_RECOGNITION and not lines:
         parsed, problem = read_json(body)
-        lines, clipped = _lines_from_text(parsed, scale, image_size)
+        lines, clipped = _lines_from_text(parsed, image_size, text_frame)
         if problem:
             problems.append(f"lines: {problem}")
 
@@ -595,15 +608,20 @@ def _lines_from_words_info(
         text = item.get("text")
         loc = item.get("location")
         rect = item.get("rotate_rect")
-        if not isinstance(text, str) or not isinstance(loc, list) or len(loc) != 8:
+        if not isinstance(text, str):
             continue
-        nums = [_num(v) for v in loc]
-        if any(n is None for n in nums):
+        rr = _rotate_rect(rect, sx, sy) if isinstance(rect, list) else None
+        if isinstance(loc, list) and len(loc) == 8:
+            nums = [_num(v) for v in loc]
+            if any(n is None for n in nums):
+                continue
+            location = tuple(round(n * (sx if i % 2 == 0 else sy)) for i, n in enumerate(nums if nums else []))  # type: ignore[operator]
+        elif loc is None and rr is not None:  # qwen3.5-ocr: a rotate_rect only; its corners are the location
+            location = tuple(round(v) for point in rotate_rect_corners(rr) for v in point)
+        else:
             continue
-        location = tuple(round(n * (sx if i % 2 == 0 else sy)) for i, n in enumerate(nums if nums else []))  # type: ignore[operator]
         location, was_clipped = _clip_location(location, frame)
         clipped += was_clipped
-        rr = _rotate_rect(rect, sx, sy) if isinstance(rect, list) else None
         if rr is None:
             rr = _rect_from_location(location)
         lines.append(TextLine(text=text, location=location, rotate_rect=rr))  # type: ignore[arg-type]
@@ -617,32 +635,119 @@ def _rotate_rect(rect: list[Any], sx: float, sy: float) -> tuple[float, float, f
     if any(n is None for n in nums):
         return None
     cx, cy, w, h, angle = (float(n) for n in nums if n is not None)
-    # Width and height lie along the rotated axes; with unequal scales this is approximate, exact when sx == sy.
-    return (cx * sx, cy * sy, w * (sx + sy) / 2, h * (sx + sy) / 2, angle)
+    return scale_rotate_rect((cx, cy, w, h, angle), sx, sy)
+
+
+def scale_rotate_rect(rect: Sequence[float], sx: float, sy: float) -> tuple[float, float, float, float, float]:
+    """A ``rotate_rect`` ``[cx, cy, width, height, angle]`` with x multiplied by ``sx`` and y by ``sy``.
+
+    ``width`` lies along the angle's direction ``(cos a, sin a)`` and ``height`` across it (the service's
+    convention: at 90 degrees ``width`` is a horizontal line's vertical extent), so each is scaled by the factor of
+    the axis it lies along: at 0 and 90 degrees exactly (at 90 ``width`` takes ``sy`` and ``height`` ``sx``), in
+    between the sides of the scaled parallelogram. The angle keeps its quadrant (within [-90, 90] as given).
+
+    >>> scale_rotate_rect((10, 10, 4, 20, 90), 2.0, 0.5)
+    (20.0, 5.0, 2.0, 40.0, 90.0)
+    """
+    cx, cy, w, h, angle = (float(v) for v in rect)
+    if sx == sy:
+        return (cx * sx, cy * sy, w * sx, h * sy, angle)
+    theta = math.radians(angle)
+    ux, uy = math.cos(theta) * sx, math.sin(theta) * sy
+    vx, vy = -math.sin(theta) * sx, math.cos(theta) * sy
+    # Exactly on an axis the angle stays as it was (no rounding noise).
+    new_angle = angle if abs(angle) in (0.0, 90.0) else math.degrees(math.atan2(uy, ux))
+    return (cx * sx, cy * sy, w * math.hypot(ux, uy), h * math.hypot(vx, vy), new_angle)
+
+
+def rotate_rect_corners(rect: Sequence[float]) -> list[tuple[float, float]]:
+    """The four corners of a ``rotate_rect``, clockwise from the top-left as the service orders ``location``.
+
+    The rectangle's side nearer to horizontal is taken as the line's direction (left to right), so an upright line
+    starts at its top-left corner whatever way round width and height are given.
+
+    >>> [(round(x), round(y)) for x, y in rotate_rect_corners((150, 80, 49, 197, -89))]  # qwen3.5-ocr's docs
+    [(52, 54), (249, 57), (248, 106), (51, 103)]
+    """
+    cx, cy, w, h, angle = (float(v) for v in rect)
+    theta = math.radians(angle)
+    # width along u = (cos, sin), height along v = (-sin, cos): take the axis nearer to horizontal as "along".
+    ux, uy, vx, vy = math.cos(theta), math.sin(theta), -math.sin(theta), math.cos(theta)
+    if abs(ux) >= abs(vx):
+        dx, dy, along, across = ux, uy, w, h
+    else:
+        dx, dy, along, across = vx, vy, h, w
+    if dx < 0 or (dx == 0 and dy < 0):
+        dx, dy = -dx, -dy
+    nx, ny = -dy, dx  # across the line, pointing down the page
+    a, b = along / 2, across / 2
+    return [
+        (cx - a * dx - b * nx, cy - a * dy - b * ny),
+        (cx + a * dx - b * nx, cy + a * dy - b * ny),
+        (cx + a * dx + b * nx, cy + a * dy + b * ny),
+        (cx - a * dx + b * nx, cy - a * dy + b * ny),
+    ]
+
+
+def min_area_rect(points: Sequence[tuple[float, float]]) -> tuple[float, float, float, float, float]:
+    """The smallest rectangle around four corners, as a ``rotate_rect`` in the service's (OpenCV's) convention:
+    ``angle`` in (0, 90] is the direction of ``width``; ``height`` lies across it.
+
+    The smallest rectangle around a convex quadrilateral has a side on one of its edges, so each edge's
+    direction is tried. This is what a box read from text becomes once its corners are in pixels: a
+    rectangle of a normalised frame is a parallelogram in pixels when the image is not square.
+
+    >>> min_area_rect([(0, 0), (100, 0), (100, 20), (0, 20)])
+    (50.0, 10.0, 20.0, 100.0, 90.0)
+    """
+    best: tuple[float, float, float, float, float] | None = None
+    best_area = math.inf
+    count = len(points)
+    for i in range(count):
+        (x1, y1), (x2, y2) = points[i], points[(i + 1) % count]
+        length = math.hypot(x2 - x1, y2 - y1)
+        if length == 0 or not math.isfinite(length):
+            continue
+        ux, uy = (x2 - x1) / length, (y2 - y1) / length
+        along = [x * ux + y * uy for x, y in points]
+        across = [-x * uy + y * ux for x, y in points]
+        w, h = max(along) - min(along), max(across) - min(across)
+        if w * h < best_area:
+            best_area = w * h
+            ca, cb = (max(along) + min(along)) / 2, (max(across) + min(across)) / 2
+            best = (ca * ux - cb * uy, ca * uy + cb * ux, w, h, math.degrees(math.atan2(uy, ux)))
+    if best is None:  # all corners at one point
+        x, y = points[0]
+        return (float(x), float(y), 0.0, 0.0, 90.0)
+    cx, cy, w, h, angle = best
+    # Turn the direction by quarter turns into (0, 90]; each quarter turn swaps width and height.
+    while angle <= 0.0:
+        angle += 90.0
+        w, h = h, w
+    while angle > 90.0:
+        angle -= 90.0
+        w, h = h, w
+    return (cx, cy, w, h, angle)
 
 
 def _rect_from_location(loc: Sequence[int]) -> tuple[float, float, float, float, float]:
-    import math
-
-    xs, ys = loc[0::2], loc[1::2]
-    cx, cy = sum(xs) / 4, sum(ys) / 4
-    w = math.hypot(loc[2] - loc[0], loc[3] - loc[1])
-    h = math.hypot(loc[6] - loc[0], loc[7] - loc[1])
-    angle = math.degrees(math.atan2(loc[3] - loc[1], loc[2] - loc[0]))
-    return (cx, cy, w, h, max(-90.0, min(90.0, angle)))
+    """The ``rotate_rect`` of a line given by its corners only: their smallest rectangle, as the service gives it."""
+    return min_area_rect([(float(loc[i]), float(loc[i + 1])) for i in range(0, 8, 2)])
 
 
 def _lines_from_text(
-    parsed: Any, scale: tuple[float, float], image_size: tuple[int, int] | None
+    parsed: Any, image_size: tuple[int, int] | None, text_frame: tuple[float, float] | None
 ) -> tuple[list[TextLine], int]:
-    """advanced_recognition through the OpenAI-compatible mode: boxes come only in the text (``parsed`` is its JSON),
-    normalised to 0..1000.
+    """advanced_recognition without ``ocr_result`` (the OpenAI-compatible mode, self-hosted servers): boxes come only
+    in the text (``parsed`` is its JSON), in ``text_frame`` (0..1000 or the model's input pixels; see
+    :func:`build_result`).
 
-    Without the image size they cannot be mapped to pixels; the lines keep the 0..1000 coordinates then. Corners
-    are clipped to the image (the 0..1000 square without its size); also returns how many lines were clipped.
+    Each box's corners are mapped to the image's pixels axis by axis, and its ``rotate_rect`` is rebuilt as the
+    smallest rectangle around them in pixels (a tilted rectangle of a 0..1000 frame is a parallelogram in the
+    pixels of an image that is not square: its angle changes). Without the image size (or the frame) the lines keep
+    the coordinates as written. Corners are clipped to the image (to the 0..1000 square without its size); also
+    returns how many lines were clipped.
     """
-    import math
-
     items: list[Any] = []
     if isinstance(parsed, list):
         for entry in parsed:
@@ -650,11 +755,12 @@ def _lines_from_text(
                 items.extend(entry["pos_list"])
             else:
                 items.append(entry)
-    if image_size is not None:
-        fx, fy = image_size[0] / 1000.0, image_size[1] / 1000.0
+    if image_size is not None and text_frame is not None and text_frame[0] > 0 and text_frame[1] > 0:
+        fx, fy = image_size[0] / text_frame[0], image_size[1] / text_frame[1]
+        frame: tuple[int, int] | None = image_size
     else:
         fx = fy = 1.0
-    frame = image_size if image_size is not None else (1000, 1000)
+        frame = image_size if image_size is not None else (1000, 1000) if text_frame == NORMALIZED_FRAME else None
     clipped = 0
     lines: list[TextLine] = []
     for item in items:
@@ -667,30 +773,10 @@ def _lines_from_text(
         nums = [_num(v) for v in rect]
         if any(n is None for n in nums):
             continue
-        cx, cy, w, h, angle = (float(n) for n in nums if n is not None)
-        # The service's convention: at angle 90 a horizontal line's "height" is its long side along x.
-        # Work out the corners in the normalised square, then map each axis to pixels (an affine map).
-        theta = math.radians((angle + 180.0 if angle <= 0 else angle) - 90.0)
-        ux, uy = math.cos(theta), math.sin(theta)
-        vx, vy = -uy, ux
-        hx, hy = h / 2, w / 2
-        corners = [
-            ((cx - ux * hx - vx * hy) * fx, (cy - uy * hx - vy * hy) * fy),
-            ((cx + ux * hx - vx * hy) * fx, (cy + uy * hx - vy * hy) * fy),
-            ((cx + ux * hx + vx * hy) * fx, (cy + uy * hx + vy * hy) * fy),
-            ((cx - ux * hx + vx * hy) * fx, (cy - uy * hx + vy * hy) * fy),
-        ]
+        written = tuple(float(n) for n in nums if n is not None)
+        corners = [(x * fx, y * fy) for x, y in rotate_rect_corners(written)]
         location, was_clipped = _clip_location(tuple(round(v) for pt in corners for v in pt), frame)
         clipped += was_clipped
-        (x1, y1), (x2, y2), _, (x4, y4) = corners
-        along = math.hypot(x2 - x1, y2 - y1)
-        across = math.hypot(x4 - x1, y4 - y1)
-        lines.append(
-            TextLine(
-                text=text,
-                location=location,  # type: ignore[arg-type]
-                rotate_rect=(cx * fx, cy * fy, across, along, angle),
-            )
-        )
-    del scale  # the normalised boxes refer to the image as passed in, not as sent
+        rotate_rect = min_area_rect(corners) if (fx, fy) != (1.0, 1.0) else written
+        lines.append(TextLine(text=text, location=location, rotate_rect=rotate_rect))  # type: ignore[arg-type]
     return lines, clipped

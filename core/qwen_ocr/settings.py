@@ -50,7 +50,7 @@ class ClientSettings(BaseModel):
 
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=True, description="DashScope API key.")
     base_url: str | None = Field(default=None, description="Service root, or a self-hosted /v1 server.")
-    region: str = Field(default="intl", description="'intl' (Singapore), 'cn' (Beijing) or 'us' (Virginia).")
+    region: str | None = Field(default=None, description="'intl' (Singapore, default), 'cn', 'us' or a region id.")
     workspace: str | None = Field(default=None, description="DashScope workspace id.")
     model: str = Field(default=DEFAULT_MODEL, description="Model name.")
     protocol: Protocol | None = Field(default=None, description="'dashscope' (native) or 'openai' (compatible).")

@@ -219,7 +219,7 @@ def build_holder(
     aclient: AsyncQwenOCR | None,
     api_key: Any,
     base_url: str | None,
-    region: str,
+    region: str | None,
     workspace: str | None,
     model: str | None,
     protocol: str | None,

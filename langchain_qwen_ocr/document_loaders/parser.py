@@ -89,7 +89,7 @@ class QwenOCRParser(BaseBlobParser):
         aclient: AsyncQwenOCR | None = None,
         api_key: str | SecretStr | None = None,
         base_url: str | None = None,
-        region: str = "intl",
+        region: str | None = None,
         workspace: str | None = None,
         model: str | None = None,
         protocol: str | None = None,

@@ -310,7 +310,7 @@ def _size_problem(width: int, height: int) -> tuple[str, str] | None:
             f"over {MAX_DECODED_PIXELS:,} pixels, refused as a possible decompression bomb. Downscale it first."
         )
     if min(width, height) < MIN_SIDE:
-        return "ImageTooSmall", "the service needs more than 10 px on each side. Upscale it or pass a larger image."
+        return "ImageTooSmall", "the service needs at least 10 px on each side. Upscale it or pass a larger image."
     ratio = max(width, height) / min(width, height)
     if ratio > MAX_ASPECT_RATIO:
         return "BadAspectRatio", (

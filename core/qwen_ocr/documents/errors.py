@@ -27,7 +27,7 @@ EncryptedDocumentError         UnsupportedEncryption   encrypted with a security
 PageRenderError                CorruptPage             one page cannot be loaded or decoded (raised for that page
                                                        only, when it is rendered; pages before it still work)
 PageSizeError                  BadAspectRatio,         a page that can never be sent: aspect ratio over 200:1,
-                               ImageTooSmall,          an image side of 10 px or less, an image over the
+                               ImageTooSmall,          an image side under 10 px, an image over the
                                ImageTooLarge,          decoded-pixel limit, a page of zero area
                                EmptyPage
 DocumentClosedError            DocumentClosed          a page was used after its document was closed

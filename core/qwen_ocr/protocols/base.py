@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import ResponseDecodeError
-from ..imaging import PreparedImage
+from ..imaging import PreparedImage, smart_resize
 from ..models import ModelSpec
-from ..results import OCRChunk, OCRResult
+from ..results import NORMALIZED_FRAME, OCRChunk, OCRResult
 from ..tasks import Task
 
-__all__ = ["HTTPRequest", "OCRCall", "StreamAssembler", "as_count", "decode_json"]
+__all__ = ["HTTPRequest", "OCRCall", "StreamAssembler", "as_count", "decode_json", "text_box_frame"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class OCRCall:
     max_tokens: int | None = None
     temperature: float | None = None
     extra_parameters: dict[str, Any] = field(default_factory=dict)
+    region: str | None = None
+    """The region id of the client's host (for error hints: keys are region-bound); ``None`` when not known."""
 
     @property
     def model(self) -> str:
@@ -99,3 +101,26 @@ def as_count(value: Any) -> int:
     if isinstance(value, float) and value == value and abs(value) < 1e15:
         return max(0, int(value))
     return 0
+
+
+def text_box_frame(call: OCRCall) -> tuple[float, float] | None:
+    """The frame of the boxes a model writes in its reply's text (``advanced_recognition`` without ``ocr_result``).
+
+    The Qwen3-VL-based 32-px models write 0..1000 on both axes (:data:`~qwen_ocr.results.NORMALIZED_FRAME`); the
+    28-px snapshots and self-hosted Qwen2.5-VL write pixels of the image as the model saw it: the sent image after
+    the model's ``smart_resize`` to the budget of the request (the model's defaults when it states none). ``None``
+    when that size cannot be known (an image sent by URL).
+    """
+    if call.spec.box_frame == "normalized":
+        return NORMALIZED_FRAME
+    if call.image.sent_size is None:
+        return None
+    width, height = call.image.sent_size
+    seen = smart_resize(
+        width,
+        height,
+        patch=call.spec.patch,
+        min_pixels=call.min_pixels or call.spec.min_pixels,
+        max_pixels=call.max_pixels or call.spec.max_pixels,
+    )
+    return (float(seen[0]), float(seen[1]))

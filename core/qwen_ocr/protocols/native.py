@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import QwenOCRError, ResponseDecodeError, error_from_response
 from ..results import OCRChunk, OCRResult, Usage, build_result
-from .base import HTTPRequest, OCRCall, as_count, decode_json
+from .base import HTTPRequest, OCRCall, as_count, decode_json, text_box_frame
 from .sse import SSEDecoder, SSEEvent
 
 __all__ = ["GENERATION_PATH", "NativeStreamAssembler", "build_request", "parse_response", "parse_usage"]
@@ -150,7 +150,7 @@ def _rid(data: Mapping[str, Any]) -> str | None:
 def parse_response(status: int, headers: Mapping[str, str] | None, content: bytes, call: OCRCall) -> OCRResult:
     """Read a non-streamed reply: the result, or the typed error it carries (a 200 with ``code`` is an error)."""
     if status != 200:
-        raise error_from_response(status, content, headers)
+        raise error_from_response(status, content, headers, region=call.region)
     data = decode_json(content, status=status)
     if not isinstance(data, Mapping):
         raise ResponseDecodeError("the service's reply is JSON but not an object.", status_code=status)
@@ -182,6 +182,7 @@ def _result(
         kv_result=(ocr_result or {}).get("kv_result"),
         scale=call.image.scale,
         image_size=call.image.original_size,
+        text_frame=text_box_frame(call),
         provider="dashscope",
         metadata=metadata,
     )

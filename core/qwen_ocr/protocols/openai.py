@@ -35,7 +35,7 @@ from typing import Any
 from ..errors import ResponseDecodeError, error_from_response, header_value
 from ..results import OCRChunk, OCRResult, Usage, build_result
 from ..tasks import Task
-from .base import HTTPRequest, OCRCall, as_count, decode_json
+from .base import HTTPRequest, OCRCall, as_count, decode_json, text_box_frame
 from .sse import SSEDecoder, SSEEvent
 
 __all__ = [
@@ -57,6 +57,9 @@ SELF_HOSTED_PATH = "/v1/chat/completions"
 
 def prompt_for(call: OCRCall) -> str:
     """The text part for a call: the task's official prompt; else the custom prompt; else plain text recognition.
+
+    With a model whose tasks combine with a prompt (``qwen3.5-ocr``), :func:`build_request` sends the custom prompt
+    as a second text part after the task's; other models' tasks override it (the client logs that once).
 
     >>> from qwen_ocr.imaging import PreparedImage
     >>> from qwen_ocr.models import model_spec
@@ -98,6 +101,8 @@ def build_request(
     if call.max_pixels is not None:
         image_part["max_pixels"] = call.max_pixels
     content: list[dict[str, Any]] = [image_part, {"type": "text", "text": prompt_for(call)}]
+    if call.task is not None and call.prompt and call.spec.task_prompt_combines:
+        content.append({"type": "text", "text": call.prompt})  # qwen3.5-ocr: the task and the prompt together
 
     body: dict[str, Any] = {"model": call.model}
     if stream:
@@ -184,7 +189,7 @@ def parse_response(status: int, headers: Mapping[str, str] | None, content: byte
     native one (``{"code", "message", "request_id"}``), also when they come with HTTP 200.
     """
     if status != 200:
-        raise error_from_response(status, content, headers)
+        raise error_from_response(status, content, headers, region=call.region)
     data = decode_json(content, status=status, request_id=header_value(headers, "x-request-id"))
     if not isinstance(data, Mapping):
         raise ResponseDecodeError("the service's reply is JSON but not an object.", status_code=status)
@@ -213,6 +218,7 @@ def _result(call: OCRCall, text: str, finish_reason: str | None, usage: Usage, r
         usage=usage,
         scale=call.image.scale,
         image_size=call.image.original_size,
+        text_frame=text_box_frame(call),
         provider="openai",
     )
 

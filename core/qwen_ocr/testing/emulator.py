@@ -104,6 +104,7 @@ __all__ = [
 FaultKind = Literal[
     "429",
     "429_retry_after",
+    "insufficient_quota",
     "500",
     "503",
     "drop",
@@ -120,6 +121,7 @@ FaultKind = Literal[
 TRANSIENT_FAULTS: tuple[str, ...] = (
     "429",
     "429_retry_after",
+    "insufficient_quota",
     "500",
     "503",
     "drop",
@@ -129,7 +131,9 @@ TRANSIENT_FAULTS: tuple[str, ...] = (
     "stream_cut",
 )
 """Faults a client should retry: HTTP 429 / 500 / 503 with the service's body (``429``: without ``Retry-After``;
-``429_retry_after``: with ``Retry-After: <fault_retry_after>``; the RPM limit's 429 has one too); ``drop``: the
+``429_retry_after``: with ``Retry-After: <fault_retry_after>``; the RPM limit's 429 has one too);
+``insufficient_quota``: the per-minute token throttling (HTTP 429; the compatible mode's OpenAI-style
+``insufficient_quota`` "You exceeded your current quota" body, natively ``Throttling.AllocationQuota``); ``drop``: the
 socket is closed without an answer; ``timeout``: no answer for ``stall`` seconds (longer than the client's timeout),
 then the socket is closed; ``garbled``: HTTP 200 with a body that is not JSON; ``stream_error``: an error frame
 mid-stream (``event:error`` + ``:HTTP_STATUS/500`` natively, a ``data: {"error": ...}`` or ``event: error`` frame
@@ -150,6 +154,15 @@ _PERMANENT_REPLIES: dict[str, tuple[int, str | None, str | None]] = {
     "Arrearage": (400, "Arrearage", "Access denied, please make sure your account is in good standing."),
 }
 _WINDOW = 60.0
+_TOKEN_THROTTLING: dict[str, tuple[str, str]] = {
+    "openai": (
+        "insufficient_quota",
+        "You exceeded your current quota, please check your plan and billing details. For details, see: "
+        "https://help.aliyun.com/zh/model-studio/error-code#token-limit",
+    ),
+    "dashscope": ("Throttling.AllocationQuota", "Allocated quota exceeded, please increase your quota limit."),
+}
+"""The per-minute token limit's 429, as each protocol words it (the error-code page's "token limit")."""
 
 
 @dataclass
@@ -676,6 +689,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault == "429_retry_after":
             self._send_error(protocol, 429, rid, extra={"Retry-After": str(emulator.fault_retry_after)})
+            return
+        if fault == "insufficient_quota":
+            throttled_code, throttled_message = _TOKEN_THROTTLING[protocol]
+            self._send_error(protocol, 429, rid, code=throttled_code, message=throttled_message)
             return
         if fault in _PERMANENT_REPLIES:
             status, code, message = _PERMANENT_REPLIES[fault]
