@@ -34,6 +34,7 @@ __all__ = [
     "TextLine",
     "Usage",
     "build_result",
+    "parse_tables",
 ]
 
 
@@ -240,30 +241,29 @@ class Table(BaseModel):
         width = max((len(r) for r in grid), default=0)
         return [[v or "" for v in row] + [""] * (width - len(row)) for row in grid]
 
-    def to_markdown(self) -> str:
-        """A GitHub-flavoured Markdown table; the first row is the header, spans repeat their text.
+    def to_markdown(self, *, caption: bool = True) -> str:
+        """The table as GitHub-flavoured Markdown, laid out as every integration lays it out
+        (:class:`qwen_ocr.tables.TableLayout`): its title (the ``<caption>`` and the text of title rows, i.e.
+        leading rows without a cell per column) on a line above unless ``caption=False``, then one header row
+        (leading ``<th>`` rows merged as ``"Group / Name"``) and the body rows; spans repeat their text, blank rows
+        are left out.
 
         An :attr:`oversized` table is not laid out: its Markdown is a one-line note saying why, then its HTML (spans
         as written), one ``<tr>`` per line.
 
         >>> Table(rows=[[TableCell(text="a"), TableCell(text="b")], [TableCell(text="1")]]).to_markdown()
         '| a | b |\\n| --- | --- |\\n| 1 |  |'
+        >>> print(Table(rows=[[TableCell(text="Sales", colspan=2)], [TableCell(text="Q"), TableCell(text="EUR")],
+        ...                   [TableCell(text="Q1"), TableCell(text="10")]]).to_markdown())
+        Sales
+        <BLANKLINE>
+        | Q | EUR |
+        | --- | --- |
+        | Q1 | 10 |
         """
-        reason = self.oversized_reason
-        if reason is not None:
-            rows = self.to_html().replace("</tr>", "</tr>\n").rstrip()
-            return f"[Table too large to lay out: {reason}. Its HTML follows, spans as written.]\n{rows}"
-        grid = self.grid()
-        if not grid:
-            return ""
+        from .tables import table_markdown
 
-        def fmt(row: Sequence[str]) -> str:
-            cells = [v.replace("|", "\\|").replace("\n", "<br>") for v in row]
-            return "| " + " | ".join(cells) + " |"
-
-        lines = [fmt(grid[0]), "| " + " | ".join("---" for _ in grid[0]) + " |"]
-        lines.extend(fmt(row) for row in grid[1:])
-        return "\n".join(lines)
+        return table_markdown(self, caption=caption)
 
     def to_html(self, *, spans: _SpansMode = "as_written") -> str:
         """The table as clean HTML (cells escaped).
@@ -351,6 +351,24 @@ class OCRResult(BaseModel):
 
     def __str__(self) -> str:
         return self.text
+
+    # -- the page as text (qwen_ocr.rendering: the one policy of every integration) ---------------------------
+
+    def to_markdown(self) -> str:
+        """The page as Markdown: ``document_parsing`` LaTeX as Markdown (headings, lists, tables, ``$$``
+        formulas), HTML tables as Markdown tables (:meth:`Table.to_markdown`), fields as ``key: value`` lines,
+        other text as the model wrote it. What the LangChain and LlamaIndex integrations give by default; see
+        :mod:`qwen_ocr.rendering`."""
+        from .rendering import render
+
+        return render(self, "markdown")
+
+    def to_text(self) -> str:
+        """The page as plain text: like :meth:`to_markdown`, but ``document_parsing`` LaTeX as plain paragraphs
+        (no ``#``, ``-`` or ``$$`` marks); see :mod:`qwen_ocr.rendering`."""
+        from .rendering import render
+
+        return render(self, "text")
 
     # -- seeing the result (qwen_ocr.viz) ---------------------------------------------------------------------
 
@@ -480,14 +498,7 @@ def build_result(
         parsed = parse_json_tolerant(raw_text)
         fields = parsed if isinstance(parsed, (dict, list)) else None
 
-    tables = [
-        Table(
-            rows=[[TableCell(**cell) for cell in row] for row in raw["rows"]],
-            caption=raw["caption"],
-            truncated=raw["truncated"],
-        )
-        for raw in parse_html_tables(raw_text)
-    ]
+    tables = parse_tables(raw_text)
     latex = body if task is Task.DOCUMENT_PARSING else None
     formulas = extract_formulas(raw_text) if task in (Task.FORMULA_RECOGNITION, Task.DOCUMENT_PARSING) else []
 
@@ -512,6 +523,23 @@ def build_result(
         provider=provider,
         metadata={**(metadata or {}), **({"boxes_clipped": clipped} if clipped else {})},
     )
+
+
+def parse_tables(text: str) -> list[Table]:
+    """The HTML tables in a model's output (``<table>`` elements, or bare ``<tr>`` rows), in order; a table cut off
+    at the end of the output keeps its complete rows and is ``truncated``.
+
+    >>> parse_tables("<table><tr><td>a</td></tr></table>")[0].rows[0][0].text
+    'a'
+    """
+    return [
+        Table(
+            rows=[[TableCell(**cell) for cell in row] for row in raw["rows"]],
+            caption=raw["caption"],
+            truncated=raw["truncated"],
+        )
+        for raw in parse_html_tables(text)
+    ]
 
 
 def _normalize_fields(value: Any) -> Any:

@@ -30,6 +30,7 @@ from qwen_ocr.errors import (
     QwenOCRError,
 )
 from qwen_ocr.reading import PageResult, aread_document, read_document
+from qwen_ocr.rendering import check_content_format
 from qwen_ocr.settings import ClientHolder
 from qwen_ocr.tasks import Task, coerce_task
 
@@ -135,8 +136,7 @@ class ReadSettings:
             raise InvalidArgumentError(f"mode={mode!r}; use one of {', '.join(map(repr, MODES))}.")
         if on_error not in ON_ERROR:
             raise InvalidArgumentError(f"on_error={on_error!r}; use one of {', '.join(map(repr, ON_ERROR))}.")
-        if content_format not in ("markdown", "raw"):
-            raise InvalidArgumentError(f"content_format={content_format!r}; use 'markdown' or 'raw'.")
+        check_content_format(content_format)
         if max_concurrency is not None and (
             isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
         ):
