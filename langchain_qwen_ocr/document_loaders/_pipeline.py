@@ -32,7 +32,7 @@ from qwen_ocr.errors import (
 from qwen_ocr.reading import PageResult, aread_document, read_document
 from qwen_ocr.rendering import check_content_format
 from qwen_ocr.settings import ClientHolder
-from qwen_ocr.tasks import Task, coerce_task
+from qwen_ocr.tasks import Task, resolve_task
 
 from .documents import (
     DEFAULT_PAGE_SEPARATOR,
@@ -152,9 +152,7 @@ class ReadSettings:
                 f"ocr_options has {', '.join(map(repr, unknown))}; it takes {', '.join(sorted(_OCR_OPTIONS))} "
                 "(task, schema, prompt and model are arguments of their own)."
             )
-        coerced = coerce_task(task)
-        if coerced is None and schema is not None:
-            coerced = Task.KEY_INFORMATION_EXTRACTION
+        coerced = resolve_task(task, schema, prompt)
         if show_progress:
             _tqdm()  # fail now, not after the first page
         options: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}

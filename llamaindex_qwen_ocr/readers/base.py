@@ -17,7 +17,7 @@ from qwen_ocr.documents import DocumentSource
 from qwen_ocr.reading import PageResult, aread_document, read_document
 from qwen_ocr.rendering import ContentFormat, render
 from qwen_ocr.settings import ClientHolder
-from qwen_ocr.tasks import Task
+from qwen_ocr.tasks import Task, resolve_task
 
 from .._metadata import hidden_keys, page_metadata
 
@@ -83,14 +83,15 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
     task: Task | None = Field(
         default=Task.TEXT_RECOGNITION,
         description="The Qwen-OCR task: text_recognition, document_parsing, table_parsing, "
-        "key_information_extraction, advanced_recognition, formula_recognition, multi_lan; None for a plain read.",
+        "key_information_extraction, advanced_recognition, formula_recognition, multi_lan; None for a plain read. "
+        "Left unset, a schema implies key_information_extraction and a custom prompt no task.",
     )
     extraction_schema: dict[str, Any] | None = Field(
         default=None,
         alias="schema",
         description="For key_information_extraction: the fields to fill (a JSON-able dict, at most 3 levels).",
     )
-    prompt: str | None = Field(default=None, description="A custom instruction (ignored by the service with a task).")
+    prompt: str | None = Field(default=None, description="A custom instruction (when no task is set).")
     pages: str | int | list[int] | None = Field(
         default=None, description="Pages to read, 1-based: '1-3,7', 5 or [1, 3]; all by default."
     )
@@ -210,8 +211,16 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
     # -- helpers ---------------------------------------------------------------------------------------------------
 
     def _options(self) -> dict[str, Any]:
+        # text_recognition unless a task, a schema or a custom prompt says otherwise (one rule: resolve_task)
+        explicit = "task" in self.model_fields_set
+        task = resolve_task(
+            self.task if explicit else None,
+            self.extraction_schema,
+            self.prompt,
+            default=None if explicit else Task.TEXT_RECOGNITION,
+        )
         options: dict[str, Any] = {
-            "task": self.task,
+            "task": task,
             "schema": self.extraction_schema,
             "prompt": self.prompt,
             "max_tokens": self.max_tokens,
