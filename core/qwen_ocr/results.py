@@ -12,7 +12,7 @@ Example::
 from __future__ import annotations
 
 import html
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -586,39 +586,43 @@ def _lines_from_words_info(
     words_info: Any, scale: tuple[float, float], frame: tuple[int, int] | None = None
 ) -> tuple[list[TextLine], int]:
     """The native protocol's text lines, mapped by ``scale`` and clipped to ``frame``; and how many were clipped."""
-    if not isinstance(words_info, list):
-        return [], 0
     sx, sy = scale
     clipped = 0
     lines: list[TextLine] = []
-    for item in words_info:
-        if not isinstance(item, Mapping):
-            continue
-        text = item.get("text")
-        loc = item.get("location")
-        rect = item.get("rotate_rect")
-        if not isinstance(text, str) or not isinstance(loc, list) or len(loc) != 8:
-            continue
-        nums = [_num(v) for v in loc]
-        if any(n is None for n in nums):
-            continue
-        location = tuple(round(n * (sx if i % 2 == 0 else sy)) for i, n in enumerate(nums if nums else []))  # type: ignore[operator]
+    for text, nums, item in _entries(words_info, "location", 8):
+        location = tuple(round(n * (sx if i % 2 == 0 else sy)) for i, n in enumerate(nums))
         location, was_clipped = _clip_location(location, frame)
         clipped += was_clipped
-        rr = _rotate_rect(rect, sx, sy) if isinstance(rect, list) else None
+        rr = _rotate_rect(item.get("rotate_rect"), sx, sy)
         if rr is None:
             rr = _rect_from_location(location)
         lines.append(TextLine(text=text, location=location, rotate_rect=rr))  # type: ignore[arg-type]
     return lines, clipped
 
 
-def _rotate_rect(rect: list[Any], sx: float, sy: float) -> tuple[float, float, float, float, float] | None:
-    if len(rect) != 5:
+def _entries(items: Any, key: str, count: int) -> Iterator[tuple[str, list[float], Mapping[str, Any]]]:
+    """``(text, numbers, entry)`` of each entry of the list ``items`` that has a ``text`` and ``count`` numbers
+    under ``key``; other entries are skipped."""
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, Mapping) and isinstance(item.get("text"), str):
+            nums = _numbers(item.get(key), count)
+            if nums is not None:
+                yield item["text"], nums, item
+
+
+def _numbers(value: Any, count: int) -> list[float] | None:
+    """``value`` as ``count`` finite numbers; ``None`` unless it is a list of that many numbers."""
+    if not isinstance(value, list) or len(value) != count:
         return None
-    nums = [_num(v) for v in rect]
-    if any(n is None for n in nums):
+    nums = [_num(v) for v in value]
+    return [n for n in nums if n is not None] if all(n is not None for n in nums) else None
+
+
+def _rotate_rect(rect: Any, sx: float, sy: float) -> tuple[float, float, float, float, float] | None:
+    nums = _numbers(rect, 5)
+    if nums is None:
         return None
-    cx, cy, w, h, angle = (float(n) for n in nums if n is not None)
+    cx, cy, w, h, angle = nums
     # Width and height lie along the rotated axes; with unequal scales this is approximate, exact when sx == sy.
     return (cx * sx, cy * sy, w * (sx + sy) / 2, h * (sx + sy) / 2, angle)
 
@@ -659,17 +663,8 @@ def _lines_from_text(
     frame = image_size if image_size is not None else (1000, 1000)
     clipped = 0
     lines: list[TextLine] = []
-    for item in items:
-        if not isinstance(item, Mapping):
-            continue
-        rect = item.get("rotate_rect")
-        text = item.get("text")
-        if not isinstance(rect, list) or len(rect) != 5 or not isinstance(text, str):
-            continue
-        nums = [_num(v) for v in rect]
-        if any(n is None for n in nums):
-            continue
-        cx, cy, w, h, angle = (float(n) for n in nums if n is not None)
+    for text, nums, _ in _entries(items, "rotate_rect", 5):
+        cx, cy, w, h, angle = nums
         # The service's convention: at angle 90 a horizontal line's "height" is its long side along x.
         # Work out the corners in the normalised square, then map each axis to pixels (an affine map).
         theta = math.radians((angle + 180.0 if angle <= 0 else angle) - 90.0)

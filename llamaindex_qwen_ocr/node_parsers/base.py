@@ -401,22 +401,6 @@ class _Drafter:
         meta.update(extra or {})
         return flat_metadata(meta)
 
-    def _draft(
-        self,
-        kind: str,
-        text: str,
-        block: Block,
-        *,
-        extra: dict[str, Any] | None = None,
-        section_text: str | None = None,
-    ) -> _Draft:
-        return _Draft(
-            kind=kind,
-            text=text,
-            metadata=self._metadata(kind, block, extra),
-            section_text=text if section_text is None else section_text,
-        )
-
     def _place(self, draft: _Draft, path: tuple[str, ...]) -> _Draft:
         """Append ``draft`` in reading order, as a child of the section of ``path`` (if any)."""
         draft.parent = self.sections.get(path) if path else None
@@ -434,12 +418,13 @@ class _Drafter:
         extra: dict[str, Any] | None = None,
         section_text: str | None = None,
     ) -> _Draft:
-        draft = self._draft(kind, text, block, extra=extra, section_text=section_text)
+        section_text = text if section_text is None else section_text
+        draft = _Draft(kind, text, self._metadata(kind, block, extra), section_text=section_text)
         return self._place(draft, block.heading_path)
 
     def _section(self, block: Block) -> None:
-        draft = self._draft("section", block.text, block, extra={"heading_level": block.level})
-        self.sections[block.heading_path] = self._place(draft, block.heading_path[:-1])
+        meta = self._metadata("section", block, {"heading_level": block.level})
+        self.sections[block.heading_path] = self._place(_Draft("section", block.text, meta), block.heading_path[:-1])
 
     def _table(self, block: Block) -> None:
         """A table's nodes: one per ``table_max_rows`` body rows, the caption and header repeated; a table too
@@ -475,7 +460,7 @@ class _Drafter:
                 "row_start": start + 1 if rows else 0,
                 "row_end": start + len(rows),
             }
-            node = self._draft("table", text, block, extra=extra, section_text=whole if part == 0 else "")
+            node = _Draft("table", text, self._metadata("table", block, extra), section_text=whole if part == 0 else "")
             if self.parser.table_summaries:
                 summary = self._summary_text(layout, rows, part, len(slices), start)
                 if layout.oversized:
