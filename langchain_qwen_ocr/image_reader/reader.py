@@ -146,7 +146,8 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
             each with ``[image k of n omitted]``; ``"keep"`` leaves them as they are.
         task: a built-in task (``"text_recognition"`` when ``None`` and no schema or prompt; any task works, e.g.
             ``"key_information_extraction"`` with ``schema``, ``"table_parsing"``).
-        schema: (also ``result_schema``) the fields to extract; implies ``key_information_extraction``.
+        schema: the fields to extract; implies ``key_information_extraction`` (``schema`` is the argument's name in
+            every integration; ``result_schema=``, where the value is stored, is still accepted: deprecated).
         prompt: a custom instruction for the OCR model (used when no task is set).
         min_pixels, max_pixels: the pixel budget of each image (the model's defaults when ``None``).
         template: ``"default"``: each image part becomes, in place, a note plus an
