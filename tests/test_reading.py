@@ -180,6 +180,7 @@ def test_metadata_is_flat_and_json_safe() -> None:
         "input_tokens": 10,
         "output_tokens": 3,
         "image_tokens": 8,
+        "total_tokens": 0,
         "page_width": 800,
         "page_height": 600,
     }

@@ -37,7 +37,7 @@ from .protocols import native, openai
 from .protocols.base import HTTPRequest, OCRCall, StreamAssembler
 from .results import OCRChunk, OCRResult, scale_rotate_rect
 from .retry import RetryPolicy
-from .tasks import Schema, Task, coerce_task, normalize_schema
+from .tasks import Schema, Task, normalize_schema, resolve_task
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_TIMEOUT", "BaseClient", "OCROptions", "Protocol", "Provider"]
 
@@ -297,9 +297,7 @@ class BaseClient:
     def _local_ocr(self, image: ImageInput, options: Mapping[str, Any]) -> OCRResult:
         """Read with the offline engine (CPU work; the async client runs this in a worker thread)."""
         engine = _local_module().get_engine()
-        task = coerce_task(options.get("task"))
-        if options.get("schema") is not None:
-            task = Task.KEY_INFORMATION_EXTRACTION
+        task = resolve_task(options.get("task"), options.get("schema"))
         result = engine.ocr(
             image,
             task=task,
@@ -338,16 +336,8 @@ class BaseClient:
         temperature: float | None = None,
     ) -> OCRCall:
         """Validate the options and prepare the image (CPU work: decode, rotate, downscale, encode)."""
-        the_task = coerce_task(task)
         the_schema = normalize_schema(schema)
-        if the_schema is not None:
-            if the_task is None:
-                the_task = Task.KEY_INFORMATION_EXTRACTION
-            elif the_task is not Task.KEY_INFORMATION_EXTRACTION:
-                raise InvalidArgumentError(
-                    f"schema= goes with task='key_information_extraction', not {the_task.value!r}.",
-                    code="InvalidSchema",
-                )
+        the_task = resolve_task(task, the_schema)
         spec = model_spec(model or self.model)
         check_call(spec, task=the_task, prompt=prompt, region=self.region)  # tasks, prompt, region: models.py
         _check_pixels(min_pixels, max_pixels, spec.max_pixels_ceiling)

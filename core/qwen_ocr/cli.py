@@ -331,7 +331,7 @@ def _render(source: str, pages: list[PageResult], fmt: str, *, many: bool) -> st
         if many or multi:
             header = f"==> {source} (page {page.label}) <==\n" if multi else f"==> {source} <==\n"
         if fmt == "markdown":
-            text = _markdown(result)
+            text = result.to_markdown()
             header = f"## {source}, page {page.label}\n\n" if (many or multi) else ""
         elif fmt == "html":
             text = _html(result)
@@ -340,14 +340,6 @@ def _render(source: str, pages: list[PageResult], fmt: str, *, many: bool) -> st
             text = result.text
         out.append(f"{header}{text.rstrip()}\n" + ("\n" if multi or many else ""))
     return "".join(out)
-
-
-def _markdown(result: OCRResult) -> str:
-    if result.tables:
-        return "\n\n".join(table.to_markdown() for table in result.tables)
-    if result.fields is not None:
-        return "```json\n" + json.dumps(result.fields, ensure_ascii=False, indent=2) + "\n```"
-    return result.text
 
 
 def _html(result: OCRResult) -> str:

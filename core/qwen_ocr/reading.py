@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from .errors import QwenOCRError
+from .page_metadata import structured_metadata
 from .results import OCRResult
 from .retry import cancel_scope, raise_if_cancelled
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from ._client import QwenOCR
     from .documents import DocumentSource, Page, PageSpec, TextLayerMode
     from .imaging import PreparedImage
+    from .rendering import ContentFormat
 
 __all__ = ["JSONValue", "PageResult", "aread_document", "read_document", "structured_metadata"]
 
@@ -82,79 +84,24 @@ class PageResult:
         """Alias of :attr:`label`."""
         return self.label
 
-    def metadata(self) -> dict[str, JSONValue]:
-        """Flat, JSON-safe facts about the page, for a document's metadata.
+    def metadata(self, *, content_format: ContentFormat = "markdown") -> dict[str, JSONValue]:
+        """The page's metadata: one key set for every integration, JSON-safe (see :mod:`qwen_ocr.page_metadata`).
 
         Keys: ``source``, ``page`` (0-based), ``page_label``, ``total_pages``, ``text_source``, then ``task``,
         ``model``, ``provider``, ``request_id``, ``finish_reason``, ``truncated``, ``input_tokens``,
-        ``output_tokens``, ``image_tokens``, ``page_width``/``page_height`` (the frame the boxes are in: the
-        image's pixels, or for a PDF page its size in PDF points), ``cache`` (``"hit"``, only when the reading
-        came from the cache), and for a failed page ``error`` (the message) and ``error_type`` (the class name).
+        ``output_tokens``, ``image_tokens``, ``total_tokens``, ``page_width``/``page_height`` (the frame the boxes
+        are in: the image's pixels, or for a PDF page its size in PDF points), ``cache`` (``"hit"``, only when the
+        reading came from the cache); the task's structure where it has one (:func:`structured_metadata`:
+        ``lines``, ``fields``, ``tables_html``, ``tables_oversized``, ``tables_truncated``, ``latex``, ``formulas``;
+        ``latex`` is left out when ``content_format="raw"``: the text is that LaTeX); and for a failed page
+        ``error`` (the message), ``error_type`` (the class name) and ``error_code``.
 
         >>> PageResult(source="a.pdf", index=0, label="1", total_pages=2).metadata()["page"]
         0
         """
-        meta: dict[str, JSONValue] = {
-            "source": self.source,
-            "page": self.index,
-            "page_label": self.label,
-            "total_pages": self.total_pages,
-            "text_source": self.text_source,
-        }
-        result = self.result
-        if result is not None:
-            meta["task"] = result.task.value if result.task is not None else None
-            meta["model"] = result.model or None
-            meta["provider"] = result.provider
-            meta["request_id"] = result.request_id
-            meta["finish_reason"] = result.finish_reason
-            meta["truncated"] = result.truncated
-            meta["input_tokens"] = result.usage.input_tokens
-            meta["output_tokens"] = result.usage.output_tokens
-            meta["image_tokens"] = result.usage.image_tokens
-            if result.image_size is not None:
-                meta["page_width"], meta["page_height"] = result.image_size
-            if result.metadata.get("cache") == "hit":
-                meta["cache"] = "hit"
-        if self.error is not None:
-            meta["error"] = str(self.error)
-            meta["error_type"] = type(self.error).__name__
-        return meta
+        from .page_metadata import page_metadata
 
-
-def structured_metadata(result: OCRResult) -> dict[str, JSONValue]:
-    """The task's structured output as JSON-safe values, for metadata that is kept but not embedded.
-
-    Only what the result has: ``lines`` (each ``{"text", "bbox": [x0, y0, x1, y1], "location": [8 ints]}`` in the
-    pixels of ``image_size``), ``fields``, ``tables_html`` (one HTML string per table), ``latex`` and ``formulas``.
-
-    >>> structured_metadata(OCRResult(text="x", formulas=["E=mc^2"]))
-    {'formulas': ['E=mc^2']}
-    """
-    out: dict[str, JSONValue] = {}
-    if result.lines:
-        out["lines"] = [
-            {"text": line.text, "bbox": list(line.bbox), "location": list(line.location)} for line in result.lines
-        ]
-    if result.fields is not None:
-        out["fields"] = _json_safe(result.fields)
-    if result.tables:
-        out["tables_html"] = [table.to_html() for table in result.tables]
-    if result.latex:
-        out["latex"] = result.latex
-    if result.formulas:
-        out["formulas"] = list(result.formulas)
-    return out
-
-
-def _json_safe(value: Any) -> JSONValue:
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return str(value)
+        return page_metadata(self, content_format=content_format)
 
 
 def read_document(

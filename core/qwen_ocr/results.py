@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import logging
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -46,6 +46,7 @@ __all__ = [
     "Usage",
     "build_result",
     "min_area_rect",
+    "parse_tables",
     "rotate_rect_corners",
     "scale_rotate_rect",
 ]
@@ -256,30 +257,29 @@ class Table(BaseModel):
         width = max((len(r) for r in grid), default=0)
         return [[v or "" for v in row] + [""] * (width - len(row)) for row in grid]
 
-    def to_markdown(self) -> str:
-        """A GitHub-flavoured Markdown table; the first row is the header, spans repeat their text.
+    def to_markdown(self, *, caption: bool = True) -> str:
+        """The table as GitHub-flavoured Markdown, laid out as every integration lays it out
+        (:class:`qwen_ocr.tables.TableLayout`): its title (the ``<caption>`` and the text of title rows, i.e.
+        leading rows without a cell per column) on a line above unless ``caption=False``, then one header row
+        (leading ``<th>`` rows merged as ``"Group / Name"``) and the body rows; spans repeat their text, blank rows
+        are left out.
 
         An :attr:`oversized` table is not laid out: its Markdown is a one-line note saying why, then its HTML (spans
         as written), one ``<tr>`` per line.
 
         >>> Table(rows=[[TableCell(text="a"), TableCell(text="b")], [TableCell(text="1")]]).to_markdown()
         '| a | b |\\n| --- | --- |\\n| 1 |  |'
+        >>> print(Table(rows=[[TableCell(text="Sales", colspan=2)], [TableCell(text="Q"), TableCell(text="EUR")],
+        ...                   [TableCell(text="Q1"), TableCell(text="10")]]).to_markdown())
+        Sales
+        <BLANKLINE>
+        | Q | EUR |
+        | --- | --- |
+        | Q1 | 10 |
         """
-        reason = self.oversized_reason
-        if reason is not None:
-            rows = self.to_html().replace("</tr>", "</tr>\n").rstrip()
-            return f"[Table too large to lay out: {reason}. Its HTML follows, spans as written.]\n{rows}"
-        grid = self.grid()
-        if not grid:
-            return ""
+        from .tables import table_markdown
 
-        def fmt(row: Sequence[str]) -> str:
-            cells = [v.replace("|", "\\|").replace("\n", "<br>") for v in row]
-            return "| " + " | ".join(cells) + " |"
-
-        lines = [fmt(grid[0]), "| " + " | ".join("---" for _ in grid[0]) + " |"]
-        lines.extend(fmt(row) for row in grid[1:])
-        return "\n".join(lines)
+        return table_markdown(self, caption=caption)
 
     def to_html(self, *, spans: _SpansMode = "as_written") -> str:
         """The table as clean HTML (cells escaped).
@@ -369,6 +369,24 @@ class OCRResult(BaseModel):
 
     def __str__(self) -> str:
         return self.text
+
+    # -- the page as text (qwen_ocr.rendering: the one policy of every integration) ---------------------------
+
+    def to_markdown(self) -> str:
+        """The page as Markdown: ``document_parsing`` LaTeX as Markdown (headings, lists, tables, ``$$``
+        formulas), HTML tables as Markdown tables (:meth:`Table.to_markdown`), fields as ``key: value`` lines,
+        other text as the model wrote it. What the LangChain and LlamaIndex integrations give by default; see
+        :mod:`qwen_ocr.rendering`."""
+        from .rendering import render
+
+        return render(self, "markdown")
+
+    def to_text(self) -> str:
+        """The page as plain text: like :meth:`to_markdown`, but ``document_parsing`` LaTeX as plain paragraphs
+        (no ``#``, ``-`` or ``$$`` marks); see :mod:`qwen_ocr.rendering`."""
+        from .rendering import render
+
+        return render(self, "text")
 
     # -- seeing the result (qwen_ocr.viz) ---------------------------------------------------------------------
 
@@ -519,14 +537,7 @@ def build_result(
         extra["parse_error"] = "; ".join(problems) + ". raw_text holds the model's output as written."
         logger.warning("qwen_ocr: a reply could not be parsed (%s); raw_text keeps it.", "; ".join(problems))
 
-    tables = [
-        Table(
-            rows=[[TableCell(**cell) for cell in row] for row in raw["rows"]],
-            caption=raw["caption"],
-            truncated=raw["truncated"],
-        )
-        for raw in parse_html_tables(raw_text)
-    ]
+    tables = parse_tables(raw_text)
     latex = body if task is Task.DOCUMENT_PARSING else None
     formulas = extract_formulas(raw_text) if task in (Task.FORMULA_RECOGNITION, Task.DOCUMENT_PARSING) else []
 
@@ -551,6 +562,23 @@ def build_result(
         provider=provider,
         metadata={**extra, **({"boxes_clipped": clipped} if clipped else {})},
     )
+
+
+def parse_tables(text: str) -> list[Table]:
+    """The HTML tables in a model's output (``<table>`` elements, or bare ``<tr>`` rows), in order; a table cut off
+    at the end of the output keeps its complete rows and is ``truncated``.
+
+    >>> parse_tables("<table><tr><td>a</td></tr></table>")[0].rows[0][0].text
+    'a'
+    """
+    return [
+        Table(
+            rows=[[TableCell(**cell) for cell in row] for row in raw["rows"]],
+            caption=raw["caption"],
+            truncated=raw["truncated"],
+        )
+        for raw in parse_html_tables(text)
+    ]
 
 
 def _normalize_fields(value: Any) -> Any:
@@ -597,12 +625,10 @@ def _lines_from_words_info(
     words_info: Any, scale: tuple[float, float], frame: tuple[int, int] | None = None
 ) -> tuple[list[TextLine], int]:
     """The native protocol's text lines, mapped by ``scale`` and clipped to ``frame``; and how many were clipped."""
-    if not isinstance(words_info, list):
-        return [], 0
     sx, sy = scale
     clipped = 0
     lines: list[TextLine] = []
-    for item in words_info:
+    for item in words_info if isinstance(words_info, list) else []:
         if not isinstance(item, Mapping):
             continue
         text = item.get("text")
@@ -628,14 +654,29 @@ def _lines_from_words_info(
     return lines, clipped
 
 
-def _rotate_rect(rect: list[Any], sx: float, sy: float) -> tuple[float, float, float, float, float] | None:
-    if len(rect) != 5:
+def _entries(items: Any, key: str, count: int) -> Iterator[tuple[str, list[float], Mapping[str, Any]]]:
+    """``(text, numbers, entry)`` of each entry of the list ``items`` that has a ``text`` and ``count`` numbers
+    under ``key``; other entries are skipped."""
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, Mapping) and isinstance(item.get("text"), str):
+            nums = _numbers(item.get(key), count)
+            if nums is not None:
+                yield item["text"], nums, item
+
+
+def _numbers(value: Any, count: int) -> list[float] | None:
+    """``value`` as ``count`` finite numbers; ``None`` unless it is a list of that many numbers."""
+    if not isinstance(value, list) or len(value) != count:
         return None
-    nums = [_num(v) for v in rect]
-    if any(n is None for n in nums):
+    nums = [_num(v) for v in value]
+    return [n for n in nums if n is not None] if all(n is not None for n in nums) else None
+
+
+def _rotate_rect(rect: Any, sx: float, sy: float) -> tuple[float, float, float, float, float] | None:
+    nums = _numbers(rect, 5)
+    if nums is None:
         return None
-    cx, cy, w, h, angle = (float(n) for n in nums if n is not None)
-    return scale_rotate_rect((cx, cy, w, h, angle), sx, sy)
+    return scale_rotate_rect(nums, sx, sy)
 
 
 def scale_rotate_rect(rect: Sequence[float], sx: float, sy: float) -> tuple[float, float, float, float, float]:
@@ -763,17 +804,8 @@ def _lines_from_text(
         frame = image_size if image_size is not None else (1000, 1000) if text_frame == NORMALIZED_FRAME else None
     clipped = 0
     lines: list[TextLine] = []
-    for item in items:
-        if not isinstance(item, Mapping):
-            continue
-        rect = item.get("rotate_rect")
-        text = item.get("text")
-        if not isinstance(rect, list) or len(rect) != 5 or not isinstance(text, str):
-            continue
-        nums = [_num(v) for v in rect]
-        if any(n is None for n in nums):
-            continue
-        written = tuple(float(n) for n in nums if n is not None)
+    for text, nums, _ in _entries(items, "rotate_rect", 5):
+        written = tuple(nums)
         corners = [(x * fx, y * fy) for x, y in rotate_rect_corners(written)]
         location, was_clipped = _clip_location(tuple(round(v) for pt in corners for v in pt), frame)
         clipped += was_clipped

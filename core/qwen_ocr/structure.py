@@ -40,8 +40,9 @@ from typing import Any, Literal
 from pylatexenc import latex2text, latexwalker, macrospec  # type: ignore[import-untyped]
 
 from .errors import InvalidArgumentError
-from .parsing import parse_html_tables, strip_fences
-from .results import OCRResult, Table, TableCell
+from .parsing import strip_fences
+from .rendering import blocks_to_text, field_rows
+from .results import OCRResult, Table, TableCell, parse_tables
 from .tasks import Task
 
 __all__ = [
@@ -129,12 +130,13 @@ def latex_to_blocks(latex: str) -> list[Block]:
 
 
 def latex_to_text(latex: str) -> str:
-    """Plain readable text of a LaTeX document or fragment: its blocks' text, separated by blank lines.
+    """Plain readable text of a LaTeX document or fragment: its blocks' text, separated by blank lines
+    (:func:`qwen_ocr.rendering.blocks_to_text`; a caption that names a table is read with the table).
 
     >>> latex_to_text(r"\\textbf{Caf\\'e} costs 5\\,\\% --- see $x^2$.")
     'Café costs 5 % — see x^2.'
     """
-    return "\n\n".join(block.text for block in latex_to_blocks(latex) if block.text)
+    return blocks_to_text(latex_to_blocks(latex))
 
 
 def blocks_from_result(result: OCRResult) -> list[Block]:
@@ -153,7 +155,7 @@ def blocks_from_result(result: OCRResult) -> list[Block]:
     if task is Task.DOCUMENT_PARSING:
         return latex_to_blocks(result.latex or result.text)
     if task is Task.KEY_INFORMATION_EXTRACTION and result.fields is not None:
-        listing = "\n".join(_field_lines(result.fields, ""))
+        listing = "\n".join(f"{key}: {value}" for key, value in field_rows(result.fields))
         return [Block(kind="fields", text=listing, index=0, fields=result.fields)]
     if task is Task.FORMULA_RECOGNITION:
         formulas = result.formulas or ([result.text.strip()] if result.text.strip() else [])
@@ -171,10 +173,14 @@ _BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 _Segment = tuple[str, list[Table] | None]
 
 
-def _split_html(text: str) -> list[_Segment]:
-    """Text cut into plain pieces and HTML table pieces (with their parsed tables), in order."""
+def _split_html(text: str, tables: Sequence[Table] = ()) -> list[_Segment]:
+    """Text cut into plain pieces and HTML table pieces (with their parsed tables), in order; in a text that holds
+    ``tables`` as their Markdown (a page's text as :mod:`qwen_ocr.rendering` wrote it), those pieces."""
     spans = [(m.start(), m.end()) for m in _HTML_TABLE.finditer(text)]
     if not spans:
+        rendered = _rendered_tables(text, tables)
+        if rendered:
+            return rendered
         lower = text.lower()
         start = lower.find("<tr")
         if start < 0:
@@ -187,22 +193,29 @@ def _split_html(text: str) -> list[_Segment]:
     for start, end in spans:
         if start > pos:
             segments.append((text[pos:start], None))
-        segments.append((text[start:end], _tables_from_html(text[start:end])))
+        segments.append((text[start:end], parse_tables(text[start:end])))
         pos = end
     if pos < len(text):
         segments.append((text[pos:], None))
     return segments
 
 
-def _tables_from_html(html: str) -> list[Table]:
-    return [
-        Table(
-            rows=[[TableCell(**cell) for cell in row] for row in raw["rows"]],
-            caption=raw["caption"],
-            truncated=raw["truncated"],
-        )
-        for raw in parse_html_tables(html)
-    ]
+def _rendered_tables(text: str, tables: Sequence[Table]) -> list[_Segment]:
+    """``text`` cut around the Markdown of each of ``tables``, in order; ``[]`` unless every table is found."""
+    segments: list[_Segment] = []
+    pos = 0
+    for table in tables:
+        markdown = table.to_markdown()
+        at = text.find(markdown, pos) if markdown else -1
+        if at < 0:
+            return []
+        if at > pos:
+            segments.append((text[pos:at], None))
+        segments.append((markdown, [table]))
+        pos = at + len(markdown)
+    if segments and pos < len(text):
+        segments.append((text[pos:], None))
+    return segments
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -217,8 +230,9 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def _text_blocks(text: str, tables: Sequence[Table] = ()) -> list[Block]:
-    """Paragraphs of plain text with HTML tables in place; ``tables`` (the result's) replace the parsed ones."""
-    segments = _split_html(text)
+    """Paragraphs of plain text with HTML (or already rendered) tables in place; ``tables`` (the result's) replace
+    the parsed ones."""
+    segments = _split_html(text, tables)
     parsed = [t for _, found in segments for t in (found or [])]
     own = list(tables) if len(tables) == len(parsed) else parsed
     queue = iter(own)
@@ -241,31 +255,6 @@ def _fallback_blocks(text: str) -> list[Block]:
     return [
         Block(kind="paragraph", text=" ".join(p.split()), index=i, latex=p) for i, p in enumerate(_paragraphs(text))
     ]
-
-
-def _field_lines(value: Any, key: str) -> list[str]:
-    """``key: value`` lines of nested JSON: ``Seller: ACME``, ``Items[0].name: pen``."""
-    if not key and not value:
-        return []
-    if isinstance(value, dict) and value:
-        out: list[str] = []
-        for k, v in value.items():
-            out.extend(_field_lines(v, f"{key}.{k}" if key else str(k)))
-        return out
-    if isinstance(value, list) and value:
-        out = []
-        for i, v in enumerate(value):
-            out.extend(_field_lines(v, f"{key}[{i}]"))
-        return out
-    return [f"{key}: {_field_value(value)}"]
-
-
-def _field_value(value: Any) -> str:
-    if value is None or value == {} or value == []:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -551,7 +540,7 @@ class _Reader:
         its trim (the parser cannot read it); ``50%`` is a percent sign, not a comment (models forget the ``\\``)."""
 
         def keep(match: re.Match[str]) -> str:
-            self._html.append(_tables_from_html(match.group(0)))
+            self._html.append(parse_tables(match.group(0)))
             return f"\n\n\\{_HTML_MACRO}{{{len(self._html) - 1}}}\n\n"
 
         text = _HTML_TABLE.sub(keep, text)
@@ -759,7 +748,7 @@ class _Reader:
                 continue
             nearest = min(captions, key=lambda c: (abs(c - i), c > i))
             table = block.table.model_copy(update={"caption": self.blocks[nearest].text})
-            self.blocks[i] = dataclasses.replace(block, table=table)
+            self.blocks[i] = dataclasses.replace(block, table=table, text=table.to_markdown())
 
 
 _VERBATIM_BODY = re.compile(

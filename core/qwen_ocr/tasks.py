@@ -24,6 +24,7 @@ __all__ = [
     "Task",
     "coerce_task",
     "normalize_schema",
+    "resolve_task",
     "schema_depth",
 ]
 
@@ -120,6 +121,43 @@ def coerce_task(task: Task | str | None) -> Task | None:
             pass
     choices = ", ".join(t.value for t in Task)
     raise InvalidArgumentError(f"Unknown task {task!r}. Use one of: {choices}.", code="InvalidTask")
+
+
+def resolve_task(
+    task: Task | str | None,
+    schema: object = None,
+    prompt: str | None = None,
+    *,
+    default: Task | str | None = None,
+) -> Task | None:
+    """The task a read runs, decided in one place for the clients, the local engine and every integration:
+
+    - the task asked for (a ``Task`` or its name);
+    - ``key_information_extraction`` when a ``schema`` is given without a task (a schema asks for fields);
+    - ``default`` when neither a task, a schema nor a custom ``prompt`` is given (``None``: no built-in task);
+    - a ``schema`` with any other task is an :class:`InvalidArgumentError`: the service would ignore it.
+
+    >>> resolve_task(None, {"Total": ""})
+    <Task.KEY_INFORMATION_EXTRACTION: 'key_information_extraction'>
+    >>> resolve_task(None, default="text_recognition")
+    <Task.TEXT_RECOGNITION: 'text_recognition'>
+    >>> resolve_task(None, prompt="Read the stamp.", default="text_recognition") is None
+    True
+    """
+    the_task = coerce_task(task)
+    if schema is not None:
+        if the_task is None:
+            return Task.KEY_INFORMATION_EXTRACTION
+        if the_task is not Task.KEY_INFORMATION_EXTRACTION:
+            raise InvalidArgumentError(
+                f"schema= goes with task='key_information_extraction', not {the_task.value!r}. Leave task out "
+                "(a schema implies it) or drop the schema.",
+                code="InvalidSchema",
+            )
+        return the_task
+    if the_task is None and prompt is None:
+        return coerce_task(default)
+    return the_task
 
 
 def schema_depth(value: Any) -> int:

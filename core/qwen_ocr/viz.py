@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import os
 import warnings
@@ -37,6 +36,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .errors import InvalidArgumentError, InvalidImageError
 from .imaging import PreparedImage, _decode_data_url, _read_path, decode_checked, open_checked
+from .rendering import field_rows
 from .results import OCRResult, Table, TextLine
 from .tasks import Task
 
@@ -413,34 +413,13 @@ def _summary(result: OCRResult) -> list[str]:
     ]
     facts.extend(f"{n} {word}{'s' if n != 1 else ''}" for n, word in counts if n)
     if result.fields:
-        facts.append(f"{len(_field_rows(result.fields))} fields")
+        facts.append(f"{len(field_rows(result.fields))} fields")
     usage = result.usage
     if usage.input_tokens or usage.output_tokens:
         facts.append(f"{usage.input_tokens:,} tokens in, {usage.output_tokens:,} out")
     if result.metadata.get("cache") == "hit":
         facts.append("from the cache")
     return facts
-
-
-def _field_rows(value: Any, key: str = "") -> list[tuple[str, str]]:
-    """``(key, value)`` rows of nested JSON: ``("Seller", "ACME")``, ``("Items[0].name", "pen")``."""
-    if isinstance(value, dict) and value:
-        rows: list[tuple[str, str]] = []
-        for k, v in value.items():
-            rows.extend(_field_rows(v, f"{key}.{k}" if key else str(k)))
-        return rows
-    if isinstance(value, list) and value:
-        rows = []
-        for i, v in enumerate(value):
-            rows.extend(_field_rows(v, f"{key}[{i}]"))
-        return rows
-    if value is None or value in ({}, []):
-        shown = ""
-    elif isinstance(value, str):
-        shown = value
-    else:
-        shown = json.dumps(value, ensure_ascii=False)
-    return [(key, shown)]
 
 
 def _clip(text: str, limit: int) -> str:
@@ -502,7 +481,7 @@ def _content_html(result: OCRResult) -> str:
             parts.append(f"<div><i>... and {more:,} more lines</i></div>")
     parts.extend(_table_block(table) for table in result.tables)
     if result.fields:
-        rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in _field_rows(result.fields))
+        rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in field_rows(result.fields))
         parts.append(f'<table class="qwen-ocr-table"><tr><th>field</th><th>value</th></tr>{rows}</table>')
     for formula in result.formulas:
         parts.append(_math(formula))
@@ -553,7 +532,7 @@ def result_text(result: OCRResult, *, limit: int = MAX_TEXT_CHARS // 10) -> str:
             out.extend(f"{i:>3}. {line.text}" for i, line in enumerate(result.lines, start=1))
         out.extend(table.to_markdown() for table in result.tables)
         if result.fields:
-            out.extend(f"{k}: {v}" for k, v in _field_rows(result.fields))
+            out.extend(f"{k}: {v}" for k, v in field_rows(result.fields))
         out.extend(f"$$ {formula} $$" for formula in result.formulas)
         if not (result.lines or result.tables or result.fields or result.formulas):
             out.append(result.text)

@@ -31,8 +31,9 @@ from qwen_ocr.errors import (
     QwenOCRError,
 )
 from qwen_ocr.reading import PageResult, aread_document, read_document
+from qwen_ocr.rendering import check_content_format
 from qwen_ocr.settings import ClientHolder
-from qwen_ocr.tasks import Task, coerce_task
+from qwen_ocr.tasks import Task, resolve_task
 
 from .documents import (
     DEFAULT_PAGE_SEPARATOR,
@@ -136,8 +137,7 @@ class ReadSettings:
             raise InvalidArgumentError(f"mode={mode!r}; use one of {', '.join(map(repr, MODES))}.")
         if on_error not in ON_ERROR:
             raise InvalidArgumentError(f"on_error={on_error!r}; use one of {', '.join(map(repr, ON_ERROR))}.")
-        if content_format not in ("markdown", "raw"):
-            raise InvalidArgumentError(f"content_format={content_format!r}; use 'markdown' or 'raw'.")
+        check_content_format(content_format)
         if max_concurrency is not None and (
             isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
         ):
@@ -153,9 +153,7 @@ class ReadSettings:
                 f"ocr_options has {', '.join(map(repr, unknown))}; it takes {', '.join(sorted(_OCR_OPTIONS))} "
                 "(task, schema, prompt and model are arguments of their own)."
             )
-        coerced = coerce_task(task)
-        if coerced is None and schema is not None:
-            coerced = Task.KEY_INFORMATION_EXTRACTION
+        coerced = resolve_task(task, schema, prompt)
         if show_progress:
             _tqdm()  # fail now, not after the first page
         options: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}

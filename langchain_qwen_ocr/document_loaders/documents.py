@@ -1,12 +1,16 @@
 """Page results into LangChain ``Document`` objects: one per page, one per file, or one per element.
 
-Every metadata value is JSON (``json.dumps`` accepts it), so vector stores take the documents as they are.
+Every metadata value is JSON (``json.dumps`` accepts it), so vector stores take the documents as they are. The text
+and the keys are core's page policy, the same as the LlamaIndex reader's: the text is
+:func:`qwen_ocr.rendering.render` in the chosen :data:`ContentFormat`, the keys those of
+:meth:`qwen_ocr.PageResult.metadata` (declared in :mod:`qwen_ocr.page_metadata`).
 
-Page mode (:func:`page_document`): the page's text, tables as Markdown (their HTML in ``tables_html``), and the
-keys of :meth:`qwen_ocr.PageResult.metadata` (``source``, ``page`` 0-based, ``page_label``, ``total_pages``,
-``text_source``, ``task``, ``model``, ``provider``, ``request_id``, ``finish_reason``, ``truncated``,
-``input_tokens``, ``output_tokens``, ``image_tokens``, ``page_width``, ``page_height``) plus the task's structure
-(``lines`` with boxes, ``fields``, ``tables_html``, ``formulas``; see :func:`qwen_ocr.structured_metadata`).
+Page mode (:func:`page_document`): the page's text (Markdown by default: tables as Markdown tables with their HTML
+in ``tables_html``, ``document_parsing`` LaTeX as Markdown with the LaTeX in ``latex``, fields as ``key: value``
+lines with the JSON in ``fields``) and the page's keys (``source``, ``page`` 0-based, ``page_label``,
+``total_pages``, ``text_source``, ``task``, ``model``, ``provider``, ``request_id``, ``finish_reason``,
+``truncated``, tokens, ``page_width``, ``page_height``, and the task's structure: ``lines`` with boxes, ``fields``,
+``tables_html``, ``latex``, ``formulas``).
 
 Single mode (:class:`SingleDocumentBuilder`): the pages of one file joined by a separator, with ``page_offsets``
 (``[[start_char, page], ...]``) so that a chunk's ``start_index`` maps back to its page (:func:`page_for_offset`).
@@ -31,19 +35,18 @@ Example::
 from __future__ import annotations
 
 import bisect
-import re
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 
-from qwen_ocr.reading import JSONValue, PageResult, structured_metadata
-from qwen_ocr.tasks import Task
+from qwen_ocr.page_metadata import STRUCTURE_KEYS, json_safe, structured_metadata
+from qwen_ocr.reading import JSONValue, PageResult
+from qwen_ocr.rendering import ContentFormat, blocks_to_markdown, render, tables_to_markdown, without_table_captions
 
 if TYPE_CHECKING:
     from qwen_ocr.errors import QwenOCRError
-    from qwen_ocr.results import OCRResult, Table
-    from qwen_ocr.structure import Block
+    from qwen_ocr.results import OCRResult
 
 __all__ = [
     "DEFAULT_PAGE_SEPARATOR",
@@ -60,149 +63,27 @@ __all__ = [
     "tables_to_markdown",
 ]
 
-ContentFormat = Literal["markdown", "raw"]
-"""What ``page_content`` holds. ``"markdown"`` (default): tables as Markdown tables (rows on lines of their own,
-which a text splitter cuts between rows, never inside a tag; the HTML stays in ``metadata["tables_html"]``) and a
-``document_parsing`` page's LaTeX as Markdown (headings, lists, tables, ``$$`` formulas; the LaTeX stays in
-``metadata["latex"]``). A table too large to lay out as a grid (:attr:`qwen_ocr.Table.oversized`: its spans would
-expand it past ``MAX_TABLE_CELLS`` slots) is a one-line note and its HTML instead, and ``tables_oversized`` (page
-and single mode) or ``table_oversized`` (elements mode) in metadata says so. ``"raw"``: the model's text as it
-wrote it."""
-
 DEFAULT_PAGE_SEPARATOR = "\n\n"
 """What joins the pages of a file in single mode: a blank line, the first place a ``RecursiveCharacterTextSplitter``
 cuts, so chunks tend to end at page ends."""
 
-_TABLE_HTML = re.compile(r"<table\b.*?(?:</table\s*>|\Z)", re.IGNORECASE | re.DOTALL)
-_BLANK_LINES = re.compile(r"\n{3,}")
 
-
-# -- text ------------------------------------------------------------------------------------------------------
-
-
-def tables_to_markdown(text: str, tables: Sequence[Table]) -> str:
-    """``text`` with each HTML ``<table>`` replaced by its Markdown (the caption on a line above it).
-
-    ``tables`` are the result's parsed tables, in the order they appear. When the two cannot be matched one to one
-    (a table nested in a table, stray rows), the text is returned unchanged: the HTML stays, nothing is lost.
-
-    >>> from qwen_ocr.results import Table, TableCell
-    >>> t = Table(rows=[[TableCell(text="a"), TableCell(text="b")], [TableCell(text="1"), TableCell(text="2")]])
-    >>> print(tables_to_markdown("Totals:<table><tr><td>a</td><td>b</td></tr><tr><td>1</td><td>2</td></tr></table>",
-    ...                          [t]))
-    Totals:
-    <BLANKLINE>
-    | a | b |
-    | --- | --- |
-    | 1 | 2 |
-    """
-    if not tables:
-        return text
-    spans = list(_TABLE_HTML.finditer(text))
-    if not spans:
-        # Rows without a <table> tag: the parser wrapped the whole output as one table.
-        if len(tables) == 1 and "<tr" in text.lower() and text.lstrip().lower().startswith("<tr"):
-            return _markdown(tables[0])
-        return text
-    if len(spans) != len(tables):
-        return text
-    parts: list[str] = []
-    position = 0
-    for match, table in zip(spans, tables, strict=True):
-        parts.append(text[position : match.start()])
-        parts.append(f"\n\n{_markdown(table)}\n\n")
-        position = match.end()
-    parts.append(text[position:])
-    return _BLANK_LINES.sub("\n\n", "".join(parts)).strip()
-
-
-def _markdown(table: Table) -> str:
-    body = table.to_markdown()
-    return f"{table.caption}\n\n{body}" if table.caption else body
+# -- text and metadata -----------------------------------------------------------------------------------------
 
 
 def page_text(result: OCRResult | None, content_format: ContentFormat = "markdown") -> str:
-    """The text of a page for ``page_content`` (see :data:`ContentFormat`)."""
-    if result is None:
-        return ""
-    if content_format == "raw":
-        return result.text
-    if result.task is Task.DOCUMENT_PARSING:
-        from qwen_ocr.structure import blocks_from_result
-
-        return blocks_to_markdown(blocks_from_result(result)) or result.text
-    if result.tables:
-        return tables_to_markdown(result.text, result.tables)
-    return result.text
-
-
-def blocks_to_markdown(blocks: Sequence[Block]) -> str:
-    """Blocks as Markdown: ``#`` headings (the title ``#``, ``\\section`` ``##``, ...), ``-`` list items indented by
-    depth, Markdown tables, ``$$`` display formulas, paragraphs; blank lines between blocks.
-
-    >>> from qwen_ocr.structure import latex_to_blocks
-    >>> latex = r"\\section{Intro} Some text. \\begin{itemize}\\item one\\end{itemize}"
-    >>> print(blocks_to_markdown(latex_to_blocks(latex)))
-    ## Intro
-    <BLANKLINE>
-    Some text.
-    <BLANKLINE>
-    - one
-    """
-    parts: list[str] = []
-    previous: str | None = None
-    for block in blocks:
-        text = block.text.strip()
-        if not text:
-            continue
-        if block.kind == "title":
-            rendered = f"# {text}"
-        elif block.kind == "heading":
-            rendered = f"{'#' * min(6, max(1, block.level + 1))} {text}"
-        elif block.kind == "list_item":
-            rendered = f"{'  ' * max(0, block.level - 1)}- {text}"
-        elif block.kind == "formula":
-            rendered = f"$$\n{text}\n$$"
-        else:
-            rendered = text
-        if parts:
-            parts.append("\n" if block.kind == previous == "list_item" else "\n\n")
-        parts.append(rendered)
-        previous = block.kind
-    return "".join(parts)
-
-
-# -- metadata --------------------------------------------------------------------------------------------------
+    """The text of a page for ``page_content``: :func:`qwen_ocr.rendering.render` (see :data:`ContentFormat`)."""
+    return render(result, content_format)
 
 
 def page_metadata(
     page: PageResult, source: str | None = None, *, content_format: ContentFormat = "markdown"
 ) -> dict[str, JSONValue]:
-    """The page's flat keys and its task's structure, JSON-safe; ``source`` replaces the document's name.
-
-    ``latex`` (``document_parsing``) is kept when ``page_content`` is its Markdown, left out when it is the LaTeX.
-    ``tables_oversized`` lists the 0-based indices (in ``tables_html``) of tables too large to lay out as a grid.
-    """
-    meta = page.metadata()
+    """The page's keys (:meth:`qwen_ocr.PageResult.metadata`), JSON-safe; ``source`` replaces the document's name."""
+    meta = page.metadata(content_format=content_format)
     if source is not None:
         meta["source"] = source
-    if page.error is not None:
-        meta["error_code"] = page.error.code
-    result = page.result
-    if result is not None:
-        structure = structured_metadata(result)
-        if content_format == "raw":
-            structure.pop("latex", None)
-        meta.update(structure)
-        oversized = _oversized_tables(result)
-        if oversized:
-            meta["tables_oversized"] = list(oversized)
     return meta
-
-
-def _oversized_tables(result: OCRResult) -> list[JSONValue]:
-    """The 0-based indices of the result's tables that are too large to lay out (their text is a note and HTML)."""
-    return [i for i, table in enumerate(result.tables) if table.oversized]
 
 
 def error_metadata(error: QwenOCRError) -> dict[str, JSONValue]:
@@ -238,10 +119,11 @@ class SingleDocumentBuilder:
     ``page_offsets`` (``[[start_char, page], ...]``: where each page's text starts in ``page_content``),
     ``page_sizes`` (``[[width, height], ...]`` per page, the frame of its boxes; ``null`` when not known),
     ``text_source`` (``"ocr"``, ``"text_layer"`` or ``"mixed"``), ``task``, ``model``, ``provider``,
-    ``request_ids``, ``truncated`` (any page cut off), the summed ``input_tokens``, ``output_tokens`` and
-    ``image_tokens``; then, where the task gave them, ``lines`` (each with its ``page``), ``fields``
-    (``[{"page", "fields"}, ...]``), ``tables_html``, ``tables_oversized`` (``[[page, table], ...]``: tables too
-    large to lay out, whose text is a note and their HTML) and ``formulas``; and ``errors``
+    ``request_ids``, ``truncated`` (any page cut off), the summed ``input_tokens``, ``output_tokens``,
+    ``image_tokens`` and ``total_tokens``; then, where the task gave them, ``lines`` (each with its ``page``),
+    ``fields`` (``[{"page", "fields"}, ...]``), ``tables_html``, ``tables_oversized`` (``[[page, table], ...]``:
+    tables too large to lay out, whose text is a note and their HTML), ``tables_truncated`` (``[[page, table],
+    ...]``: tables the output was cut off inside) and ``formulas``; and ``errors``
     (``[{"page", "error", "error_type", "error_code"}, ...]``) for pages that failed, which add no text.
 
     Example::
@@ -270,11 +152,12 @@ class SingleDocumentBuilder:
         self._first: dict[str, JSONValue] = {}
         self._request_ids: list[str] = []
         self._truncated = False
-        self._tokens = {"input_tokens": 0, "output_tokens": 0, "image_tokens": 0}
+        self._tokens = {"input_tokens": 0, "output_tokens": 0, "image_tokens": 0, "total_tokens": 0}
         self._lines: list[JSONValue] = []
         self._fields: list[JSONValue] = []
         self._tables: list[JSONValue] = []
         self._oversized: list[JSONValue] = []
+        self._cut_off: list[JSONValue] = []
         self._formulas: list[JSONValue] = []
         self._errors: list[JSONValue] = []
 
@@ -314,14 +197,15 @@ class SingleDocumentBuilder:
         self._tokens["input_tokens"] += result.usage.input_tokens
         self._tokens["output_tokens"] += result.usage.output_tokens
         self._tokens["image_tokens"] += result.usage.image_tokens
+        self._tokens["total_tokens"] += result.usage.total_tokens
         structure = structured_metadata(result)
         for line in structure.get("lines") or []:  # type: ignore[union-attr]
             if isinstance(line, dict):
                 self._lines.append({"page": page.index, **line})
         if "fields" in structure:
             self._fields.append({"page": page.index, "fields": structure["fields"]})
-        for index in _oversized_tables(result):
-            self._oversized.append([page.index, index])
+        for key, found in (("tables_oversized", self._oversized), ("tables_truncated", self._cut_off)):
+            found.extend([page.index, index] for index in structure.get(key) or [])  # type: ignore[union-attr]
         self._tables.extend(structure.get("tables_html") or [])  # type: ignore[arg-type]
         self._formulas.extend(structure.get("formulas") or [])  # type: ignore[arg-type]
 
@@ -351,6 +235,7 @@ class SingleDocumentBuilder:
             ("fields", self._fields),
             ("tables_html", self._tables),
             ("tables_oversized", self._oversized),
+            ("tables_truncated", self._cut_off),
             ("formulas", self._formulas),
             ("errors", self._errors),
         ):
@@ -378,7 +263,6 @@ def page_for_offset(metadata: Mapping[str, Any], offset: int) -> int | None:
 
 # -- elements mode ---------------------------------------------------------------------------------------------
 
-_PAGE_ONLY_KEYS = ("lines", "fields", "tables_html", "tables_oversized", "formulas", "latex")
 _LEVELLED = ("title", "heading", "list_item")
 
 
@@ -387,26 +271,27 @@ def element_documents(page: PageResult, source: str | None = None) -> list[Docum
     :func:`error_document`).
 
     Metadata: the page's flat keys (``source``, ``page``, ``page_label``, ``total_pages``, ``task``, ``model``,
-    usage, ``page_width``/``page_height``, ...; not its ``lines``, ``fields``, ``tables_html``), then
+    usage, ``page_width``/``page_height``, ...; not its structure: ``lines``, ``fields``, ``tables_html``, ...), then
     ``category`` (``"title"``, ``"heading"``, ``"paragraph"``, ``"list_item"``, ``"table"``, ``"formula"``,
     ``"caption"``, ``"fields"`` or ``"line"``), ``element_index`` (reading order on the page), ``heading_path``
     (the enclosing headings joined by ``" > "``, ``""`` outside any), and where they apply ``level`` (titles,
     headings, list items), ``bbox`` (``[left, top, right, bottom]`` of a text line, in the frame of
     ``page_width`` x ``page_height``), ``table_html`` (a table, whose text is its Markdown), ``table_oversized``
     (``True`` for a table too large to lay out, whose text is a note and its HTML), ``latex`` (a formula) and
-    ``fields`` (the extracted JSON).
+    ``fields`` (the extracted JSON). A caption that names a table is read with the table (its text starts with
+    it), not as an element of its own.
     """
     from qwen_ocr.structure import blocks_from_result
 
     result = page.result
     if result is None:
         return []
-    base = {k: v for k, v in page_metadata(page, source).items() if k not in _PAGE_ONLY_KEYS}
+    base = {k: v for k, v in page_metadata(page, source).items() if k not in STRUCTURE_KEYS}
     docs: list[Document] = []
-    for block in blocks_from_result(result):
+    for index, block in enumerate(without_table_captions(blocks_from_result(result))):
         meta: dict[str, JSONValue] = dict(base)
         meta["category"] = block.kind
-        meta["element_index"] = block.index
+        meta["element_index"] = index
         meta["heading_path"] = " > ".join(block.heading_path)
         if block.kind in _LEVELLED:
             meta["level"] = block.level
@@ -419,16 +304,6 @@ def element_documents(page: PageResult, source: str | None = None) -> list[Docum
         if block.kind == "formula" and block.latex:
             meta["latex"] = block.latex
         if block.fields is not None:
-            meta["fields"] = _json(block.fields)
+            meta["fields"] = json_safe(block.fields)
         docs.append(Document(page_content=block.text, metadata=meta))
     return docs
-
-
-def _json(value: Any) -> JSONValue:
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json(v) for v in value]
-    return str(value)

@@ -73,8 +73,8 @@ class QwenOCRLoader(BaseLoader):
             its metadata, so nothing is dropped silently). Errors that would fail every page alike (a missing or
             wrong key, no access to the model, an exhausted quota, a bad option) are raised in every case.
         show_progress: a tqdm progress bar of pages (needs ``tqdm``).
-        content_format: tables in ``page_content`` as ``"markdown"`` (default; their HTML is in
-            ``metadata["tables_html"]``) or as the model's ``"html"``.
+        content_format: ``page_content`` as ``"markdown"`` (default), ``"text"`` or the model's ``"raw"`` text
+            (:mod:`qwen_ocr.rendering`; the same text as the LlamaIndex reader gives).
         page_separator: what joins pages in single mode (a blank line by default).
         ocr_options: further request options: ``min_pixels``, ``max_pixels``, ``enable_rotate``, ``max_tokens``,
             ``temperature``.

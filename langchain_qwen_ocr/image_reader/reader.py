@@ -32,7 +32,7 @@ from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validat
 from qwen_ocr import AsyncQwenOCR, OCRResult, QwenOCR, QwenOCRError, Task
 from qwen_ocr.imaging import ImageInput
 from qwen_ocr.settings import ClientHolder
-from qwen_ocr.tasks import coerce_task, normalize_schema
+from qwen_ocr.tasks import coerce_task, normalize_schema, resolve_task
 
 from .parts import ImageRef, check_allowed_dir, find_image_parts, load_image
 from .templates import ImageText, check_template, error_mark, higress_prompt, omitted_mark, render_inline
@@ -83,12 +83,8 @@ def ocr_options(
     >>> ocr_options(task=None, schema={"Total": ""}, prompt=None)["task"]
     <Task.KEY_INFORMATION_EXTRACTION: 'key_information_extraction'>
     """
-    if task is None and schema is not None:
-        task = Task.KEY_INFORMATION_EXTRACTION
-    elif task is None and prompt is None:
-        task = Task.TEXT_RECOGNITION
     options: dict[str, Any] = {
-        "task": task,
+        "task": resolve_task(task, schema, prompt, default=Task.TEXT_RECOGNITION),
         "schema": dict(schema) if schema is not None else None,
         "prompt": prompt,
         "min_pixels": min_pixels,
@@ -150,7 +146,8 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
             each with ``[image k of n omitted]``; ``"keep"`` leaves them as they are.
         task: a built-in task (``"text_recognition"`` when ``None`` and no schema or prompt; any task works, e.g.
             ``"key_information_extraction"`` with ``schema``, ``"table_parsing"``).
-        schema: (also ``result_schema``) the fields to extract; implies ``key_information_extraction``.
+        schema: the fields to extract; implies ``key_information_extraction`` (``schema`` is the argument's name in
+            every integration; ``result_schema=``, where the value is stored, is still accepted: deprecated).
         prompt: a custom instruction for the OCR model (used when no task is set).
         min_pixels, max_pixels: the pixel budget of each image (the model's defaults when ``None``).
         template: ``"default"``: each image part becomes, in place, a note plus an
@@ -235,8 +232,7 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
 
     @model_validator(mode="after")
     def _check_task_and_schema(self) -> ImageReader:
-        if self.result_schema is not None and self.task not in (None, Task.KEY_INFORMATION_EXTRACTION):
-            raise ValueError(f"schema goes with task='key_information_extraction', not {self.task.value!r}.")
+        resolve_task(self.task, self.result_schema)  # a schema with another task: a ValueError, as pydantic wants
         return self
 
     @property

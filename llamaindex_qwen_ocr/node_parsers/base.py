@@ -3,9 +3,8 @@ nodes: sections with their parts, paragraphs, tables (with summary ``IndexNode``
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,14 +12,15 @@ from llama_index.core.bridge.pydantic import Field
 from llama_index.core.llms import LLM
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.node_parser.interface import IdFuncCallable, NodeParser
-from llama_index.core.schema import BaseNode, Document, IndexNode, NodeRelationship, RelatedNodeInfo, TextNode
+from llama_index.core.schema import BaseNode, Document, IndexNode, NodeRelationship, TextNode
 from llama_index.core.utils import get_tokenizer, get_tqdm_iterable
 
-from qwen_ocr.results import Table
+from qwen_ocr.page_metadata import STRUCTURE_KEYS, flat_metadata, result_from_metadata
+from qwen_ocr.rendering import without_table_captions
 from qwen_ocr.structure import Block, blocks_from_result
+from qwen_ocr.tables import TableLayout
 
-from .._metadata import RAW_KEYS, hidden_keys, result_from_metadata
-from ._tables import TableLayout
+from .._metadata import hidden_keys
 
 __all__ = ["QwenOCRNodeParser", "stable_id_func"]
 
@@ -40,18 +40,34 @@ def stable_id_func(i: int, doc: BaseNode) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{doc.node_id}\x00{i}"))
 
 
-@dataclass
+@dataclass(eq=False)
 class _Draft:
-    """A node before it has an id: its text, own metadata and place in the structure."""
+    """A node before it has an id: its text, own metadata and place in the structure (drafts refer to each other
+    by reference; ids are given when the page's nodes are built)."""
 
     kind: str
     text: str
     metadata: dict[str, Any]
-    parent: int | None = None
-    children: list[int] = field(default_factory=list)
-    summary_of: int | None = None  # for a table summary: the draft of the table node it stands for
+    parent: _Draft | None = None
+    children: list[_Draft] = field(default_factory=list)
+    summary_of: _Draft | None = None  # for a table summary: the table node it stands for
     section_text: str | None = None  # what this draft adds to its enclosing sections' text
     table_markdown: str = ""  # for a summary: the table the optional LLM describes
+
+    def summary_prompt(self) -> str:
+        """What the optional LLM is asked about a summary's table."""
+        return (
+            "Here is a table from a scanned document.\n\n"
+            f"{self.table_markdown}\n\n"
+            "Describe in one or two sentences what this table is about, naming what its rows and columns hold, so "
+            "that it can be found by search. Answer with the sentences only."
+        )
+
+    def describe(self, description: str) -> None:
+        """Put the LLM's description of a summary's table first, on its own line."""
+        description = description.strip()
+        if description:
+            self.text = f"{description}\n{self.text}"
 
 
 class QwenOCRNodeParser(NodeParser):
@@ -63,19 +79,20 @@ class QwenOCRNodeParser(NodeParser):
       packed up to ``chunk_size`` tokens), **table** nodes, **formula** nodes (LaTeX text) and **caption** nodes.
       Subsections are children of their section. The title and text before the first heading have no parent.
     - ``table_parsing`` (and tables in any other output): **table** nodes, see below.
-    - ``key_information_extraction``: one **fields** node (``key: value`` lines; ``fields_json`` in metadata).
+    - ``key_information_extraction``: one **fields** node (``key: value`` lines; ``fields`` in metadata, as JSON).
     - ``advanced_recognition``: **text** nodes of lines packed up to ``chunk_size`` tokens, each with the box
-      around its lines (``bbox_json``) and the lines with their boxes (``lines_json``).
+      around its lines (``bbox``) and the lines with their boxes (``lines``), as JSON.
     - anything else (plain OCR, text-layer pages, documents from other readers): **text** nodes of paragraphs.
 
-    Table nodes: Markdown text (the caption on the first line when there is one, then the header row and at most
+    Table nodes: Markdown text laid out as everywhere (:mod:`qwen_ocr.tables`: the caption or title rows on the
+    first line when there are any, then the header row and at most
     ``table_max_rows`` body rows; a longer table becomes several nodes, each repeating caption and header), with
     metadata ``table_html``, ``n_rows`` (body rows: header and blank rows not counted), ``n_cols``,
     ``truncated`` (the model's output was cut off inside the table: only its complete rows are there),
     ``table_index`` (0-based on the page), ``table_part``/``table_parts`` and ``row_start``/``row_end`` (1-based
     body rows of this node) and ``caption``. A table too large to lay out as a grid (``Table.oversized``: its spans
     would expand it past ``MAX_TABLE_CELLS`` slots) is one node whose text is a note and its HTML, with
-    ``oversized`` ``True`` (its ``n_rows`` and ``n_cols`` count cells as written; its summary says it is too large
+    ``table_oversized`` ``True`` (its ``n_rows`` and ``n_cols`` count cells as written; its summary says it is too large
     to lay out). Each table node has a **table_summary** ``IndexNode`` whose ``index_id`` is that table node's id
     (a split table has one summary per part, so that a question about a row leads to the part holding it) and
     whose text is ``"Table <caption>: columns <header>; <n> rows; page <page_label>"`` (``"1 row"`` for one; no
@@ -86,8 +103,10 @@ class QwenOCRNodeParser(NodeParser):
 
     Every node has ``node_kind``, ``page`` (0-based), ``page_label``, ``file_name``/``file_path`` and, if it has them,
     ``heading_path`` (``" > "``-joined), ``heading_level``, ``block_index`` (the reading-order index of its first
-    block) and ``bbox_json``; the page document's metadata is merged in (``include_metadata``), except its raw
-    structured output (``latex``, ``html``, ``lines_json``, ...), which stays on the page document.
+    block) and ``bbox``; the page document's metadata is merged in (``include_metadata``), except its structured
+    output (``latex``, ``tables_html``, ``lines``, ...: :data:`qwen_ocr.page_metadata.STRUCTURE_KEYS`), which stays
+    on the page document. The keys' names are core's (:mod:`qwen_ocr.page_metadata`), lists and objects as JSON
+    text; which of them are embedded follows each key's flag (:data:`llamaindex_qwen_ocr._metadata.KEYS`).
     Relationships: ``SOURCE`` is the page document; ``PARENT``/``CHILD`` link sections to their parts;
     ``PREVIOUS``/``NEXT`` link the page's content nodes in reading order (sections and summaries are not in that
     chain). Ids come from ``id_func``, by default :func:`stable_id_func`: parsing the same page again gives the
@@ -129,47 +148,34 @@ class QwenOCRNodeParser(NodeParser):
     # -- NodeParser --------------------------------------------------------------------------------------------
 
     def _parse_nodes(self, nodes: Sequence[BaseNode], show_progress: bool = False, **kwargs: Any) -> list[BaseNode]:
-        out: list[BaseNode] = []
-        for node in get_tqdm_iterable(nodes, show_progress, "Parsing pages"):
-            drafts = self._drafts(node)
-            if self.llm is not None:
-                for draft in drafts:
-                    if draft.summary_of is not None:
-                        answer = self.llm.complete(self._summary_prompt(draft)).text
-                        draft.text = _with_description(answer, draft.text)
-            out.extend(self._build(drafts, node))
-        return out
+        pages = [(node, self._drafts(node)) for node in get_tqdm_iterable(nodes, show_progress, "Parsing pages")]
+        if self.llm is not None:
+            for draft in _summaries(pages):
+                draft.describe(self.llm.complete(draft.summary_prompt()).text)
+        return [built for node, drafts in pages for built in self._build(drafts, node)]
 
     async def _aparse_nodes(
         self, nodes: Sequence[BaseNode], show_progress: bool = False, **kwargs: Any
     ) -> list[BaseNode]:
-        out: list[BaseNode] = []
-        for node in get_tqdm_iterable(nodes, show_progress, "Parsing pages"):
-            drafts = self._drafts(node)
-            if self.llm is not None:
-                for draft in drafts:
-                    if draft.summary_of is not None:
-                        answer = (await self.llm.acomplete(self._summary_prompt(draft))).text
-                        draft.text = _with_description(answer, draft.text)
-            out.extend(self._build(drafts, node))
-        return out
+        pages = [(node, self._drafts(node)) for node in get_tqdm_iterable(nodes, show_progress, "Parsing pages")]
+        if self.llm is not None:
+            for draft in _summaries(pages):
+                draft.describe((await self.llm.acomplete(draft.summary_prompt())).text)
+        return [built for node, drafts in pages for built in self._build(drafts, node)]
 
     def _postprocess_parsed_nodes(self, nodes: list[BaseNode], parent_doc_map: dict[str, Document]) -> list[BaseNode]:
         """The base class's work (``SOURCE``, character offsets, the page's metadata merged in), then: the page's
-        raw output is dropped from the nodes, the hidden keys are updated, and ``PREVIOUS``/``NEXT`` follow the
+        structured output is dropped from the nodes, the hidden keys are updated, and ``PREVIOUS``/``NEXT`` follow the
         reading order of each page's content nodes."""
         own = [set(node.metadata) for node in nodes]
         nodes = super()._postprocess_parsed_nodes(nodes, parent_doc_map)
         for node, keys in zip(nodes, own, strict=True):
-            for key in RAW_KEYS:
+            for key in STRUCTURE_KEYS:
                 if key not in keys:
                     node.metadata.pop(key, None)
-            node.excluded_embed_metadata_keys = sorted(
-                set(node.excluded_embed_metadata_keys) - set(RAW_KEYS) | set(hidden_keys(node.metadata))
-            )
-            node.excluded_llm_metadata_keys = sorted(
-                set(node.excluded_llm_metadata_keys) - set(RAW_KEYS) | set(hidden_keys(node.metadata))
-            )
+            hidden = set(hidden_keys(node.metadata))
+            node.excluded_embed_metadata_keys = _excluded(node.excluded_embed_metadata_keys, hidden)
+            node.excluded_llm_metadata_keys = _excluded(node.excluded_llm_metadata_keys, hidden)
             node.relationships.pop(NodeRelationship.PREVIOUS, None)
             node.relationships.pop(NodeRelationship.NEXT, None)
         if self.include_prev_next_rel:
@@ -227,51 +233,53 @@ class QwenOCRNodeParser(NodeParser):
         meta = doc.metadata
         text = doc.get_content()
         result = result_from_metadata(meta, text)
-        if not text.strip() and not any(meta.get(key) for key in RAW_KEYS):
+        if not text.strip() and not any(meta.get(key) for key in STRUCTURE_KEYS):
             return []
         blocks = blocks_from_result(result)
         base = {key: meta[key] for key in _PAGE_KEYS if key in meta}
         return _Drafter(self, base, str(meta.get("page_label", ""))).run(blocks)
 
     def _build(self, drafts: list[_Draft], doc: BaseNode) -> list[BaseNode]:
-        ids = [self.id_func(i, doc) for i in range(len(drafts))]
+        """The page's nodes: ids by position (``id_func``), relationships from the drafts' references."""
         source = {NodeRelationship.SOURCE: doc.as_related_node_info()}
-        excluded_embed = set(doc.excluded_embed_metadata_keys) - set(RAW_KEYS)
-        excluded_llm = set(doc.excluded_llm_metadata_keys) - set(RAW_KEYS)
-        built: list[TextNode] = []
-        for i, draft in enumerate(drafts):
-            hidden = set(hidden_keys(draft.metadata))
+        excluded_embed = set(doc.excluded_embed_metadata_keys)
+        excluded_llm = set(doc.excluded_llm_metadata_keys)
+        ids = {draft: self.id_func(i, doc) for i, draft in enumerate(drafts)}
+        built: dict[_Draft, TextNode] = {}
+        for draft in drafts:
+            hidden = set(hidden_keys(draft.metadata, own=draft.metadata))
             common: dict[str, Any] = {
-                "id_": ids[i],
+                "id_": ids[draft],
                 "text": draft.text,
                 "metadata": draft.metadata,
-                "excluded_embed_metadata_keys": sorted(excluded_embed | hidden),
-                "excluded_llm_metadata_keys": sorted(excluded_llm | hidden),
+                "excluded_embed_metadata_keys": _excluded(excluded_embed, hidden),
+                "excluded_llm_metadata_keys": _excluded(excluded_llm, hidden),
                 "metadata_template": getattr(doc, "metadata_template", "{key}: {value}"),
                 "metadata_separator": getattr(doc, "metadata_separator", "\n"),
                 "text_template": getattr(doc, "text_template", "{metadata_str}\n\n{content}"),
                 "relationships": dict(source),
             }
-            node: TextNode
-            if draft.summary_of is not None:
-                node = IndexNode(index_id=ids[draft.summary_of], **common)
+            if draft.summary_of is None:
+                built[draft] = TextNode(**common)
             else:
-                node = TextNode(**common)
-            built.append(node)
-        for i, draft in enumerate(drafts):
+                built[draft] = IndexNode(index_id=ids[draft.summary_of], **common)
+        for draft, node in built.items():
             if draft.parent is not None:
-                built[i].relationships[NodeRelationship.PARENT] = _related(built[draft.parent])
+                node.relationships[NodeRelationship.PARENT] = built[draft.parent].as_related_node_info()
             if draft.children:
-                built[i].relationships[NodeRelationship.CHILD] = [_related(built[c]) for c in draft.children]
-        return list(built)
+                node.relationships[NodeRelationship.CHILD] = [built[c].as_related_node_info() for c in draft.children]
+        return list(built.values())
 
-    def _summary_prompt(self, draft: _Draft) -> str:
-        return (
-            "Here is a table from a scanned document.\n\n"
-            f"{draft.table_markdown}\n\n"
-            "Describe in one or two sentences what this table is about, naming what its rows and columns hold, so "
-            "that it can be found by search. Answer with the sentences only."
-        )
+
+def _summaries(pages: Sequence[tuple[BaseNode, list[_Draft]]]) -> Iterator[_Draft]:
+    """The table summaries among the pages' drafts (what the optional LLM describes)."""
+    return (draft for _, drafts in pages for draft in drafts if draft.summary_of is not None)
+
+
+def _excluded(keys: Sequence[str] | set[str], hidden: set[str]) -> list[str]:
+    """``keys`` (the page document's excluded keys, without its structured output, which nodes do not carry) and
+    ``hidden``, sorted."""
+    return sorted(set(keys) - set(STRUCTURE_KEYS) | hidden)
 
 
 def _continues(last: Block, block: Block) -> bool:
@@ -283,15 +291,6 @@ def _continues(last: Block, block: Block) -> bool:
     return block.kind in _FLOW
 
 
-def _related(node: BaseNode) -> RelatedNodeInfo:
-    return node.as_related_node_info()
-
-
-def _with_description(description: str, summary: str) -> str:
-    description = description.strip()
-    return f"{description}\n{summary}" if description else summary
-
-
 class _Drafter:
     """Walks a page's blocks in reading order and drafts its nodes."""
 
@@ -300,7 +299,7 @@ class _Drafter:
         self.base = base
         self.page_label = page_label
         self.drafts: list[_Draft] = []
-        self.sections: dict[tuple[str, ...], int] = {}  # heading path -> its section draft (the latest)
+        self.sections: dict[tuple[str, ...], _Draft] = {}  # heading path -> its section draft (the latest)
         self.tables = 0
         self._splitter: SentenceSplitter | None = None
         self._tokenizer = get_tokenizer()
@@ -309,9 +308,8 @@ class _Drafter:
 
     def run(self, blocks: list[Block]) -> list[_Draft]:
         run: list[Block] = []  # consecutive paragraphs and list items, or consecutive lines, of one section
-        # a caption that names a table is on that table's nodes; it gets no node of its own
-        table_captions = {b.table.caption for b in blocks if b.kind == "table" and b.table and b.table.caption}
-        for block in blocks:
+        # a caption that names a table is read with the table (its text starts with it): no node of its own
+        for block in without_table_captions(blocks):
             if run and not _continues(run[-1], block):
                 self._flush(run)
                 run = []
@@ -322,12 +320,9 @@ class _Drafter:
             elif block.kind == "table" and block.table is not None:
                 self._table(block)
             elif block.kind == "fields":
-                fields = json.dumps(block.fields, ensure_ascii=False, default=str)
-                self._add("fields", block.text, block, extra={"fields_json": fields})
+                self._add("fields", block.text, block, extra={"fields": block.fields})
             elif block.kind == "formula":
                 self._add("formula", block.text, block, extra={"latex": block.latex or block.text})
-            elif block.kind == "caption" and block.text in table_captions:
-                continue
             elif block.text:  # title, caption of a figure
                 self._add(block.kind, block.text, block)
         self._flush(run)
@@ -374,16 +369,13 @@ class _Drafter:
         boxes = [block.bbox for block in group if block.bbox is not None]
         extra: dict[str, Any] = {}
         if boxes:
-            box = (
+            extra["bbox"] = [
                 min(b[0] for b in boxes),
                 min(b[1] for b in boxes),
                 max(b[2] for b in boxes),
                 max(b[3] for b in boxes),
-            )
-            extra["bbox_json"] = json.dumps(list(box))
-            extra["lines_json"] = json.dumps(
-                [{"text": b.text, "bbox": list(b.bbox)} for b in group if b.bbox is not None], ensure_ascii=False
-            )
+            ]
+            extra["lines"] = [{"text": b.text, "bbox": list(b.bbox)} for b in group if b.bbox is not None]
         self._add("text", "\n".join(block.text for block in group), group[0], extra=extra)
 
     def _split(self, text: str) -> list[str]:
@@ -400,13 +392,22 @@ class _Drafter:
     # -- drafts
 
     def _metadata(self, kind: str, block: Block, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A node's own keys, flat (lists and objects as JSON text, as on the page document)."""
         meta: dict[str, Any] = {**self.base, "node_kind": kind, "block_index": block.index}
         if block.heading_path:
             meta["heading_path"] = " > ".join(block.heading_path)
         if block.bbox is not None:
-            meta["bbox_json"] = json.dumps(list(block.bbox))
+            meta["bbox"] = list(block.bbox)
         meta.update(extra or {})
-        return meta
+        return flat_metadata(meta)
+
+    def _place(self, draft: _Draft, path: tuple[str, ...]) -> _Draft:
+        """Append ``draft`` in reading order, as a child of the section of ``path`` (if any)."""
+        draft.parent = self.sections.get(path) if path else None
+        if draft.parent is not None:
+            draft.parent.children.append(draft)
+        self.drafts.append(draft)
+        return draft
 
     def _add(
         self,
@@ -416,52 +417,42 @@ class _Drafter:
         *,
         extra: dict[str, Any] | None = None,
         section_text: str | None = None,
-        parent_path: tuple[str, ...] | None = None,
-    ) -> int:
-        path = block.heading_path if parent_path is None else parent_path
-        parent = self.sections.get(path) if path else None
-        draft = _Draft(
-            kind=kind,
-            text=text,
-            metadata=self._metadata(kind, block, extra),
-            parent=parent,
-            section_text=text if section_text is None else section_text,
-        )
-        self.drafts.append(draft)
-        index = len(self.drafts) - 1
-        if parent is not None:
-            self.drafts[parent].children.append(index)
-        return index
+    ) -> _Draft:
+        section_text = text if section_text is None else section_text
+        draft = _Draft(kind, text, self._metadata(kind, block, extra), section_text=section_text)
+        return self._place(draft, block.heading_path)
 
     def _section(self, block: Block) -> None:
-        index = self._add(
-            "section", block.text, block, extra={"heading_level": block.level}, parent_path=block.heading_path[:-1]
-        )
-        self.sections[block.heading_path] = index
+        meta = self._metadata("section", block, {"heading_level": block.level})
+        self.sections[block.heading_path] = self._place(_Draft("section", block.text, meta), block.heading_path[:-1])
 
     def _table(self, block: Block) -> None:
+        """A table's nodes: one per ``table_max_rows`` body rows, the caption and header repeated; a table too
+        large to lay out is one node, its text a note and the HTML (bounded by the model's output). Each is led by
+        its summary."""
         assert block.table is not None
         table = block.table
         layout = TableLayout.of(table)
-        if layout.oversized:
-            self._oversized_table(block, table, layout)
-            return
-        size = self.parser.table_max_rows
         body = layout.body
-        slices = [body[i : i + size] for i in range(0, len(body), size)] or [()]
-        caption = layout.caption
-        whole = layout.markdown(body)
-        common = {
+        if layout.oversized:
+            slices = [body]
+            texts = [table.to_markdown()]
+        else:
+            size = self.parser.table_max_rows
+            slices = [body[i : i + size] for i in range(0, len(body), size)] or [()]
+            texts = [layout.markdown(rows, caption=True) for rows in slices]
+        common: dict[str, Any] = {
             "table_html": table.to_html(),
             "n_rows": len(body),
             "n_cols": layout.n_cols,
             "truncated": table.truncated,
+            "table_oversized": True if layout.oversized else None,
             "table_index": self.tables,
+            "caption": layout.caption or None,
         }
-        if caption:
-            common["caption"] = caption
-        for part, rows in enumerate(slices):
-            start = part * size
+        whole = texts[0] if layout.oversized else layout.markdown(body, caption=True)
+        start = 0
+        for part, (rows, text) in enumerate(zip(slices, texts, strict=True)):
             extra = {
                 **common,
                 "table_part": part + 1,
@@ -469,61 +460,17 @@ class _Drafter:
                 "row_start": start + 1 if rows else 0,
                 "row_end": start + len(rows),
             }
-            markdown = layout.markdown(rows)
-            text = f"{caption}\n\n{markdown}" if caption else markdown
-            summary = self._summary_text(layout, rows, part, len(slices), start) if self.parser.table_summaries else ""
-            if summary:
+            node = _Draft("table", text, self._metadata("table", block, extra), section_text=whole if part == 0 else "")
+            if self.parser.table_summaries:
+                summary = self._summary_text(layout, rows, part, len(slices), start)
+                if layout.oversized:
+                    summary += "; too large to lay out, shown as its HTML"
+                meta = self._metadata("table_summary", block, {**extra, "table_html": None})
                 self.drafts.append(
-                    _Draft(
-                        kind="table_summary",
-                        text=summary,
-                        metadata=self._metadata(
-                            "table_summary", block, {k: v for k, v in extra.items() if k != "table_html"}
-                        ),
-                        summary_of=len(self.drafts) + 1,  # the table node drafted next
-                        section_text="",
-                        table_markdown=text,
-                    )
+                    _Draft("table_summary", summary, meta, summary_of=node, section_text="", table_markdown=text)
                 )
-            whole_text = (f"{caption}\n\n{whole}" if caption else whole) if part == 0 else ""
-            self._add("table", text, block, extra=extra, section_text=whole_text)
-        self.tables += 1
-
-    def _oversized_table(self, block: Block, table: Table, layout: TableLayout) -> None:
-        """A table too large to lay out: one node, its text the note and the HTML (bounded by the model's output),
-        ``oversized`` in metadata; its summary says so."""
-        caption = layout.caption
-        markdown = table.to_markdown()
-        text = f"{caption}\n\n{markdown}" if caption else markdown
-        extra: dict[str, Any] = {
-            "table_html": table.to_html(),
-            "n_rows": len(layout.body),
-            "n_cols": layout.n_cols,
-            "truncated": table.truncated,
-            "oversized": True,
-            "table_index": self.tables,
-            "table_part": 1,
-            "table_parts": 1,
-            "row_start": 1 if layout.body else 0,
-            "row_end": len(layout.body),
-        }
-        if caption:
-            extra["caption"] = caption
-        if self.parser.table_summaries:
-            summary = self._summary_text(layout, layout.body, 0, 1, 0) + "; too large to lay out, shown as its HTML"
-            self.drafts.append(
-                _Draft(
-                    kind="table_summary",
-                    text=summary,
-                    metadata=self._metadata(
-                        "table_summary", block, {k: v for k, v in extra.items() if k != "table_html"}
-                    ),
-                    summary_of=len(self.drafts) + 1,
-                    section_text="",
-                    table_markdown=text,
-                )
-            )
-        self._add("table", text, block, extra=extra, section_text=text)
+            self._place(node, block.heading_path)
+            start += len(rows)
         self.tables += 1
 
     def _summary_text(
@@ -549,15 +496,14 @@ class _Drafter:
     def _section_texts(self) -> None:
         """A section's text: its heading and the text of everything under it, in reading order."""
 
-        def full(index: int) -> str:
-            draft = self.drafts[index]
+        def full(draft: _Draft) -> str:
             parts = [draft.text]
             for child in draft.children:
-                piece = full(child) if self.drafts[child].kind == "section" else self.drafts[child].section_text
+                piece = full(child) if child.kind == "section" else child.section_text
                 if piece:
                     parts.append(piece)
             return "\n\n".join(parts)
 
-        texts = {index: full(index) for index, draft in enumerate(self.drafts) if draft.kind == "section"}
-        for index, text in texts.items():
-            self.drafts[index].text = text
+        texts = {draft: full(draft) for draft in self.drafts if draft.kind == "section"}
+        for draft, text in texts.items():
+            draft.text = text

@@ -15,10 +15,11 @@ from pydantic import Field, SecretStr
 
 from qwen_ocr.documents import DocumentSource
 from qwen_ocr.reading import PageResult, aread_document, read_document
+from qwen_ocr.rendering import ContentFormat, render
 from qwen_ocr.settings import ClientHolder
-from qwen_ocr.tasks import Task
+from qwen_ocr.tasks import Task, resolve_task
 
-from .._metadata import MetadataValue, hidden_keys, page_metadata, readable_text
+from .._metadata import hidden_keys, page_metadata
 
 __all__ = ["FileInput", "QwenOCRReader"]
 
@@ -39,18 +40,23 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
 
     Each page's ``Document``:
 
-    - ``text``: readable text. ``document_parsing`` LaTeX becomes plain text, ``table_parsing`` HTML becomes
-      Markdown tables, extracted fields become ``key: value`` lines; other tasks give the model's text.
-    - ``metadata`` (flat: ``str``/``int``/``float``/``bool`` only): ``file_name``, ``file_path``, ``page_label``
-      (as the document prints it), ``page`` (0-based index), ``total_pages``, ``text_source`` (``"ocr"`` or
-      ``"text_layer"``), ``task``, ``model``, ``provider``, ``request_id``, ``finish_reason``, ``truncated``,
-      ``input_tokens``, ``output_tokens``, ``image_tokens``, ``total_tokens``, ``page_width``/``page_height``;
-      for a failed page (``on_error="mark"``) ``error`` and ``error_type``; and the raw structured output the
-      node parser reads: ``latex``, ``html``, ``fields_json``, ``lines_json``, ``formulas_json`` (see
-      :data:`llamaindex_qwen_ocr._metadata.RAW_KEYS`). ``extra_info`` is merged in (page keys win).
+    - ``text``: the page in ``content_format`` (:mod:`qwen_ocr.rendering`, the same text as the LangChain loader
+      gives): by default Markdown (``document_parsing`` LaTeX as Markdown, tables as Markdown tables, extracted
+      fields as ``key: value`` lines; other tasks the model's text); ``"text"`` gives LaTeX as plain paragraphs,
+      ``"raw"`` the model's text as written.
+    - ``metadata``: the keys of :meth:`qwen_ocr.PageResult.metadata` (the LangChain loader's key set, declared in
+      :mod:`qwen_ocr.page_metadata`) made flat (``str``/``int``/``float``/``bool`` only; a list or object as its
+      JSON text): ``file_name``, ``file_path``, ``page_label`` (as the document prints it), ``page`` (0-based
+      index), ``total_pages``, ``text_source`` (``"ocr"`` or ``"text_layer"``), ``task``, ``model``,
+      ``provider``, ``request_id``, ``finish_reason``, ``truncated``, ``input_tokens``, ``output_tokens``,
+      ``image_tokens``, ``total_tokens``, ``page_width``/``page_height``; for a failed page
+      (``on_error="mark"``) ``error``, ``error_type`` and ``error_code``; and the task's structure, which the
+      node parser reads: ``latex``, ``tables_html``, ``fields``, ``lines``, ``formulas`` (JSON text).
+      ``extra_info`` is merged in (page keys win).
     - Only ``file_path`` and ``page_label`` (and keys of ``extra_info`` the reader does not know) reach the
       embedding and LLM text, as ``SimpleDirectoryReader`` keeps only ``file_path``; every other key above is in
-      ``excluded_embed_metadata_keys`` and ``excluded_llm_metadata_keys``.
+      ``excluded_embed_metadata_keys`` and ``excluded_llm_metadata_keys`` (each key's flag in
+      :data:`llamaindex_qwen_ocr._metadata.KEYS`).
     - ``id_``: ``"<file_path>_part_<page index>"`` (0-based index of the page in the file), so reading the same
       file again gives the same ids (what ``SimpleDirectoryReader(filename_as_id=True)`` gives when every page is
       read), and an ``IngestionPipeline`` with a docstore recognises the pages. Bytes and file objects without a
@@ -77,14 +83,15 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
     task: Task | None = Field(
         default=Task.TEXT_RECOGNITION,
         description="The Qwen-OCR task: text_recognition, document_parsing, table_parsing, "
-        "key_information_extraction, advanced_recognition, formula_recognition, multi_lan; None for a plain read.",
+        "key_information_extraction, advanced_recognition, formula_recognition, multi_lan; None for a plain read. "
+        "Left unset, a schema implies key_information_extraction and a custom prompt no task.",
     )
     extraction_schema: dict[str, Any] | None = Field(
         default=None,
         alias="schema",
         description="For key_information_extraction: the fields to fill (a JSON-able dict, at most 3 levels).",
     )
-    prompt: str | None = Field(default=None, description="A custom instruction (ignored by the service with a task).")
+    prompt: str | None = Field(default=None, description="A custom instruction (when no task is set).")
     pages: str | int | list[int] | None = Field(
         default=None, description="Pages to read, 1-based: '1-3,7', 5 or [1, 3]; all by default."
     )
@@ -103,6 +110,9 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
     min_pixels: int | None = Field(default=None, ge=1, description="Lower pixel budget of a page image.")
     max_pixels: int | None = Field(default=None, ge=1, description="Upper pixel budget of a page image.")
     enable_rotate: bool | None = Field(default=None, description="Let the service straighten rotated pages.")
+    content_format: ContentFormat = Field(
+        default="markdown", description="The page text: 'markdown' (default), 'text' or the model's 'raw' text."
+    )
 
     @classmethod
     def class_name(cls) -> str:
@@ -201,8 +211,16 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
     # -- helpers ---------------------------------------------------------------------------------------------------
 
     def _options(self) -> dict[str, Any]:
+        # text_recognition unless a task, a schema or a custom prompt says otherwise (one rule: resolve_task)
+        explicit = "task" in self.model_fields_set
+        task = resolve_task(
+            self.task if explicit else None,
+            self.extraction_schema,
+            self.prompt,
+            default=None if explicit else Task.TEXT_RECOGNITION,
+        )
         options: dict[str, Any] = {
-            "task": self.task,
+            "task": task,
             "schema": self.extraction_schema,
             "prompt": self.prompt,
             "max_tokens": self.max_tokens,
@@ -256,15 +274,12 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
                 raise page.error
             if self.on_error == "skip":
                 return None
-        meta: dict[str, Any] = {}
-        if name is not None:
-            meta["file_name"] = name
-            meta["file_path"] = key
+        meta: dict[str, Any] = {"file_name": name, "file_path": key} if name is not None else {}
         meta.update(extra_info or {})
-        page_meta: dict[str, MetadataValue] = page_metadata(page)
+        page_meta = page_metadata(page, self.content_format)
         meta.update(page_meta)
-        text = readable_text(page.result) if page.ok and page.result is not None else ""
-        hidden = hidden_keys(meta)
+        text = render(page.result, self.content_format) if page.ok else ""
+        hidden = hidden_keys(meta, own=[*page_meta, *(("file_name", "file_path") if name is not None else ())])
         return Document(
             id_=f"{key}_part_{page.index}",
             text=text,

@@ -57,6 +57,7 @@ FLAT = {
     "input_tokens",
     "output_tokens",
     "image_tokens",
+    "total_tokens",
     "page_width",
     "page_height",
 }
@@ -71,7 +72,7 @@ def test_plain_pages_carry_the_standard_keys(client: QwenOCR) -> None:
 
 def test_table_parsing_puts_markdown_in_the_text_and_html_in_metadata(client: QwenOCR) -> None:
     doc = _load(client, task="table_parsing")[0]
-    assert set(doc.metadata) == FLAT | {"tables_html"}
+    assert set(doc.metadata) == FLAT | {"tables_html", "tables_truncated"}  # the recorded table is cut off
     assert doc.metadata["task"] == "table_parsing"
     assert "<table" not in doc.page_content and "<td" not in doc.page_content
     assert "| V02 | V1 | Live Load | 147.95 | 0.815 |" in doc.page_content
@@ -85,10 +86,11 @@ def test_a_text_splitter_cuts_markdown_tables_between_rows(client: QwenOCR) -> N
     docs = _load(client, task="table_parsing", pages="1")
     chunks = RecursiveCharacterTextSplitter(chunk_size=150, chunk_overlap=0).split_documents(docs)
     assert len(chunks) > 3
+    title = docs[0].page_content.split("\n\n")[0]  # the table's title row, on a line above it
     for chunk in chunks:
         assert chunk.metadata["page"] == 0
         for line in chunk.page_content.splitlines():
-            assert line.startswith("| ") and line.endswith(" |"), line  # whole rows only
+            assert line == title or (line.startswith("| ") and line.endswith(" |")), line  # whole rows only
 
 
 def test_document_parsing_reads_as_markdown_with_its_latex_kept(client: QwenOCR) -> None:
@@ -200,7 +202,8 @@ def test_elements_of_lines_tables_and_fields(client: QwenOCR) -> None:
     assert lines[0].page_content == "INTERNATIONAL"
     (table,) = _load(client, task="table_parsing", mode="elements", pages="1")
     assert table.metadata["category"] == "table"
-    assert table.page_content.startswith("| ") and str(table.metadata["table_html"]).startswith("<table>")
+    assert table.page_content.startswith("Case name")  # the title row, then the Markdown table
+    assert "\n\n| " in table.page_content and str(table.metadata["table_html"]).startswith("<table>")
     (fields,) = _load(client, task="key_information_extraction", mode="elements", pages="1")
     assert fields.metadata["category"] == "fields"
     assert fields.metadata["fields"]["乘车日期"] == "2013-06-29"

@@ -55,7 +55,8 @@ def test_an_image_blob_from_bytes_keeps_the_blobs_metadata(client: QwenOCR) -> N
     assert doc.metadata["source"] == "uploads/receipt.png"
     assert doc.metadata["tenant"] == "acme"
     assert doc.metadata["page"] == 0  # the parser's keys win
-    assert doc.metadata["task"] == "table_parsing" and doc.page_content.startswith("| ")
+    # the table's title row first, then the Markdown table
+    assert doc.metadata["task"] == "table_parsing" and doc.page_content.startswith("Case name")
 
 
 def test_a_pdf_blob_from_bytes_without_a_source(client: QwenOCR) -> None:

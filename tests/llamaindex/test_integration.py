@@ -101,7 +101,7 @@ async def test_simple_directory_reader_async_uses_the_native_async_reader(
     ).aload_data()
 
     assert [d.metadata["file_name"] for d in docs] == ["multipage.pdf"] * 6 + ["crom.png"]
-    assert all(d.metadata["task"] == "table_parsing" and d.text.startswith("| Case name") for d in docs)
+    assert all(d.metadata["task"] == "table_parsing" and d.text.startswith("Case name") for d in docs)
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from llama_index.core.schema import BaseNode, Document, IndexNode, MetadataMode,
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
 from llamaindex_qwen_ocr import QwenOCRNodeParser, QwenOCRReader
-from llamaindex_qwen_ocr.node_parsers._tables import TableLayout
 from qwen_ocr import QwenOCR
 from qwen_ocr.results import Table, TableCell
+from qwen_ocr.tables import TableLayout
 from qwen_ocr.testing import Emulator
 
 from .conftest import CROM, KEY, MULTIPAGE
@@ -299,11 +299,11 @@ def test_key_information_extraction_gives_one_fields_node(make_reader: Reader) -
 
     assert node.metadata["node_kind"] == "fields"
     assert node.get_content() == "乘车日期: 2013-06-29\n发票.发票代码: 221021325353\n发票.发票号码: 10283819"
-    assert json.loads(node.metadata["fields_json"]) == {
+    assert json.loads(node.metadata["fields"]) == {
         "乘车日期": "2013-06-29",
         "发票": {"发票代码": "221021325353", "发票号码": "10283819"},
     }
-    assert "fields_json" in node.excluded_embed_metadata_keys
+    assert "fields" in node.excluded_embed_metadata_keys
     assert node.metadata["page_label"] == "1"
 
 
@@ -312,18 +312,18 @@ def test_advanced_recognition_nodes_carry_the_box_around_their_lines(make_reader
     (whole,) = QwenOCRNodeParser().get_nodes_from_documents(docs)
     pieces = QwenOCRNodeParser(chunk_size=8).get_nodes_from_documents(docs)
 
-    lines = json.loads(docs[0].metadata["lines_json"])
+    lines = json.loads(docs[0].metadata["lines"])
     assert whole.get_content().splitlines() == [line["text"] for line in lines]
     boxes = [line["bbox"] for line in lines]
     union = [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
-    assert json.loads(whole.metadata["bbox_json"]) == union
-    assert "lines_json" in whole.metadata and "bbox_json" in whole.excluded_embed_metadata_keys
+    assert json.loads(whole.metadata["bbox"]) == union
+    assert "lines" in whole.metadata and "bbox" in whole.excluded_embed_metadata_keys
 
     assert len(pieces) > 1
     assert "\n".join(p.get_content() for p in pieces) == whole.get_content()
     for piece in pieces:
-        own = [line["bbox"] for line in json.loads(piece.metadata["lines_json"])]
-        box = json.loads(piece.metadata["bbox_json"])
+        own = [line["bbox"] for line in json.loads(piece.metadata["lines"])]
+        box = json.loads(piece.metadata["bbox"])
         assert box == [min(b[0] for b in own), min(b[1] for b in own), max(b[2] for b in own), max(b[3] for b in own)]
         assert piece.metadata["page_label"] == "1"
 
@@ -379,7 +379,7 @@ def test_node_metadata_is_flat_for_vector_stores(make_reader: Reader, fake_reade
     for node in QwenOCRNodeParser().get_nodes_from_documents(docs):
         node_to_metadata_dict(node, flat_metadata=True)  # raises on a value that is not flat
         json.dumps(node.metadata)
-        for key in ("html", "latex", "lines_json", "fields_json"):
+        for key in ("tables_html", "latex", "lines", "fields"):
             if key in node.metadata:
                 assert key in node.excluded_embed_metadata_keys and key in node.excluded_llm_metadata_keys
 

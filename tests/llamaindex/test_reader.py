@@ -22,7 +22,7 @@ from .conftest import CROM, ENCRYPTED, FOUR_PAGES, KEY, MULTIPAGE
 
 Reader = Callable[..., QwenOCRReader]
 
-RAW = ("latex", "html", "fields_json", "lines_json", "formulas_json")
+RAW = ("latex", "tables_html", "fields", "lines", "formulas")
 
 
 def test_one_document_per_page_in_order_with_page_facts(make_reader: Reader) -> None:
@@ -80,10 +80,11 @@ def test_metadata_is_flat_and_raw_output_is_kept_but_hidden(make_reader: Reader)
 def test_table_parsing_gives_markdown_text_and_keeps_the_html(make_reader: Reader) -> None:
     (doc,) = make_reader("table_parsing").load_data(CROM)
 
-    assert doc.text.startswith("| Case nameTest No.3")
+    assert doc.text.startswith("Case nameTest No.3")  # a title row: the caption line, not the header
     assert "| T13 | WT5 | Live Load | 30.48 | 4.524 |" in doc.text
-    assert "<table>" in doc.metadata["html"] and "<td>T13</td>" in doc.metadata["html"]
-    assert "html" in doc.excluded_embed_metadata_keys and "html" in doc.excluded_llm_metadata_keys
+    (html,) = json.loads(doc.metadata["tables_html"])
+    assert "<table>" in html and "<td>T13</td>" in html
+    assert "tables_html" in doc.excluded_embed_metadata_keys and "tables_html" in doc.excluded_llm_metadata_keys
     # The recorded reply is cut off mid-table although its finish_reason is "stop".
     assert doc.metadata["finish_reason"] == "stop" and doc.metadata["truncated"] is True
 
@@ -92,9 +93,9 @@ def test_fields_and_boxes_are_kept_as_json_text(make_reader: Reader) -> None:
     (kie,) = make_reader("key_information_extraction").load_data(CROM)
     (adv,) = make_reader("advanced_recognition").load_data(CROM)
 
-    assert json.loads(kie.metadata["fields_json"])["发票"]["发票号码"] == "10283819"
+    assert json.loads(kie.metadata["fields"])["发票"]["发票号码"] == "10283819"
     assert "发票.发票号码: 10283819" in kie.text
-    lines = json.loads(adv.metadata["lines_json"])
+    lines = json.loads(adv.metadata["lines"])
     assert lines[0]["text"] == "INTERNATIONAL" and len(lines[0]["bbox"]) == 4 and len(lines[0]["location"]) == 8
     assert adv.text.splitlines()[:3] == ["INTERNATIONAL", "MOTHER LANGUAGE", "DAY"]
 

@@ -165,7 +165,7 @@ def test_staircase_llamaindex_node_parser_is_bounded() -> None:
     from llama_index.core.schema import Document
 
     from llamaindex_qwen_ocr import QwenOCRNodeParser
-    from llamaindex_qwen_ocr.node_parsers._tables import TableLayout
+    from qwen_ocr.tables import TableLayout
 
     docs = [
         Document(id_="html", text="Before.\n\n" + staircase_html() + "\n\nAfter."),
@@ -179,7 +179,7 @@ def test_staircase_llamaindex_node_parser_is_bounded() -> None:
         tables = [n for n in nodes if n.metadata["node_kind"] == "table"]
         assert len(tables) == 1, doc.id_
         assert NOTE in tables[0].get_content()
-        assert tables[0].metadata["oversized"] is True
+        assert tables[0].metadata["table_oversized"] is True
         assert tables[0].metadata["n_rows"] == 249  # body rows: the first row is the header
         summaries = [n for n in nodes if n.metadata["node_kind"] == "table_summary"]
         assert len(summaries) == 1 and NOTE in summaries[0].get_content()

@@ -13,7 +13,7 @@ from PIL import Image
 from ..errors import QwenOCRError, UnsupportedTaskError
 from ..imaging import ImageInput
 from ..results import OCRResult, TextLine, Usage
-from ..tasks import Task, coerce_task
+from ..tasks import Task, resolve_task
 from . import geometry
 from ._image import load_image
 from ._types import RawLine
@@ -161,9 +161,7 @@ class LocalEngine:
         """
         del min_pixels
         started = time.perf_counter()
-        the_task = coerce_task(task)
-        if the_task is None and ignored.get("schema") is not None:
-            the_task = Task.KEY_INFORMATION_EXTRACTION  # a schema asks for fields, whatever the task says
+        the_task = resolve_task(task, ignored.get("schema"))  # a schema asks for fields
         if the_task in UNSUPPORTED_TASKS:
             raise UnsupportedTaskError(_unsupported_message(the_task))
         picture = load_image(image)
