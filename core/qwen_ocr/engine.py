@@ -1,28 +1,49 @@
-"""What the loader and the parser share: their options, checked once, and reading files into Documents.
+"""Reading many documents at once: :func:`read_documents` and :func:`aread_documents`, the one engine under the CLI,
+the LangChain loader and parser, and the LlamaIndex reader.
 
-A file is read with :func:`qwen_ocr.read_document` (sync) or :func:`qwen_ocr.aread_document` (async): its pages in
-order, a window of them in flight, each page's failure typed in its ``PageResult``. :class:`Assembler` turns the
-page results into Documents for the mode and applies ``on_error``; :class:`Reader` opens sources (downloading
-URLs), reports files that cannot be read, and reads many files with one window of pages in flight across them
-(:meth:`Reader.read_many`, :meth:`Reader.aread_many`).
+Given paths, glob patterns, folders, URLs, bytes or file objects (see :mod:`qwen_ocr.sources`), it reads every
+selected page of every file and yields a :class:`~qwen_ocr.PageResult` per page, files in the order given and pages
+in page order, while later pages and files are already being rendered and read:
+
+- one window of ``max_concurrency`` pages in flight across files, so a folder of single images goes as fast as one
+  long PDF. Each file being read holds as many slots of the window as it has selected pages (at most all of them)
+  until its results have been consumed, so the pages in flight, and the memory they take, stay bounded whatever the
+  files; pages are rendered on a few threads while the requests wait on the network (:func:`~qwen_ocr.read_document`);
+- the first request is sent alone, the others once it is answered (:class:`~qwen_ocr.reading.FirstAnswer`), so a
+  wrong key or an exhausted quota costs one request, not a window of them;
+- one ``on_error`` policy: a page or a whole file that cannot be read is raised (``"raise"``), left out with a
+  logged warning (``"skip"``) or yielded with its typed error (``"mark"``). Errors that would fail every page alike
+  (:func:`is_fatal`: a missing or wrong key, no access to the model, an exhausted quota, a bad option) are raised
+  whatever ``on_error`` says;
+- a file that cannot be read at all gives one result with ``file_failed=True`` (where it is marked), and every
+  result carries its ``file_index``: a change of ``file_index`` is a file boundary;
+- stopping early (``break``, ``close()``, an exception or Ctrl-C in the loop, ``cancel=``; async: ``aclose()`` or
+  cancelling) stops at once: no page is started or retried any more, and the requests in flight are not waited for.
+
+Example::
+
+    from qwen_ocr import QwenOCR, read_documents
+
+    with QwenOCR() as client:
+        for page in read_documents(client, ["scans/", "cover.png"], recursive=True, on_error="mark"):
+            print(page.source, page.label, page.text if page.ok else page.error)
 """
 
 from __future__ import annotations
 
 import asyncio
+import difflib
 import importlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, cast
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from langchain_core.documents import Document
-
-from qwen_ocr.documents import PageSelectionError, check_text_layer_mode, open_document, parse_pages
-from qwen_ocr.errors import (
+from .documents import PageSelectionError, check_text_layer_mode, open_document, parse_pages
+from .errors import (
     AuthenticationError,
     InvalidArgumentError,
     NotFoundError,
@@ -30,60 +51,81 @@ from qwen_ocr.errors import (
     QuotaExceededError,
     QwenOCRError,
 )
-from qwen_ocr.reading import PageResult, aread_document, read_document
-from qwen_ocr.settings import ClientHolder
-from qwen_ocr.tasks import Task, coerce_task
-
-from .documents import (
-    DEFAULT_PAGE_SEPARATOR,
-    ContentFormat,
-    SingleDocumentBuilder,
-    element_documents,
-    error_document,
-    page_document,
-)
+from .reading import FirstAnswer, PageResult, _aread_pages, _read_pages
+from .retry import cancel_scope
 from .sources import (
     DEFAULT_DOWNLOAD_TIMEOUT,
     DEFAULT_MAX_DOWNLOAD_BYTES,
+    Downloads,
     SourceItem,
-    adownload,
-    download,
+    Sources,
+    check_sources,
+    expand_sources,
 )
+from .tasks import Task, coerce_task
 
 if TYPE_CHECKING:
-    import httpx
-
-    from qwen_ocr import AsyncQwenOCR, QwenOCR
-    from qwen_ocr.documents import PageSpec, TextLayerMode
+    from ._async_client import AsyncQwenOCR
+    from ._client import QwenOCR
+    from .documents import PageSpec, TextLayerMode
+    from .settings import ClientHolder
 
 __all__ = [
-    "MODES",
+    "OCR_OPTIONS",
     "ON_ERROR",
-    "Assembler",
-    "Downloads",
-    "Mode",
+    "READ_OPTIONS",
     "OnError",
-    "Progress",
-    "ReadSettings",
-    "Reader",
-    "build_holder",
+    "ReadOptions",
+    "aread_documents",
+    "check_option_names",
+    "client_setting_names",
     "is_fatal",
+    "read_documents",
+    "split_arguments",
 ]
 
-logger = logging.getLogger("langchain_qwen_ocr")
+logger = logging.getLogger("qwen_ocr")
 
-Mode = Literal["page", "single", "elements"]
+_T = TypeVar("_T")
+
 OnError = Literal["raise", "skip", "mark"]
-MODES: tuple[str, ...] = ("page", "single", "elements")
+"""What a page or file that cannot be read gives: its error raised, nothing (a warning is logged), or its result
+with the error (see :func:`read_documents`)."""
 ON_ERROR: tuple[str, ...] = ("raise", "skip", "mark")
 
-_OCR_OPTIONS = frozenset({"min_pixels", "max_pixels", "enable_rotate", "max_tokens", "temperature"})
+OCR_OPTIONS: tuple[str, ...] = (
+    "task",
+    "schema",
+    "prompt",
+    "model",
+    "min_pixels",
+    "max_pixels",
+    "enable_rotate",
+    "max_tokens",
+    "temperature",
+)
+"""The request options of a reading: those of :meth:`qwen_ocr.QwenOCR.ocr`."""
+
+READ_OPTIONS: tuple[str, ...] = (
+    "pages",
+    "password",
+    "text_layer",
+    "on_error",
+    "max_concurrency",
+    "show_progress",
+    "max_download_bytes",
+    "download_timeout",
+    "allow_private_urls",
+    *OCR_OPTIONS,
+)
+"""Every option :func:`read_documents` takes besides the sources and how to expand them."""
+
 _PLAIN_TASKS = (None, Task.TEXT_RECOGNITION, Task.MULTI_LAN)
 
 
-def is_fatal(error: QwenOCRError) -> bool:
+def is_fatal(error: BaseException) -> bool:
     """Whether ``error`` would fail every page alike (a missing or wrong key, no access to the model, an exhausted
-    quota, a bad option): raised whatever ``on_error`` says, rather than marking every page of every file."""
+    quota, a bad option): raised whatever ``on_error`` says, rather than repeated on every page of every file."""
     if isinstance(error, PageSelectionError):  # pages= does not fit this file: the file's own problem
         return False
     return isinstance(
@@ -92,114 +134,113 @@ def is_fatal(error: QwenOCRError) -> bool:
 
 
 @dataclass(frozen=True)
-class ReadSettings:
-    """The reading options of a loader or parser, checked (see :class:`~.loader.QwenOCRLoader` for each)."""
+class ReadOptions:
+    """The options of a reading, checked: what :func:`read_documents` takes besides its sources.
 
-    mode: Mode = "page"
-    on_error: OnError = "raise"
+    Build it with :meth:`build` (which raises :class:`~qwen_ocr.errors.InvalidArgumentError` naming a wrong option)
+    to check options early, as the integrations do at construction; :meth:`arguments` gives them back for
+    :func:`read_documents`.
+    """
+
     pages: PageSpec = None
     password: str | None = field(default=None, repr=False)
     text_layer: TextLayerMode = "auto"
+    on_error: OnError = "raise"
     max_concurrency: int | None = None
-    content_format: ContentFormat = "markdown"
-    page_separator: str = DEFAULT_PAGE_SEPARATOR
     show_progress: bool = False
     max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
     download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT
     allow_private_urls: bool = False
-    options: Mapping[str, Any] = field(default_factory=dict)
+    ocr: Mapping[str, Any] = field(default_factory=dict)
+    """The request options (:data:`OCR_OPTIONS`) that are set, the task resolved."""
 
     @classmethod
     def build(
         cls,
         *,
-        mode: str,
-        on_error: str,
-        task: Task | str | None,
-        schema: Any,
-        prompt: str | None,
-        model: str | None,
-        pages: PageSpec,
-        password: str | None,
-        text_layer: str | None,
-        max_concurrency: int | None,
-        content_format: str,
-        page_separator: str,
-        show_progress: bool,
-        ocr_options: Mapping[str, Any] | None,
-        max_download_bytes: int,
-        download_timeout: float,
+        pages: PageSpec = None,
+        password: str | None = None,
+        text_layer: TextLayerMode | None = None,
+        on_error: OnError = "raise",
+        max_concurrency: int | None = None,
+        show_progress: bool = False,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
         allow_private_urls: bool = False,
-    ) -> ReadSettings:
-        """Check every option; raise :class:`~qwen_ocr.errors.InvalidArgumentError` naming the wrong one."""
-        if mode not in MODES:
-            raise InvalidArgumentError(f"mode={mode!r}; use one of {', '.join(map(repr, MODES))}.")
+        **options: Any,
+    ) -> ReadOptions:
+        """Check every option (see :func:`read_documents`); ``**options`` are :data:`OCR_OPTIONS`.
+
+        ``text_layer=None`` (the default everywhere) resolves to ``"auto"`` when the reading is plain text (no task,
+        ``text_recognition`` or ``multi_lan``, and no custom prompt) and to ``"never"`` otherwise: a page's own text
+        has no boxes, fields or tables.
+
+        >>> ReadOptions.build().text_layer, ReadOptions.build(task="table_parsing").text_layer
+        ('auto', 'never')
+        >>> ReadOptions.build(schema={"Total": ""}).ocr["task"]
+        <Task.KEY_INFORMATION_EXTRACTION: 'key_information_extraction'>
+        """
+        check_option_names(options, OCR_OPTIONS, "option")
         if on_error not in ON_ERROR:
             raise InvalidArgumentError(f"on_error={on_error!r}; use one of {', '.join(map(repr, ON_ERROR))}.")
-        if content_format not in ("markdown", "raw"):
-            raise InvalidArgumentError(f"content_format={content_format!r}; use 'markdown' or 'raw'.")
         if max_concurrency is not None and (
             isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
         ):
             raise InvalidArgumentError(f"max_concurrency={max_concurrency!r} must be a whole number of at least 1.")
-        if not isinstance(max_download_bytes, int) or max_download_bytes < 1:
+        if isinstance(max_download_bytes, bool) or not isinstance(max_download_bytes, int) or max_download_bytes < 1:
             raise InvalidArgumentError(f"max_download_bytes={max_download_bytes!r} must be a positive number.")
         if not download_timeout > 0:
             raise InvalidArgumentError(f"download_timeout={download_timeout!r} must be a positive number of seconds.")
-        extra = dict(ocr_options or {})
-        unknown = sorted(set(extra) - _OCR_OPTIONS)
-        if unknown:
-            raise InvalidArgumentError(
-                f"ocr_options has {', '.join(map(repr, unknown))}; it takes {', '.join(sorted(_OCR_OPTIONS))} "
-                "(task, schema, prompt and model are arguments of their own)."
-            )
-        coerced = coerce_task(task)
-        if coerced is None and schema is not None:
-            coerced = Task.KEY_INFORMATION_EXTRACTION
         if show_progress:
             _tqdm()  # fail now, not after the first page
-        options: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
-        if coerced is not None:
-            options["task"] = coerced
-        if schema is not None:
-            options["schema"] = schema
-        if prompt is not None:
-            options["prompt"] = prompt
-        if model is not None:
-            options["model"] = model
+        ocr = {k: v for k, v in options.items() if v is not None}
+        task = coerce_task(ocr.get("task"))
+        if task is None and ocr.get("schema") is not None:
+            task = Task.KEY_INFORMATION_EXTRACTION
+        if task is not None:
+            ocr["task"] = task
         if text_layer is None:
-            # A page's own text has no boxes, fields or tables: use it only where plain text was asked for.
-            plain = coerced in _PLAIN_TASKS and prompt is None
+            plain = task in _PLAIN_TASKS and ocr.get("prompt") is None
             resolved: TextLayerMode = "auto" if plain else "never"
         else:
             resolved = check_text_layer_mode(text_layer)
         return cls(
-            mode=mode,  # type: ignore[arg-type]
-            on_error=on_error,  # type: ignore[arg-type]
             pages=pages,
             password=password,
             text_layer=resolved,
+            on_error=on_error,
             max_concurrency=max_concurrency,
-            content_format=content_format,  # type: ignore[arg-type]
-            page_separator=page_separator,
-            show_progress=show_progress,
+            show_progress=bool(show_progress),
             max_download_bytes=max_download_bytes,
             download_timeout=float(download_timeout),
             allow_private_urls=bool(allow_private_urls),
-            options=options,
+            ocr=ocr,
         )
+
+    def arguments(self) -> dict[str, Any]:
+        """These options as keyword arguments of :func:`read_documents`."""
+        return {
+            "pages": self.pages,
+            "password": self.password,
+            "text_layer": self.text_layer,
+            "on_error": self.on_error,
+            "max_concurrency": self.max_concurrency,
+            "show_progress": self.show_progress,
+            "max_download_bytes": self.max_download_bytes,
+            "download_timeout": self.download_timeout,
+            "allow_private_urls": self.allow_private_urls,
+            **self.ocr,
+        }
 
     @property
     def task(self) -> Task | None:
         """The task asked for (``None``: plain text)."""
-        task = self.options.get("task")
+        task = self.ocr.get("task")
         return task if isinstance(task, Task) else None
 
     def describe(self) -> str:
         """The options for a ``repr``: no password, no key."""
-        parts = [f"mode={self.mode!r}"]
-        if self.task is not None:
-            parts.append(f"task={self.task.value!r}")
+        parts = [] if self.task is None else [f"task={self.task.value!r}"]
         if self.pages is not None:
             parts.append(f"pages={self.pages!r}")
         if self.password is not None:
@@ -213,45 +254,55 @@ class ReadSettings:
         return ", ".join(parts)
 
 
-def build_holder(
-    *,
-    client: QwenOCR | None,
-    aclient: AsyncQwenOCR | None,
-    api_key: Any,
-    base_url: str | None,
-    region: str,
-    workspace: str | None,
-    model: str | None,
-    protocol: str | None,
-    provider: str,
-    timeout: float | None,
-    max_retries: int | None,
-    max_concurrency: int | None,
-) -> ClientHolder:
-    """The clients: the ones given, or ones built from these settings (the same names as ``QwenOCR``'s)."""
-    settings: dict[str, Any] = {
-        "client": client,
-        "aclient": aclient,
-        "api_key": api_key,
-        "base_url": base_url,
-        "region": region,
-        "workspace": workspace,
-        "protocol": protocol,
-        "provider": provider,
-        "timeout": timeout,
-        "max_retries": max_retries,
-    }
-    if model is not None:
-        settings["model"] = model
-    if max_concurrency is not None:
-        settings["max_concurrency"] = max_concurrency
+def check_option_names(given: Iterable[str], valid: Iterable[str], what: str) -> None:
+    """Raise :class:`~qwen_ocr.errors.InvalidArgumentError` naming the first unknown name and the closest valid one."""
+    names = tuple(valid)
+    for name in given:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise InvalidArgumentError(f"unknown {what} {name!r}; {hint}valid: {', '.join(sorted(names))}.")
+
+
+def client_setting_names() -> tuple[str, ...]:
+    """The client settings an integration accepts: the fields of :class:`qwen_ocr.settings.ClientSettings`."""
+    from .settings import ClientSettings
+
+    return tuple(ClientSettings.model_fields)
+
+
+def split_arguments(
+    *, client: QwenOCR | None = None, aclient: AsyncQwenOCR | None = None, **arguments: Any
+) -> tuple[ReadOptions, ClientHolder]:
+    """What an integration takes besides its own arguments, checked: the reading options (:data:`READ_OPTIONS`) and
+    the client settings (:func:`client_setting_names`; ``model`` and ``max_concurrency`` are both), in one set.
+
+    The clients are ``client`` / ``aclient`` when given, else built on first use from the settings. An unknown name
+    raises :class:`~qwen_ocr.errors.InvalidArgumentError` naming it and the closest valid name; a wrong setting
+    names the setting, never echoing the value (it may be a key).
+
+    >>> options, holder = split_arguments(task="table_parsing", max_concurrency=4, region="cn")
+    >>> options.max_concurrency, holder.max_concurrency, holder.region
+    (4, 4, 'cn')
+    """
+    from .settings import ClientHolder
+
+    settings = client_setting_names()
+    check_option_names(arguments, (*READ_OPTIONS, *settings), "argument")
+    read = {k: v for k, v in arguments.items() if k in READ_OPTIONS}
+    given = {k: v for k, v in arguments.items() if k in settings and (v is not None or k == "timeout")}
+    options = ReadOptions.build(**read)
     try:
-        return ClientHolder(**settings)
+        holder = ClientHolder(client=client, aclient=aclient, **given)
     except ValueError as exc:  # pydantic's ValidationError: which setting and what it takes, never the value given
         problems = [
             f"{err['loc'][0]}: {err.get('msg', 'invalid')}" for err in getattr(exc, "errors", list)() if err.get("loc")
         ]
         raise InvalidArgumentError(f"invalid client settings: {'; '.join(problems) or 'see the arguments'}.") from None
+    return options, holder
+
+
+# -- progress -----------------------------------------------------------------------------------------------------
 
 
 def _tqdm() -> Any:
@@ -262,409 +313,493 @@ def _tqdm() -> Any:
     return module.tqdm
 
 
-class Progress:
-    """A tqdm bar counting pages (its total grows as each file's selected pages become known); thread-safe."""
+class _Progress:
+    """A tqdm bar counting pages; its total grows as each file's selected pages become known."""
 
     def __init__(self, enabled: bool, pages: PageSpec) -> None:
         self._pages = pages
         self._bar: Any = _tqdm()(total=0, unit="page", desc="Qwen-OCR") if enabled else None
-        self._lock = threading.Lock()
 
-    def file(self, label: str, total_pages: int) -> None:
-        """A file's first page is in: add its selected pages to the total."""
-        if self._bar is None:
+    def page(self, page: PageResult, first: bool) -> None:
+        if self._bar is None or page.file_failed:
             return
-        try:
-            selected = len(parse_pages(self._pages, total_pages))
-        except QwenOCRError:
-            selected = 1
-        with self._lock:
+        if first:
+            try:
+                selected = len(parse_pages(self._pages, page.total_pages))
+            except QwenOCRError:
+                selected = 1
             self._bar.total = (self._bar.total or 0) + selected
-            self._bar.set_postfix_str(label, refresh=False)
-
-    def page(self) -> None:
-        """One page done."""
-        if self._bar is not None:
-            with self._lock:
-                self._bar.update(1)
+            self._bar.set_postfix_str(page.source, refresh=False)
+        self._bar.update(1)
 
     def close(self) -> None:
-        """Close the bar."""
-        with self._lock:
-            if self._bar is not None:
-                self._bar.close()
-                self._bar = None
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
-class Assembler:
-    """Turns the page results of one file into Documents for the mode, applying ``on_error``."""
-
-    def __init__(self, source: str, settings: ReadSettings) -> None:
-        self.source = source
-        self.settings = settings
-        self._single = (
-            SingleDocumentBuilder(source, separator=settings.page_separator, content_format=settings.content_format)
-            if settings.mode == "single"
-            else None
-        )
-
-    def add(self, page: PageResult) -> list[Document]:
-        """The Documents of this page (none yet in single mode); raises the page's error where asked to."""
-        settings = self.settings
-        if not page.ok:
-            error = page.error or QwenOCRError(f"page {page.label} of {self.source} gave no result.")
-            if settings.on_error == "raise" or is_fatal(error):
-                raise error
-            if settings.on_error == "skip":
-                logger.warning("skipped page %s of %s: %s", page.label, self.source, error)
-                return []
-            if self._single is not None:
-                self._single.add(page)
-                return []
-            return [error_document(self.source, error, page=page)]
-        if self._single is not None:
-            self._single.add(page)
-            return []
-        if settings.mode == "elements":
-            return element_documents(page, self.source)
-        return [page_document(page, self.source, content_format=settings.content_format)]
-
-    def finish(self) -> list[Document]:
-        """What is left at the end of the file: its single-mode Document."""
-        if self._single is not None and not self._single.empty:
-            return [self._single.build()]
-        return []
-
-    def file_failed(self, error: QwenOCRError) -> list[Document]:
-        """The file (not one page) could not be read: raise, skip or mark it."""
-        if self.settings.on_error == "raise" or is_fatal(error):
-            raise error
-        done = self.finish()
-        if self.settings.on_error == "skip":
-            logger.warning("skipped %s: %s", self.source, error)
-            return done
-        return [*done, error_document(self.source, error)]
+# -- the policy -----------------------------------------------------------------------------------------------------
 
 
-class Reader:
-    """Reads sources into Documents with one client: the engine of the loader and the parser.
+def _apply_policy(page: PageResult, on_error: OnError) -> bool:
+    """Whether to yield ``page``; raises its error where asked to (and for :func:`is_fatal` errors)."""
+    if page.ok:
+        return True
+    if page.error is None:
+        page.error = QwenOCRError(f"page {page.label} of {page.source} gave no result.")
+    error = page.error
+    if on_error == "raise" or is_fatal(error):
+        raise error
+    if on_error == "skip":
+        what = page.source if page.file_failed else f"page {page.label} of {page.source}"
+        logger.warning("skipped %s: %s", what, error)
+        return False
+    return True
 
-    :meth:`read` / :meth:`aread` read one source. :meth:`read_many` / :meth:`aread_many` read many in order with one
-    window of pages in flight across files: while a file's last pages are read, the next files are already being
-    read, so a directory of single images goes as fast as one long PDF. Each file being read holds as many of the
-    ``max_concurrency`` slots as it has pages (at most all of them) until its Documents have been consumed, so the
-    pages in flight, and the memory they take, stay bounded whatever the files.
+
+def _failed(item: SourceItem, position: int, error: QwenOCRError, total_pages: int = 0) -> PageResult:
+    return PageResult(
+        source=item.label,
+        index=0,
+        label="",
+        total_pages=total_pages,
+        error=error,
+        file_index=position,
+        file_failed=True,
+    )
+
+
+def _slots_for(item: SourceItem, window: int, options: ReadOptions) -> int:
+    """How many of the window's slots reading ``item`` may use: its selected pages, at most ``window``.
+
+    The file is opened to count them (cheap: PDFium parses no page); a file that cannot be opened needs one slot (it
+    fails again, properly, when read), a file object all of them (it can be read only once).
     """
+    if item.error is not None or item.remote is not None:
+        return 1
+    if item.fileobj is not None:
+        return window
+    try:
+        with open_document(item.document_source(), password=options.password, pages=options.pages) as doc:
+            return max(1, min(window, len(doc)))
+    except QwenOCRError:
+        return 1
 
-    def __init__(self, holder: ClientHolder, settings: ReadSettings) -> None:
-        self.holder = holder
-        self.settings = settings
 
-    def _read_kwargs(self, settings: ReadSettings, window: int | None) -> dict[str, Any]:
-        return {
-            "pages": settings.pages,
-            "password": settings.password,
-            "text_layer": settings.text_layer,
-            "max_concurrency": window or settings.max_concurrency,
-            **settings.options,
-        }
+# -- one file -----------------------------------------------------------------------------------------------------
 
-    # -- one source -----------------------------------------------------------------------------------------------
 
-    def read(
-        self,
-        item: SourceItem,
-        *,
-        client: QwenOCR,
-        progress: Progress,
-        downloads: Downloads,
-        settings: ReadSettings | None = None,
-        window: int | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Iterator[Document]:
-        """The Documents of one source, in page order, while later pages are in flight.
-
-        Closing the iterator, or setting ``cancel`` (from another thread), stops the reading at once: no page is
-        started or retried any more, and the requests in flight are not waited for (see
-        :func:`qwen_ocr.read_document`).
-        """
-        settings = settings or self.settings
-        assembler = Assembler(item.label, settings)
+def _read_file(
+    client: QwenOCR,
+    item: SourceItem,
+    position: int,
+    options: ReadOptions,
+    *,
+    downloads: Downloads,
+    window: int | None,
+    cancel: threading.Event | None,
+    gate: FirstAnswer,
+) -> Iterator[PageResult]:
+    """The results of one file, in page order, while later pages are in flight."""
+    item = downloads.fetch(item)
+    if item.error is not None:
+        yield _failed(item, position, item.error)
+        return
+    if item.remote is not None:
+        page = PageResult(source=item.label, index=0, label="1", total_pages=1, file_index=position)
         try:
-            item = self.fetch(item, downloads)
-            if item.error is not None:
-                raise item.error
-            pages = read_document(client, item.document_source(), cancel=cancel, **self._read_kwargs(settings, window))
+            with cancel_scope(cancel or threading.Event()), gate.passage():
+                page.result = client.ocr(item.remote, **options.ocr)
         except QwenOCRError as exc:
-            yield from assembler.file_failed(exc)
-            return
-        first = True
-        try:
-            while True:
-                try:
-                    page = next(pages)
-                except StopIteration:
-                    break
-                except QwenOCRError as exc:  # the file could not be opened (or stopped being readable)
-                    yield from assembler.file_failed(exc)
-                    return
-                if first:
-                    progress.file(item.label, page.total_pages)
-                    first = False
-                progress.page()
-                yield from assembler.add(page)
-        finally:
-            pages.close()  # stop the requests still in flight
-        if cancel is not None and cancel.is_set():
-            return  # stopped, not finished: no single-mode Document of the pages read so far
-        yield from assembler.finish()
-
-    async def aread(
-        self,
-        item: SourceItem,
-        *,
-        client: AsyncQwenOCR,
-        progress: Progress,
-        downloads: Downloads,
-        settings: ReadSettings | None = None,
-        window: int | None = None,
-    ) -> AsyncIterator[Document]:
-        """The async twin of :meth:`read`."""
-        settings = settings or self.settings
-        assembler = Assembler(item.label, settings)
-        try:
-            item = await self.afetch(item, downloads)
-            if item.error is not None:
-                raise item.error
-            pages = aread_document(client, item.document_source(), **self._read_kwargs(settings, window))
-        except QwenOCRError as exc:
-            for doc in assembler.file_failed(exc):
-                yield doc
-            return
-        first = True
-        try:
-            while True:
-                try:
-                    page = await pages.__anext__()
-                except StopAsyncIteration:
-                    break
-                except QwenOCRError as exc:
-                    for doc in assembler.file_failed(exc):
-                        yield doc
-                    return
-                if first:
-                    progress.file(item.label, page.total_pages)
-                    first = False
-                progress.page()
-                for doc in assembler.add(page):
-                    yield doc
-        finally:
-            await pages.aclose()  # cancel the requests still in flight
-        for doc in assembler.finish():
-            yield doc
-
-    def fetch(self, item: SourceItem, downloads: Downloads) -> SourceItem:
-        """The item with its URL downloaded (or the download's error)."""
-        if item.url is None or item.error is not None:
-            return item
-        try:
-            data = download(
-                item.url,
-                client=downloads.sync(),
-                max_bytes=self.settings.max_download_bytes,
-                timeout=self.settings.download_timeout,
-                allow_private=self.settings.allow_private_urls,
-            )
-        except QwenOCRError as exc:
-            return replace(item, url=None, error=exc)
-        return replace(item, url=None, data=data)
-
-    async def afetch(self, item: SourceItem, downloads: Downloads) -> SourceItem:
-        """The async twin of :meth:`fetch`."""
-        if item.url is None or item.error is not None:
-            return item
-        try:
-            data = await adownload(
-                item.url,
-                client=downloads.async_(),
-                max_bytes=self.settings.max_download_bytes,
-                timeout=self.settings.download_timeout,
-                allow_private=self.settings.allow_private_urls,
-            )
-        except QwenOCRError as exc:
-            return replace(item, url=None, error=exc)
-        return replace(item, url=None, data=data)
-
-    def slots_for(self, item: SourceItem, window: int) -> int:
-        """How many of the window's slots reading ``item`` may use: its selected pages, at most ``window``.
-
-        The file is opened to count them (cheap: PDFium parses no page); a file that cannot be opened needs one
-        slot (it fails again, properly, when read), a file object all of them (it can be read only once).
-        """
-        if item.error is not None:
-            return 1
-        if item.fileobj is not None:
-            return window
-        try:
-            with open_document(
-                item.document_source(), password=self.settings.password, pages=self.settings.pages
-            ) as doc:
-                return max(1, min(window, len(doc)))
-        except QwenOCRError:
-            return 1
-
-    # -- many sources, one window ---------------------------------------------------------------------------------
-
-    def read_many(
-        self, items: Iterable[SourceItem], *, client: QwenOCR, progress: Progress, downloads: Downloads
-    ) -> Iterator[Document]:
-        """The Documents of every source, in order, with one window of pages in flight across files."""
-        window = self.settings.max_concurrency or client.max_concurrency
-        if window <= 1:
-            for item in items:
-                yield from self.read(item, client=client, progress=progress, downloads=downloads)
-            return
-        stop = threading.Event()
-        slots = threading.Semaphore(window)
-        runs: queue.Queue[_Run | _Failure | None] = queue.Queue()
-        threads: list[threading.Thread] = []
-
-        def put(target: queue.Queue[Any], message: Any) -> bool:
-            while not stop.is_set():
-                try:
-                    target.put(message, timeout=0.05)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def produce(run: _Run) -> None:
-            docs = self.read(
-                run.item, client=client, progress=progress, downloads=downloads, window=run.slots, cancel=stop
-            )
+            page.error = exc
+        yield page
+        return
+    pages = _read_pages(
+        client, item.document_source(), options.pages, options.password, options.text_layer, window, cancel, gate,
+        dict(options.ocr),
+    )  # fmt: skip
+    total = 0
+    try:
+        while True:
             try:
-                for doc in docs:
-                    if not put(run.queue, doc):
-                        return
-                put(run.queue, _END)
-            except BaseException as exc:  # handed to the consumer, which raises it in its turn
-                put(run.queue, _Failure(exc))
-            finally:
-                cast("Generator[Document, None, None]", docs).close()
+                page = next(pages)
+            except StopIteration:
+                return
+            except QwenOCRError as exc:  # the file could not be opened (or stopped being readable)
+                yield _failed(item, position, exc, total)
+                return
+            page.source, page.file_index, total = item.label, position, page.total_pages
+            yield page
+    finally:
+        pages.close()  # stop the requests still in flight
 
-        def launch() -> None:
-            try:
-                for source in items:
-                    item = self.fetch(source, downloads)
-                    need = self.slots_for(item, window)
-                    for taken in range(need):
-                        while not slots.acquire(timeout=0.05):
-                            if stop.is_set():
-                                for _ in range(taken):
-                                    slots.release()
-                                return
-                    if stop.is_set():  # closed while waiting: start nothing more
-                        for _ in range(need):
-                            slots.release()
-                        return
-                    run = _Run(item, need, queue.Queue(maxsize=window))
-                    thread = threading.Thread(target=produce, args=(run,), name="qwen-ocr-file", daemon=True)
-                    threads.append(thread)
-                    thread.start()
-                    runs.put(run)
-            except BaseException as exc:  # expanding the sources failed (a bad entry type): raised in order
-                runs.put(_Failure(exc))
-            finally:
-                runs.put(None)
 
-        launcher = threading.Thread(target=launch, name="qwen-ocr-files", daemon=True)
-        launcher.start()
+async def _aread_file(
+    client: AsyncQwenOCR,
+    item: SourceItem,
+    position: int,
+    options: ReadOptions,
+    *,
+    downloads: Downloads,
+    window: int | None,
+    gate: FirstAnswer,
+) -> AsyncIterator[PageResult]:
+    """The async twin of :func:`_read_file`."""
+    item = await downloads.afetch(item)
+    if item.error is not None:
+        yield _failed(item, position, item.error)
+        return
+    if item.remote is not None:
+        page = PageResult(source=item.label, index=0, label="1", total_pages=1, file_index=position)
         try:
-            while (run := runs.get()) is not None:
-                if isinstance(run, _Failure):
-                    raise run.error
-                try:
-                    while (message := run.queue.get()) is not _END:
-                        if isinstance(message, _Failure):
-                            raise message.error
-                        yield message
-                finally:
-                    for _ in range(run.slots):
+            async with gate.apassage():
+                page.result = await client.ocr(item.remote, **options.ocr)
+        except QwenOCRError as exc:
+            page.error = exc
+        yield page
+        return
+    pages = _aread_pages(
+        client, item.document_source(), options.pages, options.password, options.text_layer, window, gate,
+        dict(options.ocr),
+    )  # fmt: skip
+    total = 0
+    try:
+        while True:
+            try:
+                page = await pages.__anext__()
+            except StopAsyncIteration:
+                return
+            except QwenOCRError as exc:
+                yield _failed(item, position, exc, total)
+                return
+            page.source, page.file_index, total = item.label, position, page.total_pages
+            yield page
+    finally:
+        await pages.aclose()  # cancel the requests still in flight
+
+
+# -- many files, one window -----------------------------------------------------------------------------------------
+
+
+def read_documents(
+    client: QwenOCR,
+    sources: Sources | Iterable[Any],
+    *,
+    name: str | None = None,
+    recursive: bool = False,
+    glob: str | None = None,
+    cancel: threading.Event | None = None,
+    **options: Any,
+) -> Generator[PageResult, None, None]:
+    """Read every selected page of every file ``sources`` stands for: a :class:`~qwen_ocr.PageResult` per page, files
+    in the order given, pages in page order, a window of pages in flight across files.
+
+    Args:
+        client: the client that sends the pages.
+        sources: a path, a glob pattern (``"scans/*.pdf"``, ``"inbox/**/*.tif"``), a folder, an http(s) URL
+            (downloaded through :mod:`qwen_ocr.fetch`), a ``data:`` or ``oss://`` URL, the file's ``bytes``,
+            ``(name, bytes)``, a binary file object, or a list (any iterable) of these: see
+            :func:`qwen_ocr.sources.expand_sources`.
+        name: the name (``PageResult.source``) of ``sources`` when it is bytes or a file object.
+        recursive: also read the subfolders of a folder.
+        glob: which files of a folder to read (default: every PDF and image file by extension).
+        cancel: an event another thread may set to stop the reading as closing it would.
+        pages: which pages of each file, 1-based: ``"1-3,7"``, ``5``, ``[1, 3]``; all by default.
+        password: the password of encrypted PDFs.
+        text_layer: ``"auto"`` uses a PDF page's own text where it is good (no request), ``"never"`` OCRs every
+            page, ``"only"`` never sends a page. Default: ``"auto"`` for plain-text reading, ``"never"`` for the
+            structured tasks and custom prompts (a text layer has no boxes, fields or tables).
+        on_error: a page or file that cannot be read: ``"raise"`` its typed :class:`~qwen_ocr.QwenOCRError` (the
+            results before it were already yielded), ``"skip"`` it (a warning is logged) or ``"mark"`` it (its
+            result carries the error; a whole file gives one result with ``file_failed=True``). :func:`is_fatal`
+            errors are raised in every case.
+        max_concurrency: pages in flight at once, across files (default: the client's).
+        show_progress: a tqdm progress bar of pages (needs ``tqdm``).
+        max_download_bytes: the largest file accepted from a URL (100 MiB).
+        download_timeout: seconds allowed for each network step of a download.
+        allow_private_urls: also download URLs whose host is private, loopback or otherwise not public (refused by
+            default, at every redirect too: see :mod:`qwen_ocr.fetch`).
+        **options: the request options (:data:`OCR_OPTIONS`): ``task``, ``schema`` (implies
+            ``key_information_extraction``), ``prompt``, ``model``, ``min_pixels``, ``max_pixels``,
+            ``enable_rotate``, ``max_tokens``, ``temperature``.
+
+    Raises:
+        InvalidArgumentError: a wrong option or source type (at once, before anything is read).
+        QwenOCRError: a page's or file's error where ``on_error="raise"``, and :func:`is_fatal` errors.
+
+    Example::
+
+        >>> from qwen_ocr import QwenOCR, read_documents
+        >>> from qwen_ocr.samples import SAMPLE_SCAN, read_sample
+        >>> with QwenOCR(provider="local") as client:                                       # doctest: +SKIP
+        ...     pages = list(read_documents(client, [("scan.jpg", read_sample(SAMPLE_SCAN)), "missing.pdf"],
+        ...                                 on_error="mark"))
+        >>> [(p.source, p.ok, p.file_failed) for p in pages]                                # doctest: +SKIP
+        [('scan.jpg', True, False), ('missing.pdf', False, True)]
+    """
+    settings = ReadOptions.build(**options)
+    check_sources(sources)
+    items = expand_sources(sources, name=name, recursive=recursive, glob=glob)
+    return _read_many(client, items, settings, cancel)
+
+
+def _read_many(
+    client: QwenOCR, items: Iterable[SourceItem], options: ReadOptions, cancel: threading.Event | None
+) -> Generator[PageResult, None, None]:
+    window = options.max_concurrency or client.max_concurrency
+    downloads = Downloads(
+        max_bytes=options.max_download_bytes, timeout=options.download_timeout, allow_private=options.allow_private_urls
+    )
+    progress = _Progress(options.show_progress, options.pages)
+    gate = FirstAnswer(is_fatal)
+    last = -1
+    try:
+        for page in _schedule(client, items, options, window, downloads, cancel, gate):
+            progress.page(page, page.file_index != last)
+            last = page.file_index
+            if _apply_policy(page, options.on_error):
+                yield page
+    finally:
+        downloads.close()
+        progress.close()
+
+
+def _schedule(
+    client: QwenOCR,
+    items: Iterable[SourceItem],
+    options: ReadOptions,
+    window: int,
+    downloads: Downloads,
+    cancel: threading.Event | None,
+    gate: FirstAnswer,
+) -> Iterator[PageResult]:
+    """Every file's results in order, read by one thread per file being read, the window's slots shared."""
+    if window <= 1:
+        for position, item in enumerate(items):
+            yield from _read_file(
+                client, item, position, options, downloads=downloads, window=1, cancel=cancel, gate=gate
+            )
+            if cancel is not None and cancel.is_set():
+                return
+        return
+    stop = threading.Event()
+    slots = threading.Semaphore(window)
+    runs: queue.Queue[_Run | _Failure | None] = queue.Queue()
+    threads: list[threading.Thread] = []
+
+    def put(target: queue.Queue[Any], message: Any) -> bool:
+        while not stop.is_set():
+            try:
+                target.put(message, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce(run: _Run) -> None:
+        pages = _read_file(
+            client, run.item, run.position, options, downloads=downloads, window=run.slots, cancel=stop, gate=gate
+        )
+        try:
+            for page in pages:
+                if not put(run.queue, page):
+                    return
+            put(run.queue, _END)
+        except BaseException as exc:  # handed to the consumer, which raises it in its turn
+            put(run.queue, _Failure(exc))
+        finally:
+            pages.close()  # type: ignore[attr-defined]
+
+    def acquire(count: int) -> bool:
+        for taken in range(count):
+            while not slots.acquire(timeout=_POLL):
+                if stop.is_set():
+                    for _ in range(taken):
                         slots.release()
-        finally:
-            # Closed (or done): every file's reading stops at once (no page started or retried; see read()). The
-            # threads end within moments, unless one is in a download or a request, which is not waited for: they
-            # are daemons, their results are dropped.
-            stop.set()
-            deadline = time.monotonic() + _GRACE
-            for thread in (launcher, *threads):
-                thread.join(max(0.0, deadline - time.monotonic()))
+                    return False
+        return True
 
-    async def aread_many(
-        self, items: Iterable[SourceItem], *, client: AsyncQwenOCR, progress: Progress, downloads: Downloads
-    ) -> AsyncIterator[Document]:
-        """The async twin of :meth:`read_many`."""
-        window = self.settings.max_concurrency or client.max_concurrency
-        if window <= 1:
-            for item in items:
-                async for doc in self.aread(item, client=client, progress=progress, downloads=downloads):
-                    yield doc
-            return
-        slots = asyncio.Semaphore(window)
-        runs: asyncio.Queue[_ARun | _Failure | None] = asyncio.Queue()
-        tasks: list[asyncio.Task[None]] = []
-
-        async def produce(run: _ARun) -> None:
-            docs = self.aread(run.item, client=client, progress=progress, downloads=downloads, window=run.slots)
-            try:
-                async for doc in docs:
-                    await run.queue.put(doc)
-                await run.queue.put(_END)
-            except Exception as exc:  # handed to the consumer, which raises it in its turn
-                await run.queue.put(_Failure(exc))
-            finally:
-                await cast("AsyncGenerator[Document, None]", docs).aclose()
-
-        async def launch() -> None:
-            try:
-                for source in items:
-                    item = await self.afetch(source, downloads)
-                    need = await asyncio.to_thread(self.slots_for, item, window)
+    def launch() -> None:
+        try:
+            for position, source in enumerate(items):
+                item = downloads.fetch(source)
+                need = _slots_for(item, window, options)
+                if not acquire(need):
+                    return
+                if stop.is_set():  # closed while waiting: start nothing more
                     for _ in range(need):
-                        await slots.acquire()
-                    run = _ARun(item, need, asyncio.Queue(maxsize=window))
-                    tasks.append(asyncio.create_task(produce(run)))
-                    await runs.put(run)
-            except Exception as exc:
-                await runs.put(_Failure(exc))
-            finally:
-                await runs.put(None)
-
-        launcher = asyncio.create_task(launch())
-        try:
-            while (run := await runs.get()) is not None:
-                if isinstance(run, _Failure):
-                    raise run.error
-                try:
-                    while (message := await run.queue.get()) is not _END:
-                        if isinstance(message, _Failure):
-                            raise message.error
-                        yield message
-                finally:
-                    for _ in range(run.slots):
                         slots.release()
+                    return
+                run = _Run(item, position, need, queue.Queue(maxsize=window))
+                thread = threading.Thread(target=produce, args=(run,), name="qwen-ocr-file", daemon=True)
+                threads.append(thread)
+                thread.start()
+                runs.put(run)
+        except BaseException as exc:  # expanding the sources failed (a bad entry type): raised in order
+            runs.put(_Failure(exc))
         finally:
-            pending = [launcher, *tasks]
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            runs.put(None)
 
+    def get(source: queue.Queue[_T]) -> _T:
+        while True:
+            try:
+                return source.get(timeout=_POLL if cancel is not None else None)
+            except queue.Empty:
+                if cancel is not None and cancel.is_set():
+                    raise _Cancelled from None
+
+    launcher = threading.Thread(target=launch, name="qwen-ocr-files", daemon=True)
+    launcher.start()
+    try:
+        while (run := get(runs)) is not None:
+            if isinstance(run, _Failure):
+                raise run.error
+            try:
+                while (message := get(run.queue)) is not _END:
+                    if isinstance(message, _Failure):
+                        raise message.error
+                    yield message
+            finally:
+                for _ in range(run.slots):
+                    slots.release()
+    except _Cancelled:
+        return
+    finally:
+        # Closed (or done): every file's reading stops at once (no page started or retried; see read_document). The
+        # threads end within moments, unless one is in a download or a request, which is not waited for: they are
+        # daemons, their results are dropped.
+        stop.set()
+        deadline = time.monotonic() + _GRACE
+        for thread in (launcher, *threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def aread_documents(
+    client: AsyncQwenOCR,
+    sources: Sources | Iterable[Any],
+    *,
+    name: str | None = None,
+    recursive: bool = False,
+    glob: str | None = None,
+    **options: Any,
+) -> AsyncGenerator[PageResult, None]:
+    """The async twin of :func:`read_documents`: the same results, in the same order, with the same errors.
+
+    Requests are awaited on the running event loop (files are listed, opened and rendered in worker threads);
+    leaving the loop early (``break``, ``aclose()``, cancellation) cancels the requests in flight.
+
+    Example::
+
+        async with AsyncQwenOCR() as client:
+            async for page in aread_documents(client, "scans/", on_error="mark"):
+                print(page.source, page.label, page.text)
+    """
+    settings = ReadOptions.build(**options)
+    check_sources(sources)
+    items = expand_sources(sources, name=name, recursive=recursive, glob=glob)
+    return _aread_many(client, items, settings)
+
+
+async def _aread_many(
+    client: AsyncQwenOCR, items: Iterator[SourceItem], options: ReadOptions
+) -> AsyncGenerator[PageResult, None]:
+    window = options.max_concurrency or client.max_concurrency
+    downloads = Downloads(
+        max_bytes=options.max_download_bytes, timeout=options.download_timeout, allow_private=options.allow_private_urls
+    )
+    progress = _Progress(options.show_progress, options.pages)
+    gate = FirstAnswer(is_fatal)
+    last = -1
+    try:
+        listed = await asyncio.to_thread(list, items)  # folders and patterns are listed off the loop
+        async for page in _aschedule(client, listed, options, window, downloads, gate):
+            progress.page(page, page.file_index != last)
+            last = page.file_index
+            if _apply_policy(page, options.on_error):
+                yield page
+    finally:
+        await downloads.aclose()
+        progress.close()
+
+
+async def _aschedule(
+    client: AsyncQwenOCR,
+    items: list[SourceItem],
+    options: ReadOptions,
+    window: int,
+    downloads: Downloads,
+    gate: FirstAnswer,
+) -> AsyncIterator[PageResult]:
+    """The async twin of :func:`_schedule`: one task per file being read."""
+    if window <= 1:
+        for position, item in enumerate(items):
+            async for page in _aread_file(
+                client, item, position, options, downloads=downloads, window=1, gate=gate
+            ):  # fmt: skip
+                yield page
+        return
+    slots = asyncio.Semaphore(window)
+    runs: asyncio.Queue[_ARun | _Failure | None] = asyncio.Queue()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def produce(run: _ARun) -> None:
+        pages = _aread_file(client, run.item, run.position, options, downloads=downloads, window=run.slots, gate=gate)
+        try:
+            async for page in pages:
+                await run.queue.put(page)
+            await run.queue.put(_END)
+        except Exception as exc:  # handed to the consumer, which raises it in its turn
+            await run.queue.put(_Failure(exc))
+        finally:
+            await pages.aclose()  # type: ignore[attr-defined]
+
+    async def launch() -> None:
+        try:
+            for position, source in enumerate(items):
+                item = await downloads.afetch(source)
+                need = await asyncio.to_thread(_slots_for, item, window, options)
+                for _ in range(need):
+                    await slots.acquire()
+                run = _ARun(item, position, need, asyncio.Queue(maxsize=window))
+                tasks.append(asyncio.create_task(produce(run)))
+                await runs.put(run)
+        except Exception as exc:
+            await runs.put(_Failure(exc))
+        finally:
+            await runs.put(None)
+
+    launcher = asyncio.create_task(launch())
+    try:
+        while (run := await runs.get()) is not None:
+            if isinstance(run, _Failure):
+                raise run.error
+            try:
+                while (message := await run.queue.get()) is not _END:
+                    if isinstance(message, _Failure):
+                        raise message.error
+                    yield message
+            finally:
+                for _ in range(run.slots):
+                    slots.release()
+    finally:
+        pending = [launcher, *tasks]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+_POLL = 0.05
+"""Seconds between two looks at a stop or cancel event while waiting."""
 
 _GRACE = 2.0
-"""Seconds a closed :meth:`Reader.read_many` waits for its threads to end (a render in progress), at most."""
+"""Seconds a closed reading waits for its threads to end (a render in progress), at most."""
 
 _END: Any = object()
-"""The end of a file's Documents."""
+"""The end of a file's results."""
+
+
+class _Cancelled(Exception):
+    """The caller's ``cancel`` event was set."""
 
 
 @dataclass(frozen=True)
@@ -675,6 +810,7 @@ class _Failure:
 @dataclass
 class _Run:
     item: SourceItem
+    position: int
     slots: int
     queue: queue.Queue[Any]
 
@@ -682,39 +818,6 @@ class _Run:
 @dataclass
 class _ARun:
     item: SourceItem
+    position: int
     slots: int
     queue: asyncio.Queue[Any]
-
-
-class Downloads:
-    """The HTTP clients for URLs, made on first use and closed with :meth:`close` / :meth:`aclose`."""
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self._sync: httpx.Client | None = None
-        self._async: httpx.AsyncClient | None = None
-
-    def sync(self) -> httpx.Client:
-        import httpx
-
-        if self._sync is None:
-            self._sync = httpx.Client(timeout=self.timeout, follow_redirects=False)  # each redirect is checked
-        return self._sync
-
-    def async_(self) -> httpx.AsyncClient:
-        import httpx
-
-        if self._async is None:
-            self._async = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
-        return self._async
-
-    def close(self) -> None:
-        if self._sync is not None:
-            self._sync.close()
-            self._sync = None
-
-    async def aclose(self) -> None:
-        self.close()
-        if self._async is not None:
-            await self._async.aclose()
-            self._async = None

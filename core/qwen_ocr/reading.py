@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import os
 import queue
 import threading
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from .documents import DocumentSource, Page, PageSpec, TextLayerMode
     from .imaging import PreparedImage
 
-__all__ = ["JSONValue", "PageResult", "aread_document", "read_document", "structured_metadata"]
+__all__ = ["FirstAnswer", "JSONValue", "PageResult", "aread_document", "read_document", "structured_metadata"]
 
 _T = TypeVar("_T")
 
@@ -57,6 +58,12 @@ class PageResult:
         result: the reading; ``None`` if the page failed.
         error: the page's typed error; ``None`` if it succeeded.
         text_source: ``"ocr"`` or ``"text_layer"`` (the PDF's own text, no request made).
+        file_index: which file of a :func:`qwen_ocr.read_documents` reading the page is of (0-based, in the order
+            read); ``0`` for :func:`read_document`. Pages of one file are consecutive, so a change of ``file_index``
+            is a file boundary.
+        file_failed: the file itself could not be read (not found, corrupt, not a document, a failed download, a
+            pattern that matches nothing): this result stands for the whole file, with its ``error``, ``index``
+            ``0``, ``label`` ``""`` and ``total_pages`` ``0`` (or the pages known when it failed later).
     """
 
     source: str
@@ -66,6 +73,8 @@ class PageResult:
     result: OCRResult | None = None
     error: QwenOCRError | None = None
     text_source: Literal["ocr", "text_layer"] = "ocr"
+    file_index: int = 0
+    file_failed: bool = False
 
     @property
     def ok(self) -> bool:
@@ -195,6 +204,21 @@ def read_document(
         QwenOCRError: when the document itself cannot be opened (encrypted, corrupt, not a document). Errors of a
             single page are reported in its :class:`PageResult` instead.
     """
+    return _read_pages(client, source, pages, password, text_layer, max_concurrency, cancel, None, options)
+
+
+def _read_pages(
+    client: QwenOCR,
+    source: DocumentSource,
+    pages: PageSpec,
+    password: str | None,
+    text_layer: TextLayerMode,
+    max_concurrency: int | None,
+    cancel: threading.Event | None,
+    gate: FirstAnswer | None,
+    options: dict[str, Any],
+) -> Generator[PageResult, None, None]:
+    """:func:`read_document`, whose requests also wait at ``gate`` (see :class:`FirstAnswer`)."""
     from .documents import open_document
 
     model = options.get("model") or client.model
@@ -222,7 +246,10 @@ def read_document(
                 prepared = renderers.submit(_prepare_or_text, page, text_layer).result()
                 if isinstance(prepared, str):
                     return "text_layer", _text_layer_result(prepared)
-                return "ocr", client.ocr(prepared, **options)
+                if gate is None:
+                    return "ocr", client.ocr(prepared, **options)
+                with gate.passage():
+                    return "ocr", client.ocr(prepared, **options)
 
         in_flight: deque[tuple[PageResult, Future[tuple[Literal["ocr", "text_layer"], OCRResult]]]] = deque()
         try:
@@ -327,7 +354,7 @@ def _run(future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> 
         future.set_result(result)
 
 
-async def aread_document(
+def aread_document(
     client: AsyncQwenOCR,
     source: DocumentSource,
     *,
@@ -349,6 +376,20 @@ async def aread_document(
             async for page in aread_document(client, "scan.pdf", max_concurrency=8):
                 print(page.page_label, page.text)
     """
+    return _aread_pages(client, source, pages, password, text_layer, max_concurrency, None, options)
+
+
+async def _aread_pages(
+    client: AsyncQwenOCR,
+    source: DocumentSource,
+    pages: PageSpec,
+    password: str | None,
+    text_layer: TextLayerMode,
+    max_concurrency: int | None,
+    gate: FirstAnswer | None,
+    options: dict[str, Any],
+) -> AsyncGenerator[PageResult, None]:
+    """:func:`aread_document`, whose requests also wait at ``gate`` (see :class:`FirstAnswer`)."""
     from .documents import open_document
 
     model = options.get("model") or client.model
@@ -369,7 +410,10 @@ async def aread_document(
         prepared = await loop.run_in_executor(renderers, _prepare_or_text, page, text_layer)
         if isinstance(prepared, str):
             return "text_layer", _text_layer_result(prepared)
-        return "ocr", await client.ocr(prepared, **options)
+        if gate is None:
+            return "ocr", await client.ocr(prepared, **options)
+        async with gate.apassage():
+            return "ocr", await client.ocr(prepared, **options)
 
     in_flight: deque[tuple[PageResult, asyncio.Task[tuple[Literal["ocr", "text_layer"], OCRResult]]]] = deque()
     try:
@@ -396,6 +440,78 @@ async def aread_document(
                 await pending
         renderers.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(doc.close)
+
+
+class FirstAnswer:
+    """Holds the requests of a reading until its first request has been answered.
+
+    An error that would fail every request alike (a wrong key, no access to the model, an exhausted quota: what
+    ``fatal`` says) then costs one request, not a window of them: once the first answer is such an error, every
+    request waiting here, or coming later, fails with it without being sent. Any other first answer (a result, a
+    page's own error) lets every request through. :func:`qwen_ocr.read_documents` puts one gate across all the
+    files it reads. A gate is used by sync readings (:meth:`passage`) or async ones (:meth:`apassage`), not both.
+    """
+
+    def __init__(self, fatal: Callable[[BaseException], bool]) -> None:
+        self._fatal = fatal
+        self._lock = threading.Lock()
+        self._claimed = False
+        self._opened = threading.Event()
+        self._aopened: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    def _claim(self) -> bool:
+        with self._lock:
+            first, self._claimed = not self._claimed, True
+        return first
+
+    def _settle(self, error: BaseException | None) -> None:
+        if error is not None and self._fatal(error):
+            self._error = error
+        self._opened.set()
+        if self._aopened is not None:
+            self._aopened.set()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise copy.copy(self._error)  # each page its own exception object, the same error
+
+    @contextlib.contextmanager
+    def passage(self) -> Iterator[None]:
+        """Around one sync request: waits (stopped by the request's cancel scope) unless it is the first."""
+        if not self._opened.is_set():
+            if not self._claim():
+                while not self._opened.wait(_POLL):
+                    raise_if_cancelled()
+            else:
+                try:
+                    yield
+                except BaseException as exc:
+                    self._settle(exc)
+                    raise
+                self._settle(None)
+                return
+        self._check()
+        yield
+
+    @contextlib.asynccontextmanager
+    async def apassage(self) -> AsyncIterator[None]:
+        """The async twin of :meth:`passage` (on one event loop)."""
+        if not self._opened.is_set():
+            if self._aopened is None:
+                self._aopened = asyncio.Event()
+            if not self._claim():
+                await self._aopened.wait()
+            else:
+                try:
+                    yield
+                except BaseException as exc:
+                    self._settle(exc)
+                    raise
+                self._settle(None)
+                return
+        self._check()
+        yield
 
 
 def _prepare_or_text(page: Page, text_layer: TextLayerMode) -> PreparedImage | str:

@@ -1,14 +1,17 @@
-"""What a loader is given, expanded into the files it reads: paths, lists, glob patterns, directories, URLs, bytes.
+"""What a reading is given, expanded into the files it reads: paths, lists, glob patterns, directories, URLs, bytes.
 
-:func:`expand_sources` turns the loader's ``file_path`` into :class:`SourceItem` objects, lazily and in a stable
-order (a pattern's or a directory's files sorted by path). An entry that cannot be expanded (a missing file, a
-pattern that matches nothing, an empty directory) becomes an item carrying its typed error, so that the loader can
-raise it, skip it or mark it like any other failure. URLs are downloaded into memory with :func:`download` /
-:func:`adownload` (size cap, timeout, no credentials sent, non-public hosts refused: see :mod:`qwen_ocr.fetch`).
+:func:`expand_sources` turns the ``sources`` of :func:`qwen_ocr.read_documents` (and the LangChain loader's
+``file_path``, the LlamaIndex reader's inputs, the CLI's arguments) into :class:`SourceItem` objects, lazily and in a
+stable order (a pattern's or a directory's files sorted by path). An entry that cannot be expanded (a missing file,
+a pattern that matches nothing, an empty directory) becomes an item carrying its typed error, so that the reading
+can raise it, skip it or mark it like any other failure. http(s) URLs are downloaded into memory with
+:func:`download` / :func:`adownload` (size cap, timeout, no credentials sent, non-public hosts refused: see
+:mod:`qwen_ocr.fetch`); ``data:`` URLs are decoded; ``oss://`` URLs (DashScope's temporary storage, which only the
+service can read) are passed to the service as one image.
 
 Example::
 
-    from langchain_qwen_ocr.document_loaders.sources import expand_sources
+    from qwen_ocr.sources import expand_sources
 
     for item in expand_sources(["scans/*.pdf", "cover.png", ("fax.tiff", fax_bytes)]):
         print(item.label, item.error or "ok")
@@ -20,14 +23,14 @@ import glob as globlib
 import io
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Union, cast
+from typing import IO, TYPE_CHECKING, Any, Union, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from qwen_ocr.documents import DocumentReadError
-from qwen_ocr.errors import InvalidArgumentError, QwenOCRError
-from qwen_ocr.imaging import _path_problem
+from .documents import DocumentReadError
+from .errors import InvalidArgumentError, QwenOCRError
+from .imaging import _decode_data_url, _path_problem
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -38,6 +41,7 @@ __all__ = [
     "DEFAULT_DOWNLOAD_TIMEOUT",
     "DEFAULT_MAX_DOWNLOAD_BYTES",
     "SUPPORTED_EXTENSIONS",
+    "Downloads",
     "Source",
     "SourceItem",
     "Sources",
@@ -49,9 +53,11 @@ __all__ = [
     "is_url",
 ]
 
-Source: TypeAlias = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, tuple[str, bytes], IO[bytes]]
-"""One input: a path (or a glob pattern, a directory, an http(s) URL), the file's bytes, ``(name, bytes)``, or a
-binary file object."""
+Source: TypeAlias = Union[
+    str, "os.PathLike[str]", bytes, bytearray, memoryview, tuple[str, bytes], IO[bytes], "SourceItem"
+]
+"""One input: a path (or a glob pattern, a directory, an http(s), ``data:`` or ``oss://`` URL), the file's bytes,
+``(name, bytes)``, a binary file object, or a :class:`SourceItem` already expanded."""
 
 Sources: TypeAlias = Source | Sequence[Source]
 """One input or a list of them."""
@@ -80,6 +86,7 @@ class SourceItem:
         data: the file's bytes (bytes given, or a URL once downloaded).
         url: an http(s) URL still to download.
         fileobj: a binary file object, read whole when opened.
+        remote: an ``oss://`` URL, which only the service can read: sent to it as one image.
         error: why the entry could not be expanded; the other fields are then empty.
     """
 
@@ -88,6 +95,7 @@ class SourceItem:
     data: bytes | None = field(default=None, repr=False)
     url: str | None = field(default=None, repr=False)
     fileobj: IO[bytes] | None = field(default=None, repr=False)
+    remote: str | None = field(default=None, repr=False)
     error: QwenOCRError | None = None
 
     def document_source(self) -> str | IO[bytes]:
@@ -132,60 +140,63 @@ def display_url(url: str) -> str:
 
 
 def expand_sources(
-    file_path: Sources,
+    sources: Sources | Iterable[Source],
     *,
     name: str | None = None,
     recursive: bool = False,
     glob: str | None = None,
+    argument: str = "sources",
 ) -> Iterator[SourceItem]:
-    """The files ``file_path`` stands for, in order, lazily.
+    """The files ``sources`` stands for, in order, lazily.
 
     Args:
-        file_path: a path, a glob pattern (``"scans/*.pdf"``, ``"**/*.tif"``), a directory, an http(s) URL, bytes,
-            ``(name, bytes)``, a binary file object, or a list of any of these.
-        name: the name of ``file_path`` when it is bytes or a file object (its ``source`` in metadata).
+        sources: a path, a glob pattern (``"scans/*.pdf"``, ``"**/*.tif"``), a directory, an http(s), ``data:`` or
+            ``oss://`` URL, bytes, ``(name, bytes)``, a binary file object, or a list (any iterable) of these.
+        name: the name of ``sources`` when it is bytes or a file object (its ``source`` in metadata).
         recursive: look in the subdirectories of a directory too.
         glob: which files of a directory to read (``"*.pdf"``); by default every file with a
             :data:`SUPPORTED_EXTENSIONS` extension. Hidden files (``.name``) are left out.
+        argument: what the caller calls ``sources``, for error messages (``"file_path"``).
 
     Raises:
-        InvalidArgumentError: ``file_path`` is of a type that cannot be read (the others' errors are in the items).
+        InvalidArgumentError: ``sources`` is of a type that cannot be read (the others' errors are in the items).
     """
-    check_sources(file_path)
-    if _is_single(file_path):
-        yield from _expand_one(cast("Source", file_path), name=name, recursive=recursive, pattern=glob, position=None)
+    check_sources(sources, argument=argument)
+    if _is_single(sources):
+        yield from _expand_one(cast("Source", sources), name=name, recursive=recursive, pattern=glob, position=None)
         return
-    for position, entry in enumerate(cast("Iterable[Source]", file_path)):
+    for position, entry in enumerate(cast("Iterable[Source]", sources)):
         if not _is_single(entry):  # an iterator's entries are checked as they come
-            raise InvalidArgumentError(
-                f"file_path[{position}] is a {type(entry).__name__}; each entry must be a path, a URL, bytes, "
-                "(name, bytes) or a binary file object."
-            )
+            raise _wrong_entry(argument, position, entry)
         yield from _expand_one(entry, name=None, recursive=recursive, pattern=glob, position=position)
 
 
-def check_sources(file_path: object) -> None:
-    """Raise :class:`~qwen_ocr.errors.InvalidArgumentError` now if ``file_path`` (or an entry of a list or tuple)
-    is of a type that can never be read, rather than when loading starts."""
-    if _is_single(file_path):
+def check_sources(sources: object, *, argument: str = "sources") -> None:
+    """Raise :class:`~qwen_ocr.errors.InvalidArgumentError` now if ``sources`` (or an entry of a list or tuple)
+    is of a type that can never be read, rather than when reading starts."""
+    if _is_single(sources):
         return
-    if isinstance(file_path, (list, tuple)):
-        for position, entry in enumerate(file_path):
+    if isinstance(sources, (list, tuple)):
+        for position, entry in enumerate(sources):
             if not _is_single(entry):
-                raise InvalidArgumentError(
-                    f"file_path[{position}] is a {type(entry).__name__}; each entry must be a path, a URL, bytes, "
-                    "(name, bytes) or a binary file object."
-                )
+                raise _wrong_entry(argument, position, entry)
         return
-    if not hasattr(file_path, "__iter__") or isinstance(file_path, Mapping):
+    if not hasattr(sources, "__iter__") or isinstance(sources, Mapping):
         raise InvalidArgumentError(
-            f"file_path is a {type(file_path).__name__}; pass a path, a glob pattern, a directory, a URL, bytes, "
+            f"{argument} is a {type(sources).__name__}; pass a path, a glob pattern, a directory, a URL, bytes, "
             "(name, bytes), a binary file object, or a list of these."
         )
 
 
+def _wrong_entry(argument: str, position: int, entry: object) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"{argument}[{position}] is a {type(entry).__name__}; each entry must be a path, a URL, bytes, "
+        "(name, bytes) or a binary file object."
+    )
+
+
 def _is_single(value: object) -> bool:
-    if isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview)):
+    if isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview, SourceItem)):
         return True
     if _is_named_bytes(value):
         return True
@@ -204,6 +215,9 @@ def _is_named_bytes(value: object) -> bool:
 def _expand_one(
     entry: Source, *, name: str | None, recursive: bool, pattern: str | None, position: int | None
 ) -> Iterator[SourceItem]:
+    if isinstance(entry, SourceItem):
+        yield entry
+        return
     if isinstance(entry, (bytes, bytearray, memoryview)):
         label = name or ("<bytes>" if position is None else f"<bytes #{position}>")
         yield SourceItem(label=label, data=bytes(entry))
@@ -221,6 +235,17 @@ def _expand_one(
     if is_url(text):
         url = text.strip()
         yield SourceItem(label=display_url(url), url=url)
+        return
+    scheme = text.strip()[:6].lower()
+    if scheme.startswith("data:"):
+        label = name or ("<data: URL>" if position is None else f"<data: URL #{position}>")
+        try:
+            yield SourceItem(label=label, data=_decode_data_url(text.strip()))
+        except QwenOCRError as exc:
+            yield SourceItem(label=label, error=exc)
+        return
+    if scheme == "oss://":
+        yield SourceItem(label=text.strip(), remote=text.strip())
         return
     problem = _path_problem(text)
     if problem is not None:
@@ -324,7 +349,7 @@ def download(
         DocumentReadError: ``DownloadFailed`` (unreachable, timed out, an HTTP error status), ``DownloadTooLarge``,
             ``UnsafeURL`` (a non-public host; a :class:`qwen_ocr.fetch.UnsafeURLError`) or ``UnsupportedURL``.
     """
-    from qwen_ocr.fetch import fetch
+    from .fetch import fetch
 
     return fetch(url, client=client, max_bytes=max_bytes, timeout=timeout, allow_private=allow_private)
 
@@ -338,6 +363,72 @@ async def adownload(
     allow_private: bool = False,
 ) -> bytes:
     """The async twin of :func:`download`."""
-    from qwen_ocr.fetch import afetch
+    from .fetch import afetch
 
     return await afetch(url, client=client, max_bytes=max_bytes, timeout=timeout, allow_private=allow_private)
+
+
+class Downloads:
+    """The HTTP clients URLs are downloaded with, made on first use and closed with :meth:`close` / :meth:`aclose`;
+    and the download limits (see :func:`download`)."""
+
+    def __init__(
+        self,
+        *,
+        max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
+        allow_private: bool = False,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self.allow_private = allow_private
+        self._sync: httpx.Client | None = None
+        self._async: httpx.AsyncClient | None = None
+
+    def fetch(self, item: SourceItem) -> SourceItem:
+        """The item with its URL downloaded (or the download's error in :attr:`SourceItem.error`)."""
+        if item.url is None or item.error is not None:
+            return item
+        if self._sync is None:
+            self._sync = _http_client(self.timeout)
+        try:
+            data = download(item.url, client=self._sync, **self._limits())
+        except QwenOCRError as exc:
+            return replace(item, url=None, error=exc)
+        return replace(item, url=None, data=data)
+
+    async def afetch(self, item: SourceItem) -> SourceItem:
+        """The async twin of :meth:`fetch`."""
+        if item.url is None or item.error is not None:
+            return item
+        if self._async is None:
+            self._async = _http_client(self.timeout, asynchronous=True)
+        try:
+            data = await adownload(item.url, client=self._async, **self._limits())
+        except QwenOCRError as exc:
+            return replace(item, url=None, error=exc)
+        return replace(item, url=None, data=data)
+
+    def _limits(self) -> dict[str, Any]:
+        return {"max_bytes": self.max_bytes, "timeout": self.timeout, "allow_private": self.allow_private}
+
+    def close(self) -> None:
+        """Close the sync HTTP client."""
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+
+    async def aclose(self) -> None:
+        """Close both HTTP clients."""
+        self.close()
+        if self._async is not None:
+            await self._async.aclose()
+            self._async = None
+
+
+def _http_client(timeout: float, *, asynchronous: bool = False) -> Any:
+    import httpx
+
+    # Redirects are followed by qwen_ocr.fetch, one at a time, each checked.
+    kind = httpx.AsyncClient if asynchronous else httpx.Client
+    return kind(timeout=timeout, follow_redirects=False)
