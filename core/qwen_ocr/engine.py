@@ -9,8 +9,9 @@ in page order, while later pages and files are already being rendered and read:
   long PDF. Each file being read holds as many slots of the window as it has selected pages (at most all of them)
   until its results have been consumed, so the pages in flight, and the memory they take, stay bounded whatever the
   files; pages are rendered on a few threads while the requests wait on the network (:func:`~qwen_ocr.read_document`);
-- the first request is sent alone, the others once it is answered (:class:`~qwen_ocr.reading.FirstAnswer`), so a
-  wrong key or an exhausted quota costs one request, not a window of them;
+- the first file is read alone until its first page is in; then the window opens to the next files, unless that
+  page's error would fail every file alike (:func:`is_fatal`), so that a wrong key costs one file's requests (one
+  request for an image), not one per file;
 - one ``on_error`` policy: a page or a whole file that cannot be read is raised (``"raise"``), left out with a
   logged warning (``"skip"``) or yielded with its typed error (``"mark"``). Errors that would fail every page alike
   (:func:`is_fatal`: a missing or wrong key, no access to the model, an exhausted quota, a bad option) are raised
@@ -51,7 +52,7 @@ from .errors import (
     QuotaExceededError,
     QwenOCRError,
 )
-from .reading import FirstAnswer, PageResult, _aread_pages, _read_pages
+from .reading import PageResult, aread_document, read_document
 from .retry import cancel_scope
 from .sources import (
     DEFAULT_DOWNLOAD_TIMEOUT,
@@ -398,8 +399,7 @@ def _read_file(
     downloads: Downloads,
     window: int | None,
     cancel: threading.Event | None,
-    gate: FirstAnswer,
-) -> Iterator[PageResult]:
+) -> Generator[PageResult, None, None]:
     """The results of one file, in page order, while later pages are in flight."""
     item = downloads.fetch(item)
     if item.error is not None:
@@ -408,15 +408,15 @@ def _read_file(
     if item.remote is not None:
         page = PageResult(source=item.label, index=0, label="1", total_pages=1, file_index=position)
         try:
-            with cancel_scope(cancel or threading.Event()), gate.passage():
+            with cancel_scope(cancel or threading.Event()):
                 page.result = client.ocr(item.remote, **options.ocr)
         except QwenOCRError as exc:
             page.error = exc
         yield page
         return
-    pages = _read_pages(
-        client, item.document_source(), options.pages, options.password, options.text_layer, window, cancel, gate,
-        dict(options.ocr),
+    pages = read_document(
+        client, item.document_source(), pages=options.pages, password=options.password,
+        text_layer=options.text_layer, max_concurrency=window, cancel=cancel, **options.ocr,
     )  # fmt: skip
     total = 0
     try:
@@ -442,8 +442,7 @@ async def _aread_file(
     *,
     downloads: Downloads,
     window: int | None,
-    gate: FirstAnswer,
-) -> AsyncIterator[PageResult]:
+) -> AsyncGenerator[PageResult, None]:
     """The async twin of :func:`_read_file`."""
     item = await downloads.afetch(item)
     if item.error is not None:
@@ -452,15 +451,14 @@ async def _aread_file(
     if item.remote is not None:
         page = PageResult(source=item.label, index=0, label="1", total_pages=1, file_index=position)
         try:
-            async with gate.apassage():
-                page.result = await client.ocr(item.remote, **options.ocr)
+            page.result = await client.ocr(item.remote, **options.ocr)
         except QwenOCRError as exc:
             page.error = exc
         yield page
         return
-    pages = _aread_pages(
-        client, item.document_source(), options.pages, options.password, options.text_layer, window, gate,
-        dict(options.ocr),
+    pages = aread_document(
+        client, item.document_source(), pages=options.pages, password=options.password,
+        text_layer=options.text_layer, max_concurrency=window, **options.ocr,
     )  # fmt: skip
     total = 0
     try:
@@ -551,10 +549,9 @@ def _read_many(
         max_bytes=options.max_download_bytes, timeout=options.download_timeout, allow_private=options.allow_private_urls
     )
     progress = _Progress(options.show_progress, options.pages)
-    gate = FirstAnswer(is_fatal)
     last = -1
     try:
-        for page in _schedule(client, items, options, window, downloads, cancel, gate):
+        for page in _schedule(client, items, options, window, downloads, cancel):
             progress.page(page, page.file_index != last)
             last = page.file_index
             if _apply_policy(page, options.on_error):
@@ -571,14 +568,11 @@ def _schedule(
     window: int,
     downloads: Downloads,
     cancel: threading.Event | None,
-    gate: FirstAnswer,
 ) -> Iterator[PageResult]:
     """Every file's results in order, read by one thread per file being read, the window's slots shared."""
     if window <= 1:
         for position, item in enumerate(items):
-            yield from _read_file(
-                client, item, position, options, downloads=downloads, window=1, cancel=cancel, gate=gate
-            )
+            yield from _read_file(client, item, position, options, downloads=downloads, window=1, cancel=cancel)
             if cancel is not None and cancel.is_set():
                 return
         return
@@ -586,6 +580,7 @@ def _schedule(
     slots = threading.Semaphore(window)
     runs: queue.Queue[_Run | _Failure | None] = queue.Queue()
     threads: list[threading.Thread] = []
+    first = _FirstAnswer()
 
     def put(target: queue.Queue[Any], message: Any) -> bool:
         while not stop.is_set():
@@ -597,18 +592,18 @@ def _schedule(
         return False
 
     def produce(run: _Run) -> None:
-        pages = _read_file(
-            client, run.item, run.position, options, downloads=downloads, window=run.slots, cancel=stop, gate=gate
-        )
+        pages = _read_file(client, run.item, run.position, options, downloads=downloads, window=run.slots, cancel=stop)
         try:
             for page in pages:
+                first.settle(page)
                 if not put(run.queue, page):
                     return
             put(run.queue, _END)
         except BaseException as exc:  # handed to the consumer, which raises it in its turn
             put(run.queue, _Failure(exc))
         finally:
-            pages.close()  # type: ignore[attr-defined]
+            first.settle(None)
+            pages.close()
 
     def acquire(count: int) -> bool:
         for taken in range(count):
@@ -624,7 +619,10 @@ def _schedule(
             for position, source in enumerate(items):
                 item = downloads.fetch(source)
                 need = _slots_for(item, window, options)
-                if not acquire(need):
+                while position > 0 and not first.event.wait(_POLL):  # the first file alone until its first page
+                    if stop.is_set():
+                        return
+                if first.fatal or not acquire(need):
                     return
                 if stop.is_set():  # closed while waiting: start nothing more
                     for _ in range(need):
@@ -708,11 +706,10 @@ async def _aread_many(
         max_bytes=options.max_download_bytes, timeout=options.download_timeout, allow_private=options.allow_private_urls
     )
     progress = _Progress(options.show_progress, options.pages)
-    gate = FirstAnswer(is_fatal)
     last = -1
     try:
         listed = await asyncio.to_thread(list, items)  # folders and patterns are listed off the loop
-        async for page in _aschedule(client, listed, options, window, downloads, gate):
+        async for page in _aschedule(client, listed, options, window, downloads):
             progress.page(page, page.file_index != last)
             last = page.file_index
             if _apply_policy(page, options.on_error):
@@ -728,36 +725,40 @@ async def _aschedule(
     options: ReadOptions,
     window: int,
     downloads: Downloads,
-    gate: FirstAnswer,
 ) -> AsyncIterator[PageResult]:
     """The async twin of :func:`_schedule`: one task per file being read."""
     if window <= 1:
         for position, item in enumerate(items):
-            async for page in _aread_file(
-                client, item, position, options, downloads=downloads, window=1, gate=gate
-            ):  # fmt: skip
+            async for page in _aread_file(client, item, position, options, downloads=downloads, window=1):
                 yield page
         return
     slots = asyncio.Semaphore(window)
     runs: asyncio.Queue[_ARun | _Failure | None] = asyncio.Queue()
     tasks: list[asyncio.Task[None]] = []
+    first = _FirstAnswer(asyncio.Event())
 
     async def produce(run: _ARun) -> None:
-        pages = _aread_file(client, run.item, run.position, options, downloads=downloads, window=run.slots, gate=gate)
+        pages = _aread_file(client, run.item, run.position, options, downloads=downloads, window=run.slots)
         try:
             async for page in pages:
+                first.settle(page)
                 await run.queue.put(page)
             await run.queue.put(_END)
         except Exception as exc:  # handed to the consumer, which raises it in its turn
             await run.queue.put(_Failure(exc))
         finally:
-            await pages.aclose()  # type: ignore[attr-defined]
+            first.settle(None)
+            await pages.aclose()
 
     async def launch() -> None:
         try:
             for position, source in enumerate(items):
                 item = await downloads.afetch(source)
                 need = await asyncio.to_thread(_slots_for, item, window, options)
+                if position > 0:
+                    await first.event.wait()  # the first file alone until its first page
+                if first.fatal:
+                    return
                 for _ in range(need):
                     await slots.acquire()
                 run = _ARun(item, position, need, asyncio.Queue(maxsize=window))
@@ -796,6 +797,19 @@ _GRACE = 2.0
 
 _END: Any = object()
 """The end of a file's results."""
+
+
+class _FirstAnswer:
+    """Set by the first result of a reading (or the end of its first file): whether the next files may start."""
+
+    def __init__(self, event: threading.Event | asyncio.Event | None = None) -> None:
+        self.event: Any = event if event is not None else threading.Event()
+        self.fatal = False
+
+    def settle(self, page: PageResult | None) -> None:
+        if not self.event.is_set():
+            self.fatal = page is not None and page.error is not None and is_fatal(page.error)
+            self.event.set()
 
 
 class _Cancelled(Exception):

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import os
 import queue
 import threading
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
     from .documents import DocumentSource, Page, PageSpec, TextLayerMode
     from .imaging import PreparedImage
 
-__all__ = ["FirstAnswer", "JSONValue", "PageResult", "aread_document", "read_document", "structured_metadata"]
+__all__ = ["JSONValue", "PageResult", "aread_document", "read_document", "structured_metadata"]
 
 _T = TypeVar("_T")
 
@@ -204,21 +203,6 @@ def read_document(
         QwenOCRError: when the document itself cannot be opened (encrypted, corrupt, not a document). Errors of a
             single page are reported in its :class:`PageResult` instead.
     """
-    return _read_pages(client, source, pages, password, text_layer, max_concurrency, cancel, None, options)
-
-
-def _read_pages(
-    client: QwenOCR,
-    source: DocumentSource,
-    pages: PageSpec,
-    password: str | None,
-    text_layer: TextLayerMode,
-    max_concurrency: int | None,
-    cancel: threading.Event | None,
-    gate: FirstAnswer | None,
-    options: dict[str, Any],
-) -> Generator[PageResult, None, None]:
-    """:func:`read_document`, whose requests also wait at ``gate`` (see :class:`FirstAnswer`)."""
     from .documents import open_document
 
     model = options.get("model") or client.model
@@ -246,10 +230,7 @@ def _read_pages(
                 prepared = renderers.submit(_prepare_or_text, page, text_layer).result()
                 if isinstance(prepared, str):
                     return "text_layer", _text_layer_result(prepared)
-                if gate is None:
-                    return "ocr", client.ocr(prepared, **options)
-                with gate.passage():
-                    return "ocr", client.ocr(prepared, **options)
+                return "ocr", client.ocr(prepared, **options)
 
         in_flight: deque[tuple[PageResult, Future[tuple[Literal["ocr", "text_layer"], OCRResult]]]] = deque()
         try:
@@ -354,7 +335,7 @@ def _run(future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]) -> 
         future.set_result(result)
 
 
-def aread_document(
+async def aread_document(
     client: AsyncQwenOCR,
     source: DocumentSource,
     *,
@@ -376,20 +357,6 @@ def aread_document(
             async for page in aread_document(client, "scan.pdf", max_concurrency=8):
                 print(page.page_label, page.text)
     """
-    return _aread_pages(client, source, pages, password, text_layer, max_concurrency, None, options)
-
-
-async def _aread_pages(
-    client: AsyncQwenOCR,
-    source: DocumentSource,
-    pages: PageSpec,
-    password: str | None,
-    text_layer: TextLayerMode,
-    max_concurrency: int | None,
-    gate: FirstAnswer | None,
-    options: dict[str, Any],
-) -> AsyncGenerator[PageResult, None]:
-    """:func:`aread_document`, whose requests also wait at ``gate`` (see :class:`FirstAnswer`)."""
     from .documents import open_document
 
     model = options.get("model") or client.model
@@ -410,10 +377,7 @@ async def _aread_pages(
         prepared = await loop.run_in_executor(renderers, _prepare_or_text, page, text_layer)
         if isinstance(prepared, str):
             return "text_layer", _text_layer_result(prepared)
-        if gate is None:
-            return "ocr", await client.ocr(prepared, **options)
-        async with gate.apassage():
-            return "ocr", await client.ocr(prepared, **options)
+        return "ocr", await client.ocr(prepared, **options)
 
     in_flight: deque[tuple[PageResult, asyncio.Task[tuple[Literal["ocr", "text_layer"], OCRResult]]]] = deque()
     try:
@@ -440,78 +404,6 @@ async def _aread_pages(
                 await pending
         renderers.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(doc.close)
-
-
-class FirstAnswer:
-    """Holds the requests of a reading until its first request has been answered.
-
-    An error that would fail every request alike (a wrong key, no access to the model, an exhausted quota: what
-    ``fatal`` says) then costs one request, not a window of them: once the first answer is such an error, every
-    request waiting here, or coming later, fails with it without being sent. Any other first answer (a result, a
-    page's own error) lets every request through. :func:`qwen_ocr.read_documents` puts one gate across all the
-    files it reads. A gate is used by sync readings (:meth:`passage`) or async ones (:meth:`apassage`), not both.
-    """
-
-    def __init__(self, fatal: Callable[[BaseException], bool]) -> None:
-        self._fatal = fatal
-        self._lock = threading.Lock()
-        self._claimed = False
-        self._opened = threading.Event()
-        self._aopened: asyncio.Event | None = None
-        self._error: BaseException | None = None
-
-    def _claim(self) -> bool:
-        with self._lock:
-            first, self._claimed = not self._claimed, True
-        return first
-
-    def _settle(self, error: BaseException | None) -> None:
-        if error is not None and self._fatal(error):
-            self._error = error
-        self._opened.set()
-        if self._aopened is not None:
-            self._aopened.set()
-
-    def _check(self) -> None:
-        if self._error is not None:
-            raise copy.copy(self._error)  # each page its own exception object, the same error
-
-    @contextlib.contextmanager
-    def passage(self) -> Iterator[None]:
-        """Around one sync request: waits (stopped by the request's cancel scope) unless it is the first."""
-        if not self._opened.is_set():
-            if not self._claim():
-                while not self._opened.wait(_POLL):
-                    raise_if_cancelled()
-            else:
-                try:
-                    yield
-                except BaseException as exc:
-                    self._settle(exc)
-                    raise
-                self._settle(None)
-                return
-        self._check()
-        yield
-
-    @contextlib.asynccontextmanager
-    async def apassage(self) -> AsyncIterator[None]:
-        """The async twin of :meth:`passage` (on one event loop)."""
-        if not self._opened.is_set():
-            if self._aopened is None:
-                self._aopened = asyncio.Event()
-            if not self._claim():
-                await self._aopened.wait()
-            else:
-                try:
-                    yield
-                except BaseException as exc:
-                    self._settle(exc)
-                    raise
-                self._settle(None)
-                return
-        self._check()
-        yield
 
 
 def _prepare_or_text(page: Page, text_layer: TextLayerMode) -> PreparedImage | str:

@@ -313,7 +313,7 @@ async def test_alazy_load_is_natively_async(emu: Emulator, monkeypatch: pytest.M
         raise AssertionError("the sync path was used")
 
     monkeypatch.setattr(QwenOCRLoader, "lazy_load", refuse)
-    monkeypatch.setattr(engine, "_read_pages", refuse)
+    monkeypatch.setattr(engine, "read_document", refuse)
     transport = PageFaults()
     async with async_client(emu, transport) as aclient:
         docs = [doc async for doc in QwenOCRLoader(CARDINAL, aclient=aclient, ocr_options=SMALL).alazy_load()]
