@@ -121,6 +121,7 @@ READ_OPTIONS: tuple[str, ...] = (
 )
 """Every option :func:`read_documents` takes besides the sources and how to expand them."""
 
+_SOURCE_ARGUMENTS = ("name", "recursive", "glob", "cancel")
 _PLAIN_TASKS = (None, Task.TEXT_RECOGNITION, Task.MULTI_LAN)
 
 
@@ -181,7 +182,7 @@ class ReadOptions:
         >>> ReadOptions.build(schema={"Total": ""}).ocr["task"]
         <Task.KEY_INFORMATION_EXTRACTION: 'key_information_extraction'>
         """
-        check_option_names(options, OCR_OPTIONS, "option")
+        check_option_names(options, OCR_OPTIONS, "option", others=(*READ_OPTIONS, *_SOURCE_ARGUMENTS))
         if on_error not in ON_ERROR:
             raise InvalidArgumentError(f"on_error={on_error!r}; use one of {', '.join(map(repr, ON_ERROR))}.")
         if max_concurrency is not None and (
@@ -255,12 +256,13 @@ class ReadOptions:
         return ", ".join(parts)
 
 
-def check_option_names(given: Iterable[str], valid: Iterable[str], what: str) -> None:
-    """Raise :class:`~qwen_ocr.errors.InvalidArgumentError` naming the first unknown name and the closest valid one."""
+def check_option_names(given: Iterable[str], valid: Iterable[str], what: str, *, others: Iterable[str] = ()) -> None:
+    """Raise :class:`~qwen_ocr.errors.InvalidArgumentError` naming the first unknown name and the closest valid one
+    (or the closest of ``others``, names taken elsewhere in the same call)."""
     names = tuple(valid)
     for name in given:
         if name not in names:
-            close = difflib.get_close_matches(name, names, n=1)
+            close = difflib.get_close_matches(name, (*names, *others), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise InvalidArgumentError(f"unknown {what} {name!r}; {hint}valid: {', '.join(sorted(names))}.")
 
