@@ -527,15 +527,16 @@ def read_documents(
         InvalidArgumentError: a wrong option or source type (at once, before anything is read).
         QwenOCRError: a page's or file's error where ``on_error="raise"``, and :func:`is_fatal` errors.
 
-    Example::
+    Example (a fake service answering "Hello"; a real client reads the same way)::
 
+        >>> import httpx
         >>> from qwen_ocr import QwenOCR, read_documents
         >>> from qwen_ocr.samples import SAMPLE_SCAN, read_sample
-        >>> with QwenOCR(provider="local") as client:                                       # doctest: +SKIP
-        ...     pages = list(read_documents(client, [("scan.jpg", read_sample(SAMPLE_SCAN)), "missing.pdf"],
-        ...                                 on_error="mark"))
-        >>> [(p.source, p.ok, p.file_failed) for p in pages]                                # doctest: +SKIP
-        [('scan.jpg', True, False), ('missing.pdf', False, True)]
+        >>> from qwen_ocr.testing import FakeTransport
+        >>> client = QwenOCR(api_key="sk-test", http_client=httpx.Client(transport=FakeTransport(["Hello"])))
+        >>> sources = [("scan.jpg", read_sample(SAMPLE_SCAN)), "missing.pdf"]
+        >>> [(p.source, p.text, p.file_failed) for p in read_documents(client, sources, on_error="mark")]
+        [('scan.jpg', 'Hello', False), ('missing.pdf', '', True)]
     """
     settings = ReadOptions.build(**options)
     check_sources(sources)

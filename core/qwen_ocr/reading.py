@@ -1,6 +1,7 @@
 """Reading whole documents: every selected page, in order, a few in flight at once, nothing lost on a bad page.
 
-This is what the CLI, the LangChain loader and the LlamaIndex reader stand on. A page whose text layer is good
+One file at a time; :func:`qwen_ocr.read_documents` reads many through it, with one window of pages across files
+(the engine of the CLI, the LangChain loader and the LlamaIndex reader). A page whose text layer is good
 (``text_layer="auto"``) costs no request; a page that fails carries its typed error instead of ending the job.
 
 Example::
