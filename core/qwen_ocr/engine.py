@@ -9,9 +9,9 @@ in page order, while later pages and files are already being rendered and read:
   long PDF. Each file being read holds as many slots of the window as it has selected pages (at most all of them)
   until its results have been consumed, so the pages in flight, and the memory they take, stay bounded whatever the
   files; pages are rendered on a few threads while the requests wait on the network (:func:`~qwen_ocr.read_document`);
-- the first file is read alone until its first page is in; then the window opens to the next files, unless that
-  page's error would fail every file alike (:func:`is_fatal`), so that a wrong key costs one file's requests (one
-  request for an image), not one per file;
+- the next files are opened and rendered at once, but their requests wait until the reading's first request has
+  been answered, and are not sent if that answer is an error that would fail every file alike (:func:`is_fatal`):
+  a wrong key costs the first file's requests (one for an image), not one per file;
 - one ``on_error`` policy: a page or a whole file that cannot be read is raised (``"raise"``), left out with a
   logged warning (``"skip"``) or yielded with its typed error (``"mark"``). Errors that would fail every page alike
   (:func:`is_fatal`: a missing or wrong key, no access to the model, an exhausted quota, a bad option) are raised
@@ -33,6 +33,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import copy
 import difflib
 import importlib
 import logging
@@ -41,7 +42,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from .documents import PageSelectionError, check_text_layer_mode, open_document, parse_pages
 from .errors import (
@@ -53,7 +54,7 @@ from .errors import (
     QwenOCRError,
 )
 from .reading import PageResult, aread_document, read_document
-from .retry import cancel_scope
+from .retry import cancel_scope, raise_if_cancelled
 from .sources import (
     DEFAULT_DOWNLOAD_TIMEOUT,
     DEFAULT_MAX_DOWNLOAD_BYTES,
@@ -583,7 +584,7 @@ def _schedule(
     slots = threading.Semaphore(window)
     runs: queue.Queue[_Run | _Failure | None] = queue.Queue()
     threads: list[threading.Thread] = []
-    first = _FirstAnswer()
+    gate = _Gate(threading.Event())
 
     def put(target: queue.Queue[Any], message: Any) -> bool:
         while not stop.is_set():
@@ -595,17 +596,21 @@ def _schedule(
         return False
 
     def produce(run: _Run) -> None:
-        pages = _read_file(client, run.item, run.position, options, downloads=downloads, window=run.slots, cancel=stop)
+        first = run.position == 0
+        gated = cast("QwenOCR", _Gated(client, gate, first=first))
+        pages = _read_file(gated, run.item, run.position, options, downloads=downloads, window=run.slots, cancel=stop)
         try:
             for page in pages:
-                first.settle(page)
+                if first:
+                    gate.settle(page.error)
                 if not put(run.queue, page):
                     return
             put(run.queue, _END)
         except BaseException as exc:  # handed to the consumer, which raises it in its turn
             put(run.queue, _Failure(exc))
         finally:
-            first.settle(None)
+            if first:
+                gate.settle(None)
             pages.close()
 
     def acquire(count: int) -> bool:
@@ -622,10 +627,7 @@ def _schedule(
             for position, source in enumerate(items):
                 item = downloads.fetch(source)
                 need = _slots_for(item, window, options)
-                while position > 0 and not first.event.wait(_POLL):  # the first file alone until its first page
-                    if stop.is_set():
-                        return
-                if first.fatal or not acquire(need):
+                if gate.error is not None or not acquire(need):
                     return
                 if stop.is_set():  # closed while waiting: start nothing more
                     for _ in range(need):
@@ -738,19 +740,23 @@ async def _aschedule(
     slots = asyncio.Semaphore(window)
     runs: asyncio.Queue[_ARun | _Failure | None] = asyncio.Queue()
     tasks: list[asyncio.Task[None]] = []
-    first = _FirstAnswer(asyncio.Event())
+    gate = _Gate(asyncio.Event())
 
     async def produce(run: _ARun) -> None:
-        pages = _aread_file(client, run.item, run.position, options, downloads=downloads, window=run.slots)
+        first = run.position == 0
+        gated = cast("AsyncQwenOCR", _AsyncGated(client, gate, first=first))
+        pages = _aread_file(gated, run.item, run.position, options, downloads=downloads, window=run.slots)
         try:
             async for page in pages:
-                first.settle(page)
+                if first:
+                    gate.settle(page.error)
                 await run.queue.put(page)
             await run.queue.put(_END)
         except Exception as exc:  # handed to the consumer, which raises it in its turn
             await run.queue.put(_Failure(exc))
         finally:
-            first.settle(None)
+            if first:
+                gate.settle(None)
             await pages.aclose()
 
     async def launch() -> None:
@@ -758,9 +764,7 @@ async def _aschedule(
             for position, source in enumerate(items):
                 item = await downloads.afetch(source)
                 need = await asyncio.to_thread(_slots_for, item, window, options)
-                if position > 0:
-                    await first.event.wait()  # the first file alone until its first page
-                if first.fatal:
+                if gate.error is not None:
                     return
                 for _ in range(need):
                     await slots.acquire()
@@ -802,17 +806,71 @@ _END: Any = object()
 """The end of a file's results."""
 
 
-class _FirstAnswer:
-    """Set by the first result of a reading (or the end of its first file): whether the next files may start."""
+class _Gate:
+    """Opened by the reading's first answer (or the end of its first file); holds the error if that answer was one
+    that would fail every file alike."""
 
-    def __init__(self, event: threading.Event | asyncio.Event | None = None) -> None:
-        self.event: Any = event if event is not None else threading.Event()
-        self.fatal = False
+    def __init__(self, event: threading.Event | asyncio.Event) -> None:
+        self.event = event
+        self.error: BaseException | None = None
 
-    def settle(self, page: PageResult | None) -> None:
+    def settle(self, error: BaseException | None) -> None:
         if not self.event.is_set():
-            self.fatal = page is not None and page.error is not None and is_fatal(page.error)
+            if error is not None and is_fatal(error):
+                self.error = error
             self.event.set()
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise copy.copy(self.error)  # the same error, not sent again; each page its own exception object
+
+
+class _Gated:
+    """A client whose requests wait at the gate (the files after the first), or open it (the first file)."""
+
+    def __init__(self, client: QwenOCR, gate: _Gate, *, first: bool) -> None:
+        self._client, self._gate, self._first = client, gate, first
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def ocr(self, image: Any, **options: Any) -> Any:
+        event = cast("threading.Event", self._gate.event)
+        if not self._first:
+            while not event.wait(_POLL):
+                raise_if_cancelled()  # the reading was closed while this page waited
+            self._gate.check()
+            return self._client.ocr(image, **options)
+        try:
+            result = self._client.ocr(image, **options)
+        except BaseException as exc:
+            self._gate.settle(exc)
+            raise
+        self._gate.settle(None)
+        return result
+
+
+class _AsyncGated:
+    """The async twin of :class:`_Gated`."""
+
+    def __init__(self, client: AsyncQwenOCR, gate: _Gate, *, first: bool) -> None:
+        self._client, self._gate, self._first = client, gate, first
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def ocr(self, image: Any, **options: Any) -> Any:
+        if not self._first:
+            await cast("asyncio.Event", self._gate.event).wait()
+            self._gate.check()
+            return await self._client.ocr(image, **options)
+        try:
+            result = await self._client.ocr(image, **options)
+        except BaseException as exc:
+            self._gate.settle(exc)
+            raise
+        self._gate.settle(None)
+        return result
 
 
 class _Cancelled(Exception):
