@@ -44,6 +44,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
+from ._base import _OPTION_NAMES
 from .documents import PageSelectionError, check_text_layer_mode, open_document, parse_pages
 from .errors import (
     AuthenticationError,
@@ -95,17 +96,7 @@ OnError = Literal["raise", "skip", "mark"]
 with the error (see :func:`read_documents`)."""
 ON_ERROR: tuple[str, ...] = ("raise", "skip", "mark")
 
-OCR_OPTIONS: tuple[str, ...] = (
-    "task",
-    "schema",
-    "prompt",
-    "model",
-    "min_pixels",
-    "max_pixels",
-    "enable_rotate",
-    "max_tokens",
-    "temperature",
-)
+OCR_OPTIONS: tuple[str, ...] = tuple(sorted(_OPTION_NAMES))
 """The request options of a reading: those of :meth:`qwen_ocr.QwenOCR.ocr`."""
 
 READ_OPTIONS: tuple[str, ...] = (
