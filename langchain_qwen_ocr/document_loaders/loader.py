@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
+from qwen_ocr.documents import parse_pages
 from qwen_ocr.engine import OnError, aread_documents, read_documents, split_arguments
-from qwen_ocr.errors import InvalidArgumentError
+from qwen_ocr.errors import InvalidArgumentError, QwenOCRError
 from qwen_ocr.sources import Sources, check_sources, display_url, is_url
 
 from .documents import (
@@ -28,6 +29,7 @@ from .documents import (
 
 if TYPE_CHECKING:
     from qwen_ocr import AsyncQwenOCR, PageResult, QwenOCR
+    from qwen_ocr.documents import PageSpec
     from qwen_ocr.engine import ReadOptions
     from qwen_ocr.settings import ClientHolder
 
@@ -42,13 +44,14 @@ _OCR_EXTRA = ("min_pixels", "max_pixels", "enable_rotate", "max_tokens", "temper
 class Assembler:
     """Turns page results (:func:`qwen_ocr.read_documents`, files in order) into Documents for the mode."""
 
-    def __init__(self, mode: Mode, content_format: ContentFormat, separator: str) -> None:
-        self.mode, self.content_format, self.separator = mode, content_format, separator
-        self._file = -1
+    def __init__(self, mode: Mode, content_format: ContentFormat, separator: str, pages: PageSpec = None) -> None:
+        self.mode, self.content_format, self.separator, self.pages = mode, content_format, separator, pages
+        self._file, self._left = -1, 0
         self._single: SingleDocumentBuilder | None = None
 
     def add(self, page: PageResult) -> list[Document]:
-        """The Documents of this result (in single mode, a file's Document once the next file's result is in)."""
+        """The Documents of this result (in single mode, a file's Document with its last selected page, or with the
+        next file's first result when a page was skipped)."""
         docs: list[Document] = []
         if page.file_index != self._file:
             docs, self._file = self.finish(), page.file_index
@@ -56,10 +59,17 @@ class Assembler:
                 self._single = SingleDocumentBuilder(
                     page.source, separator=self.separator, content_format=self.content_format
                 )
+                try:
+                    self._left = len(parse_pages(self.pages, page.total_pages))
+                except QwenOCRError:
+                    self._left = 0
         if page.error is not None and page.file_failed:  # its pages so far (single mode), then the marked failure
             return [*docs, *self.finish(), error_document(page.source, page.error)]
         if self._single is not None:
             self._single.add(page)
+            self._left -= 1
+            if self._left == 0:
+                docs.extend(self.finish())
         elif page.error is not None:
             docs.append(error_document(page.source, page.error, page=page))
         elif self.mode == "elements":
@@ -189,7 +199,7 @@ class QwenOCRLoader(BaseLoader):
 
     def lazy_load(self) -> Iterator[Document]:
         """The Documents, file by file and page by page in order, while later pages (and files) are read."""
-        assembler = Assembler(self.mode, self.content_format, self.page_separator)
+        assembler = Assembler(self.mode, self.content_format, self.page_separator, self.options.pages)
         pages = read_documents(self._holder.get_client(), self.file_path, **self._reading())
         try:
             for page in pages:
@@ -200,7 +210,7 @@ class QwenOCRLoader(BaseLoader):
 
     async def alazy_load(self) -> AsyncIterator[Document]:
         """The async twin of :meth:`lazy_load`: requests are awaited on the event loop (rendering runs in threads)."""
-        assembler = Assembler(self.mode, self.content_format, self.page_separator)
+        assembler = Assembler(self.mode, self.content_format, self.page_separator, self.options.pages)
         pages = aread_documents(self._holder.get_async_client(), self.file_path, **self._reading())
         try:
             async for page in pages:

@@ -103,7 +103,7 @@ class QwenOCRParser(BaseBlobParser):
             item = SourceItem(label=label, path=Path(os.fspath(blob.path)))
         else:
             item = SourceItem(label=label, data=blob.as_bytes())
-        assembler = Assembler(mode, self.content_format, self.page_separator)
+        assembler = Assembler(mode, self.content_format, self.page_separator, options.pages)
         pages = read_documents(self._holder.get_client(), [item], **options.arguments())
         try:
             for page in pages:

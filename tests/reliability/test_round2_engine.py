@@ -34,7 +34,7 @@ from qwen_ocr.testing import Emulator
 from qwen_ocr.testing._wire import image_digest, image_url_of
 from tests.langchain.test_loader_support import BORN_DIGITAL
 
-from ._support import numbered_png, time_budget
+from ._support import numbered_png, time_budget, wait_until
 
 GUARD = 20.0  # seconds: a hang guard
 LATENCY = 0.3  # seconds each emulated request takes, so that requests in flight at once can be seen
@@ -331,3 +331,22 @@ def test_image_reader_raises_a_wrong_key_whatever_on_error() -> None:
             reader = ImageReader(api_key="sk-wrong", base_url=emu.base_url, on_error=on_error)
             with pytest.raises(AuthenticationError):
                 reader.invoke([message])
+
+
+def test_single_mode_gives_a_files_document_with_its_last_page_not_the_next_files_first(tmp_path: Path) -> None:
+    from langchain_qwen_ocr import QwenOCRLoader
+
+    from ._support import sent_digest
+
+    first, second = tmp_path / "first.png", tmp_path / "second.png"
+    first.write_bytes(numbered_png(70))
+    second.write_bytes(numbered_png(71))
+    with Emulator(stall=2.0) as emu, time_budget(GUARD):
+        emu.inject_for(sent_digest(numbered_png(71)), "timeout")  # the second file's answer is held back
+        with _client(emu, max_retries=0, timeout=10) as client:
+            docs = QwenOCRLoader([first, second], client=client, mode="single", on_error="mark").lazy_load()
+            doc = next(docs)
+            assert doc.metadata["source"] == str(first)
+            # It came before the second file's answer: that request is (still, or only now) in flight.
+            assert wait_until(lambda: emu.in_flight == 1, timeout=1.5)
+            docs.close()  # type: ignore[attr-defined]
