@@ -194,7 +194,7 @@ class _Run:
         args = self.args
         pages = read_documents(
             client, items, pages=args.pages, password=args.password, text_layer=args.text_layer, on_error="mark",
-            max_concurrency=args.concurrency, allow_private_urls=args.allow_private_urls, **options,
+            max_concurrency=args.concurrency, allow_private_urls=args.allow_private_urls, probe_first=True, **options,
         )  # fmt: skip
         try:
             for page in pages:

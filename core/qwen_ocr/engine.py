@@ -9,9 +9,10 @@ in page order, while later pages and files are already being rendered and read:
   long PDF. Each file being read holds as many slots of the window as it has selected pages (at most all of them)
   until its results have been consumed, so the pages in flight, and the memory they take, stay bounded whatever the
   files; pages are rendered on a few threads while the requests wait on the network (:func:`~qwen_ocr.read_document`);
-- the next files are opened and rendered at once, but their requests wait until the reading's first request has
-  been answered, and are not sent if that answer is an error that would fail every file alike (:func:`is_fatal`):
-  a wrong key costs the first file's requests (one for an image), not one per file;
+- with ``probe_first=True`` (the CLI's choice) the next files are opened and rendered at once, but their requests
+  wait until the reading's first request has been answered, and are not sent if that answer is an error that would
+  fail every file alike (:func:`is_fatal`): a wrong key then costs the first file's requests (one for an image), not
+  a window of them, for one request's time more at the start;
 - one ``on_error`` policy: a page or a whole file that cannot be read is raised (``"raise"``), left out with a
   logged warning (``"skip"``) or yielded with its typed error (``"mark"``). Errors that would fail every page alike
   (:func:`is_fatal`: a missing or wrong key, no access to the model, an exhausted quota, a bad option) are raised
@@ -109,6 +110,7 @@ READ_OPTIONS: tuple[str, ...] = (
     "max_download_bytes",
     "download_timeout",
     "allow_private_urls",
+    "probe_first",
     *OCR_OPTIONS,
 )
 """Every option :func:`read_documents` takes besides the sources and how to expand them."""
@@ -145,6 +147,7 @@ class ReadOptions:
     max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
     download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT
     allow_private_urls: bool = False
+    probe_first: bool = False
     ocr: Mapping[str, Any] = field(default_factory=dict)
     """The request options (:data:`OCR_OPTIONS`) that are set, the task resolved."""
 
@@ -161,6 +164,7 @@ class ReadOptions:
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
         allow_private_urls: bool = False,
+        probe_first: bool = False,
         **options: Any,
     ) -> ReadOptions:
         """Check every option (see :func:`read_documents`); ``**options`` are :data:`OCR_OPTIONS`.
@@ -208,6 +212,7 @@ class ReadOptions:
             max_download_bytes=max_download_bytes,
             download_timeout=float(download_timeout),
             allow_private_urls=bool(allow_private_urls),
+            probe_first=bool(probe_first),
             ocr=ocr,
         )
 
@@ -223,6 +228,7 @@ class ReadOptions:
             "max_download_bytes": self.max_download_bytes,
             "download_timeout": self.download_timeout,
             "allow_private_urls": self.allow_private_urls,
+            "probe_first": self.probe_first,
             **self.ocr,
         }
 
@@ -511,6 +517,9 @@ def read_documents(
         download_timeout: seconds allowed for each network step of a download.
         allow_private_urls: also download URLs whose host is private, loopback or otherwise not public (refused by
             default, at every redirect too: see :mod:`qwen_ocr.fetch`).
+        probe_first: send the reading's first request alone: the other files' requests wait for its answer, and
+            are not sent if it is an :func:`is_fatal` error (a wrong key costs one request, not a window of them;
+            the reading takes one request's time longer).
         **options: the request options (:data:`OCR_OPTIONS`): ``task``, ``schema`` (implies
             ``key_information_extraction``), ``prompt``, ``model``, ``min_pixels``, ``max_pixels``,
             ``enable_rotate``, ``max_tokens``, ``temperature``.
@@ -575,7 +584,7 @@ def _schedule(
     slots = threading.Semaphore(window)
     runs: queue.Queue[_Run | _Failure | None] = queue.Queue()
     threads: list[threading.Thread] = []
-    gate = _Gate(threading.Event())
+    gate = _Gate(threading.Event(), opened=not options.probe_first)
 
     def put(target: queue.Queue[Any], message: Any) -> bool:
         while not stop.is_set():
@@ -588,7 +597,7 @@ def _schedule(
 
     def produce(run: _Run) -> None:
         first = run.position == 0
-        gated = cast("QwenOCR", _Gated(client, gate, first=first))
+        gated = cast("QwenOCR", _Gated(client, gate, first=first)) if options.probe_first else client
         pages = _read_file(gated, run.item, run.position, options, downloads=downloads, window=run.slots, cancel=stop)
         try:
             for page in pages:
@@ -731,11 +740,11 @@ async def _aschedule(
     slots = asyncio.Semaphore(window)
     runs: asyncio.Queue[_ARun | _Failure | None] = asyncio.Queue()
     tasks: list[asyncio.Task[None]] = []
-    gate = _Gate(asyncio.Event())
+    gate = _Gate(asyncio.Event(), opened=not options.probe_first)
 
     async def produce(run: _ARun) -> None:
         first = run.position == 0
-        gated = cast("AsyncQwenOCR", _AsyncGated(client, gate, first=first))
+        gated = cast("AsyncQwenOCR", _AsyncGated(client, gate, first=first)) if options.probe_first else client
         pages = _aread_file(gated, run.item, run.position, options, downloads=downloads, window=run.slots)
         try:
             async for page in pages:
@@ -801,9 +810,11 @@ class _Gate:
     """Opened by the reading's first answer (or the end of its first file); holds the error if that answer was one
     that would fail every file alike."""
 
-    def __init__(self, event: threading.Event | asyncio.Event) -> None:
+    def __init__(self, event: threading.Event | asyncio.Event, *, opened: bool) -> None:
         self.event = event
         self.error: BaseException | None = None
+        if opened:
+            event.set()
 
     def settle(self, error: BaseException | None) -> None:
         if not self.event.is_set():
