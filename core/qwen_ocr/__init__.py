@@ -7,6 +7,11 @@ Example::
     client = QwenOCR()                                   # key from DASHSCOPE_API_KEY
     result = client.ocr("receipt.jpg", schema={"Total": "", "Date": ""})
     result.fields                                        # {'Total': '12.50', 'Date': '2025-03-05'}
+
+    from qwen_ocr import read_documents
+
+    for page in read_documents(client, ["scans/", "cover.png"], on_error="mark"):   # many files, one window
+        print(page.source, page.label, page.text if page.ok else page.error)
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from .documents import (
     WrongPasswordError,
     open_document,
 )
+from .engine import aread_documents, read_documents
 from .errors import (
     APIConnectionError,
     APIError,
@@ -103,12 +109,14 @@ __all__ = [
     "WrongPasswordError",
     "__version__",
     "aread_document",
+    "aread_documents",
     "estimate_document",
     "estimate_tokens",
     "model_spec",
     "open_document",
     "prepare_image",
     "read_document",
+    "read_documents",
     "register_model",
     "smart_resize",
     "structured_metadata",

@@ -8,6 +8,8 @@ Examples::
     qwen-ocr read invoice.png --schema '{"Seller": "", "Total": ""}' --format json
     qwen-ocr estimate scans/*.pdf
 
+Inputs are read through :func:`qwen_ocr.read_documents`: one window of ``--concurrency`` pages in flight across
+files, so many small files go as fast as one long PDF (a folder or a quoted glob pattern stands for its files).
 Every input is read even when another one fails: each failure is one clear line on stderr naming the file, and the
 exit code says how the run went (see :data:`EXIT_CODES`). ``--out`` gives every input a file of its own and never
 replaces an existing file unless ``--overwrite`` is given (see :data:`OUT_NAMING`).
@@ -24,16 +26,12 @@ from typing import Any
 
 from ._client import QwenOCR
 from ._version import __version__
-from .errors import (
-    AuthenticationError,
-    InvalidArgumentError,
-    NotFoundError,
-    PermissionDeniedError,
-    QuotaExceededError,
-    QwenOCRError,
-)
-from .reading import PageResult, read_document
+from .documents import parse_pages
+from .engine import is_fatal, read_documents
+from .errors import QwenOCRError
+from .reading import PageResult
 from .results import OCRResult
+from .sources import SourceItem, expand_sources
 from .tasks import Task
 
 __all__ = ["EXIT_CODES", "OUT_NAMING", "main"]
@@ -72,9 +70,10 @@ def _parser() -> argparse.ArgumentParser:
 
     read = sub.add_parser(
         "read",
-        help="OCR images, PDFs and multi-page TIFFs (paths or http(s) URLs)",
-        description="OCR images, PDFs and multi-page TIFFs (paths or http(s) URLs). An input that cannot be read "
-        "is reported on stderr and the others are still read.",
+        help="OCR images, PDFs and multi-page TIFFs (paths, folders, patterns or URLs)",
+        description="OCR images, PDFs and multi-page TIFFs (paths, folders, glob patterns, http(s), data: or oss:// "
+        "URLs). The pages of all inputs are read a window at a time. An input that cannot be read is reported on "
+        "stderr and the others are still read.",
         epilog=f"{OUT_NAMING}\n\n{EXIT_CODES}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -84,8 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     read.add_argument("--prompt", help="a custom instruction (ignored by the service when --task is set)")
     read.add_argument("--pages", help="pages of a document, 1-based: 1-3,7")
     read.add_argument("--password", help="password of an encrypted PDF")
-    read.add_argument("--text-layer", choices=["auto", "never", "only"], default="auto",
-                      help="use a PDF page's own text where it is good (auto, default), never, or only")  # fmt: skip
+    read.add_argument("--text-layer", choices=["auto", "never", "only"],
+                      help="use a PDF page's own text where it is good (auto), never, or only; default: auto for "
+                      "plain text, never with --task, --schema or --prompt")  # fmt: skip
+    read.add_argument("--recursive", action="store_true", help="also read the subfolders of a folder input")
+    read.add_argument("--allow-private-urls", action="store_true",
+                      help="also download URLs on private, loopback or other non-public hosts")  # fmt: skip
     read.add_argument("--format", choices=FORMATS, default="text")
     read.add_argument("--out", type=Path, help="write one file per input into this directory (names: see below)")
     read.add_argument("--overwrite", action="store_true", help="replace files that already exist in --out")
@@ -93,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     read.add_argument("--model", help="model id (default qwen-vl-ocr)")
     read.add_argument("--base-url", help="service root, e.g. http://127.0.0.1:8000")
     read.add_argument("--region", help="intl (default), cn, us or a region id such as eu-central-1")
-    read.add_argument("--concurrency", type=int, default=4, help="pages in flight at once (default 4)")
+    read.add_argument("--concurrency", type=int, default=4, help="pages in flight at once, across inputs (default 4)")
     read.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
 
     estimate = sub.add_parser(
@@ -137,9 +140,11 @@ def _read(args: argparse.Namespace) -> int:
         options["prompt"] = args.prompt
     if args.model:
         options["model"] = args.model
-    targets: list[Path | None] = [None] * len(args.inputs)
+    items = list(expand_sources(args.inputs, recursive=args.recursive, argument="inputs"))
+    labels = [item.label for item in items]
+    targets: list[Path | None] = [None] * len(items)
     if args.out is not None:
-        targets = list(_out_paths(args.inputs, args.out, args.format))
+        targets = list(_out_paths(labels, args.out, args.format))
         existing = [t for t in targets if t is not None and (t.exists() or t.is_symlink())]
         if existing and not args.overwrite:
             print(
@@ -159,26 +164,72 @@ def _read(args: argparse.Namespace) -> int:
     client_kwargs: dict[str, Any] = {"provider": args.provider, "region": args.region, "base_url": args.base_url}
     if args.model:
         client_kwargs["model"] = args.model
-    failures = 0
     with QwenOCR(**client_kwargs) as client:
-        for position, (source, target) in enumerate(zip(args.inputs, targets, strict=True)):
+        run = _Run(args, labels, targets)
+        try:
+            run.read(client, items, options)
+        except QwenOCRError as exc:
+            if not is_fatal(exc):
+                raise
+            # An error that fails every input alike: name the input it struck and stop, rather than repeat it.
+            failing = run.unfinished()
+            _report(labels[failing] if failing < len(labels) else "", exc)
+            _not_read(labels[failing + 1 :])
+            return 1
+    return 1 if run.failures else 0
+
+
+class _Run:
+    """One ``qwen-ocr read``: the pages of each input collected, and the input printed or written once complete."""
+
+    def __init__(self, args: argparse.Namespace, labels: list[str], targets: list[Path | None]) -> None:
+        self.args = args
+        self.labels = labels
+        self.targets = targets
+        self.failures = 0
+        self.done: set[int] = set()
+        self.pages: list[PageResult] = []
+        self.expected = 1
+        self.progress = _Progress(enabled=not args.no_progress)
+
+    def read(self, client: QwenOCR, items: list[SourceItem], options: dict[str, Any]) -> None:
+        args = self.args
+        pages = read_documents(
+            client, items, pages=args.pages, password=args.password, text_layer=args.text_layer, on_error="mark",
+            max_concurrency=args.concurrency, allow_private_urls=args.allow_private_urls, probe_first=True, **options,
+        )  # fmt: skip
+        try:
+            for page in pages:
+                self.add(page)
+        finally:
+            self.progress.close()
+
+    def add(self, page: PageResult) -> None:
+        position = page.file_index
+        if page.file_failed:  # the input itself cannot be read: say which, go on with the others
+            self.pages = []
+            self.failures += 1
+            self.done.add(position)
+            _report(self.labels[position], page.error or QwenOCRError("unreadable"))
+            return
+        if not self.pages:
             try:
-                pages = list(_pages(client, source, args, options))
-            except QwenOCRError as exc:  # the input itself cannot be read: say which, go on with the others
-                failures += 1
-                _report(source, exc)
-                if _stops_the_run(exc):
-                    _not_read(args.inputs[position + 1 :])
-                    return 1
-                continue
-            failed = [p for p in pages if not p.ok]
-            failures += len(failed)
-            if not _emit(source, pages, args, target):
-                failures += 1
-            if any(p.error is not None and _stops_the_run(p.error) for p in failed):
-                _not_read(args.inputs[position + 1 :])
-                return 1
-    return 1 if failures else 0
+                self.expected = len(parse_pages(self.args.pages, page.total_pages))
+            except QwenOCRError:
+                self.expected = 1
+        self.pages.append(page)
+        self.progress.update(page, len(self.pages), self.expected)
+        if len(self.pages) < self.expected:
+            return
+        pages, self.pages = self.pages, []
+        self.done.add(position)
+        self.failures += sum(not p.ok for p in pages)
+        if not _emit(self.labels[position], pages, self.args, self.targets[position], many=len(self.labels) > 1):
+            self.failures += 1
+
+    def unfinished(self) -> int:
+        """The first input not printed or written yet: the one the next result was of."""
+        return min(set(range(len(self.labels) + 1)) - self.done)
 
 
 def _out_paths(inputs: Sequence[str], out: Path, fmt: str) -> Iterator[Path]:
@@ -197,23 +248,11 @@ def _out_paths(inputs: Sequence[str], out: Path, fmt: str) -> Iterator[Path]:
 
 def _stem(source: str) -> str:
     """The name an input's output file is made from: its file name without the extension."""
-    if source.lower().startswith("data:"):
+    if source.lower().startswith(("data:", "<data:")):
         return "data"
     stem = Path(source.split("?", 1)[0].split("#", 1)[0]).stem
     stem = "".join("_" if ch in '<>:"/\\|?*' or ord(ch) < 32 else ch for ch in stem).strip(". ")
     return stem[:100] or "output"
-
-
-def _stops_the_run(error: QwenOCRError) -> bool:
-    """Whether ``error`` would fail every input alike (a missing or wrong key, no access to the model, an exhausted
-    quota, a bad option): the run stops rather than repeat it for each input."""
-    from .documents import PageSelectionError
-
-    if isinstance(error, PageSelectionError):  # --pages does not fit this file: its own problem
-        return False
-    return isinstance(
-        error, (AuthenticationError, PermissionDeniedError, NotFoundError, QuotaExceededError, InvalidArgumentError)
-    )
 
 
 def _report(source: str, error: QwenOCRError) -> None:
@@ -233,56 +272,29 @@ def _few(names: Sequence[str]) -> str:
     return ", ".join(names[:3]) + more
 
 
-def _pages(client: QwenOCR, source: str, args: argparse.Namespace, options: dict[str, Any]) -> Iterator[PageResult]:
-    if source.lower().startswith(("http://", "https://", "oss://", "data:")):
-        page = PageResult(source=source, index=0, label="1", total_pages=1)
-        try:
-            page.result = client.ocr(source, **options)
-        except QwenOCRError as exc:
-            page.error = exc
-        yield page
-        return
-    progress = _Progress(source, enabled=not args.no_progress)
-    try:
-        for page in read_document(
-            client,
-            source,
-            pages=args.pages,
-            password=args.password,
-            text_layer=args.text_layer,
-            max_concurrency=args.concurrency,
-            **options,
-        ):
-            progress.update(page)
-            yield page
-    finally:
-        progress.close()
-
-
 class _Progress:
     """A one-line progress indicator on stderr, for multi-page inputs on a terminal."""
 
-    def __init__(self, source: str, *, enabled: bool) -> None:
-        self.source = source
+    def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty()
-        self.done = 0
+        self.shown = False
 
-    def update(self, page: PageResult) -> None:
-        self.done += 1
-        if self.enabled and page.total_pages > 1:
-            print(f"\r{self.source}: page {self.done}/{page.total_pages}", end="", file=sys.stderr, flush=True)
+    def update(self, page: PageResult, done: int, expected: int) -> None:
+        if self.enabled and expected > 1:
+            print(f"\r{page.source}: page {done}/{expected}", end="", file=sys.stderr, flush=True)
+            self.shown = True
 
     def close(self) -> None:
-        if self.enabled and self.done > 1:
+        if self.shown:
             print(file=sys.stderr)
 
 
-def _emit(source: str, pages: list[PageResult], args: argparse.Namespace, target: Path | None) -> bool:
+def _emit(source: str, pages: list[PageResult], args: argparse.Namespace, target: Path | None, *, many: bool) -> bool:
     """Report the failed pages, then print or write the rest; ``False`` if the output file could not be written."""
     for page in pages:
         if page.error is not None:
             print(f"qwen-ocr: error: {source} page {page.label}: {page.error.message}", file=sys.stderr)
-    body = _render(source, pages, args.format, many=len(args.inputs) > 1)
+    body = _render(source, pages, args.format, many=many)
     if target is None:
         sys.stdout.write(body)
         return True
@@ -366,7 +378,7 @@ def _estimate(args: argparse.Namespace) -> int:
         except QwenOCRError as exc:  # this input cannot be read: say which, go on with the others
             failures += 1
             _report(source, exc)
-            if _stops_the_run(exc):
+            if is_fatal(exc):
                 return 1
             continue
         rows.append((source, est))

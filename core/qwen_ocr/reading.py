@@ -1,6 +1,7 @@
 """Reading whole documents: every selected page, in order, a few in flight at once, nothing lost on a bad page.
 
-This is what the CLI, the LangChain loader and the LlamaIndex reader stand on. A page whose text layer is good
+One file at a time; :func:`qwen_ocr.read_documents` reads many through it, with one window of pages across files
+(the engine of the CLI, the LangChain loader and the LlamaIndex reader). A page whose text layer is good
 (``text_layer="auto"``) costs no request; a page that fails carries its typed error instead of ending the job.
 
 Example::
@@ -59,6 +60,12 @@ class PageResult:
         result: the reading; ``None`` if the page failed.
         error: the page's typed error; ``None`` if it succeeded.
         text_source: ``"ocr"`` or ``"text_layer"`` (the PDF's own text, no request made).
+        file_index: which file of a :func:`qwen_ocr.read_documents` reading the page is of (0-based, in the order
+            read); ``0`` for :func:`read_document`. Pages of one file are consecutive, so a change of ``file_index``
+            is a file boundary.
+        file_failed: the file itself could not be read (not found, corrupt, not a document, a failed download, a
+            pattern that matches nothing): this result stands for the whole file, with its ``error``, ``index``
+            ``0``, ``label`` ``""`` and ``total_pages`` ``0`` (or the pages known when it failed later).
     """
 
     source: str
@@ -68,6 +75,8 @@ class PageResult:
     result: OCRResult | None = None
     error: QwenOCRError | None = None
     text_source: Literal["ocr", "text_layer"] = "ocr"
+    file_index: int = 0
+    file_failed: bool = False
 
     @property
     def ok(self) -> bool:

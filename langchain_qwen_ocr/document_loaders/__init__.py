@@ -12,11 +12,11 @@ Example::
 
 from __future__ import annotations
 
-from ._pipeline import Mode, OnError
+from qwen_ocr.sources import SUPPORTED_EXTENSIONS, Source, Sources
+
 from .documents import DEFAULT_PAGE_SEPARATOR, ContentFormat, page_for_offset
-from .loader import QwenOCRLoader
+from .loader import Mode, OnError, QwenOCRLoader
 from .parser import NPY_MIME_TYPE, QwenOCRParser
-from .sources import SUPPORTED_EXTENSIONS, Source, Sources
 
 __all__ = [
     "DEFAULT_PAGE_SEPARATOR",

@@ -24,18 +24,16 @@ from langchain_core.documents import Document
 from langchain_core.documents.base import Blob
 
 from qwen_ocr.documents import CorruptDocumentError, UnsupportedDocumentError
+from qwen_ocr.engine import read_documents
+from qwen_ocr.sources import SourceItem
 
-from ._pipeline import Downloads, Mode, OnError, Progress, Reader, ReadSettings, build_holder
 from .documents import DEFAULT_PAGE_SEPARATOR, ContentFormat
-from .sources import DEFAULT_DOWNLOAD_TIMEOUT, DEFAULT_MAX_DOWNLOAD_BYTES, SourceItem
+from .loader import Assembler, Mode, configure, describe
 
 if TYPE_CHECKING:
     from PIL import Image
-    from pydantic import SecretStr
 
     from qwen_ocr import AsyncQwenOCR, QwenOCR
-    from qwen_ocr.documents import PageSpec, TextLayerMode
-    from qwen_ocr.tasks import Task
 
 __all__ = ["NPY_MIME_TYPE", "QwenOCRParser", "image_from_npy"]
 
@@ -74,97 +72,49 @@ class QwenOCRParser(BaseBlobParser):
         self,
         *,
         mode: Mode = "page",
-        task: Task | str | None = None,
-        schema: Mapping[str, Any] | str | type | None = None,
-        prompt: str | None = None,
-        pages: PageSpec = None,
-        password: str | None = None,
-        text_layer: TextLayerMode | None = None,
-        on_error: OnError = "raise",
-        show_progress: bool = False,
         content_format: ContentFormat = "markdown",
         page_separator: str = DEFAULT_PAGE_SEPARATOR,
         ocr_options: Mapping[str, Any] | None = None,
         client: QwenOCR | None = None,
         aclient: AsyncQwenOCR | None = None,
-        api_key: str | SecretStr | None = None,
-        base_url: str | None = None,
-        region: str | None = None,
-        workspace: str | None = None,
-        model: str | None = None,
-        protocol: str | None = None,
-        provider: str = "auto",
-        timeout: float | None = 30.0,
-        max_retries: int | None = None,
-        max_concurrency: int | None = None,
+        **options: Any,
     ) -> None:
-        self.settings = ReadSettings.build(
-            mode=mode,
-            on_error=on_error,
-            task=task,
-            schema=schema,
-            prompt=prompt,
-            model=model,
-            pages=pages,
-            password=password,
-            text_layer=text_layer,
-            max_concurrency=max_concurrency,
-            content_format=content_format,
-            page_separator=page_separator,
-            show_progress=show_progress,
-            ocr_options=ocr_options,
-            max_download_bytes=DEFAULT_MAX_DOWNLOAD_BYTES,
-            download_timeout=DEFAULT_DOWNLOAD_TIMEOUT,
+        self.mode, self.content_format, self.page_separator = mode, content_format, page_separator
+        self.options, self._holder = configure(
+            mode=mode, content_format=content_format, ocr_options=ocr_options, client=client, aclient=aclient, **options
         )
-        self._holder = build_holder(
-            client=client,
-            aclient=aclient,
-            api_key=api_key,
-            base_url=base_url,
-            region=region,
-            workspace=workspace,
-            model=model,
-            protocol=protocol,
-            provider=provider,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_concurrency=max_concurrency,
-        )
-        self._reader = Reader(self._holder, self.settings)
 
     def __repr__(self) -> str:
-        holder = self._holder
-        provider = holder.client.provider if holder.client is not None else holder.provider
-        model = self.settings.options.get("model") or holder.effective_model
-        return f"{type(self).__name__}({self.settings.describe()}, model={model!r}, provider={provider!r})"
+        return f"{type(self).__name__}({describe(self.mode, self.options, self._holder)})"
 
     def lazy_parse(self, blob: Blob) -> Iterator[Document]:
         """The Documents of one blob, pages in order while later pages are read."""
         label = _label(blob)
-        settings = self.settings
+        options, mode = self.options, self.mode
         if _is_npy(blob):
             try:
                 item = SourceItem(label=label, data=_png(image_from_npy(blob.as_bytes(), label)))
             except (UnsupportedDocumentError, CorruptDocumentError) as exc:
                 item = SourceItem(label=label, error=exc)
             # Exactly one Document: the PDF parsers take next(lazy_parse(blob)).
-            on_error = "mark" if settings.on_error == "skip" else settings.on_error
-            settings = replace(settings, mode="page", on_error=on_error)
+            options = replace(options, on_error="mark" if options.on_error == "skip" else options.on_error)
+            mode = "page"
         elif blob.data is None and blob.path is not None:
             item = SourceItem(label=label, path=Path(os.fspath(blob.path)))
         else:
             item = SourceItem(label=label, data=blob.as_bytes())
-        progress = Progress(settings.show_progress, settings.pages)
-        downloads = Downloads(settings.download_timeout)
+        assembler = Assembler(mode, self.content_format, self.page_separator, options.pages)
+        pages = read_documents(self._holder.get_client(), [item], **options.arguments())
         try:
-            for doc in self._reader.read(
-                item, client=self._holder.get_client(), progress=progress, downloads=downloads, settings=settings
-            ):
-                doc.metadata = {**blob.metadata, **doc.metadata}
-                yield doc
+            for page in pages:
+                for doc in assembler.add(page):
+                    doc.metadata = {**blob.metadata, **doc.metadata}
+                    yield doc
         finally:
-            downloads.close()
-            progress.close()
+            pages.close()  # stop the requests still in flight
+        for doc in assembler.finish():
+            doc.metadata = {**blob.metadata, **doc.metadata}
+            yield doc
 
 
 def _label(blob: Blob) -> str:

@@ -30,6 +30,7 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from qwen_ocr import AsyncQwenOCR, OCRResult, QwenOCR, QwenOCRError, Task
+from qwen_ocr.engine import is_fatal
 from qwen_ocr.imaging import ImageInput
 from qwen_ocr.settings import ClientHolder
 from qwen_ocr.tasks import coerce_task, normalize_schema, resolve_task
@@ -159,7 +160,9 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         on_error: a failed image: ``"raise"`` its ``QwenOCRError``; ``"mark"`` it in place with
             ``[image k of n could not be read: reason]``; ``"keep_image"`` (leave the image part); ``"skip"`` (leave
             it out). ``None`` (default) means ``"mark"``, and ``"skip"`` with ``template="higress"``, which is what
-            the plugin does (so its numbering shows a gap where the failed image was).
+            the plugin does (so its numbering shows a gap where the failed image was). Errors that would fail every
+            image alike (a missing or wrong key, no access to the model, an exhausted quota, a bad option:
+            :func:`qwen_ocr.engine.is_fatal`) are raised whatever ``on_error`` says, as in every integration.
         max_concurrency: images read at once per call (and the client's own limit when built from settings).
         cache_size: results kept per instance (LRU), keyed by the SHA-256 of the image's bytes (of the URL for a
             remote image) and the OCR options, so a conversation's earlier images are not read again on every
@@ -403,10 +406,9 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
 
     def _finish(self, messages: Sequence[BaseMessage], images: Sequence[_Image]) -> list[BaseMessage]:
         on_error = self.effective_on_error
-        if on_error == "raise":
-            for image in images:
-                if isinstance(image.outcome, QwenOCRError):
-                    raise image.outcome
+        for image in images:  # errors that fail every image alike (a wrong key...) are raised, as everywhere
+            if isinstance(image.outcome, QwenOCRError) and (on_error == "raise" or is_fatal(image.outcome)):
+                raise image.outcome
         by_message: dict[int, list[_Image]] = {}
         for image in images:
             by_message.setdefault(image.message, []).append(image)

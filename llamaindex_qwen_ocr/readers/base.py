@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import io
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import IO, Any, Literal, Union
 
 from llama_index.core.readers.base import BasePydanticReader
 from llama_index.core.schema import Document
 from pydantic import Field, SecretStr
 
-from qwen_ocr.documents import DocumentSource
-from qwen_ocr.reading import PageResult, aread_document, read_document
+from qwen_ocr.engine import OnError, aread_documents, check_option_names, read_documents
+from qwen_ocr.reading import PageResult
 from qwen_ocr.rendering import ContentFormat, render
 from qwen_ocr.settings import ClientHolder
 from qwen_ocr.tasks import Task, resolve_task
@@ -24,19 +22,22 @@ from .._metadata import hidden_keys, page_metadata
 __all__ = ["FileInput", "QwenOCRReader"]
 
 FileInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
-"""What the reader reads: a path (local, or on ``fs``), the file's bytes, or a binary file object."""
-
-OnError = Literal["raise", "skip", "mark"]
+"""One input of the reader: a path (local, or on ``fs``; a folder or a glob pattern stands for its files), the
+file's bytes, or a binary file object; the reader also takes a list of these."""
 
 
 class QwenOCRReader(BasePydanticReader, ClientHolder):
-    """Reads PDFs, multi-page TIFFs and images with Qwen-OCR: one ``Document`` per page, in page order.
+    """Reads PDFs, multi-page TIFFs and images with Qwen-OCR: one ``Document`` per page, files in the order given,
+    pages in page order.
 
-    Works on its own, as a ``SimpleDirectoryReader`` ``file_extractor`` entry (also over an fsspec filesystem),
-    and in an ``IngestionPipeline``. Settings are pydantic fields: the OCR options below plus the client settings
-    of :class:`qwen_ocr.settings.ClientSettings` (``api_key``, ``base_url``, ``region``, ``model``, ``protocol``,
-    ``provider``, ``timeout``, ``max_retries``, ``max_concurrency`` = pages in flight); or pass ``client=`` /
-    ``aclient=``. ``api_key`` and ``password`` are secrets: hidden in ``repr`` and never in ``to_dict()``.
+    Works on its own (a file, a folder, a glob pattern, or a list of them: read with one window of
+    ``max_concurrency`` pages in flight across files by :func:`qwen_ocr.read_documents`), as a
+    ``SimpleDirectoryReader`` ``file_extractor`` entry (also over an fsspec filesystem), and in an
+    ``IngestionPipeline``. Settings are pydantic fields: the OCR options below plus the client settings of
+    :class:`qwen_ocr.settings.ClientSettings` (``api_key``, ``base_url``, ``region``, ``model``, ``protocol``,
+    ``provider``, ``timeout``, ``max_retries``, ``max_concurrency`` = pages in flight, ...); or pass ``client=`` /
+    ``aclient=``. An unknown setting is refused (:class:`~qwen_ocr.errors.InvalidArgumentError` naming the closest
+    one). ``api_key`` and ``password`` are secrets: hidden in ``repr`` and never in ``to_dict()``.
 
     Each page's ``Document``:
 
@@ -62,9 +63,11 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
       read), and an ``IngestionPipeline`` with a docstore recognises the pages. Bytes and file objects without a
       name use ``"sha256:<first 32 hex digits of the content>"`` in place of the path.
 
-    A file that cannot be opened (encrypted without the right ``password``, corrupt, not a document) raises its
-    typed :class:`qwen_ocr.QwenOCRError`. A page that fails raises too (``on_error="raise"``), is left out
-    (``"skip"``), or comes back as a ``Document`` with empty text and ``error`` metadata (``"mark"``).
+    A page or a file that cannot be read (encrypted without the right ``password``, corrupt, not a document,
+    missing) raises its typed :class:`qwen_ocr.QwenOCRError` (``on_error="raise"``), is left out (``"skip"``), or
+    comes back as a ``Document`` with empty text and ``error`` metadata (``"mark"``; a whole file's has the id
+    ``"<file_path>_unreadable"``). Errors that would fail every page alike (a wrong key, no access to the model, an
+    exhausted quota) are raised in every case, as in every integration.
 
     Example::
 
@@ -75,6 +78,7 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
         docs = reader.load_data("paper.pdf")
         docs[0].metadata["page_label"], docs[0].metadata["total_pages"]
 
+        docs = reader.load_data(["scans/", "cover.png"])                       # folders and lists too
         docs = SimpleDirectoryReader("scans/", file_extractor={".pdf": reader, ".png": reader}).load_data()
         docs = await reader.aload_data("paper.pdf")                           # natively async
     """
@@ -98,14 +102,17 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
     password: SecretStr | None = Field(
         default=None, exclude=True, description="Password of encrypted PDFs (never serialised)."
     )
-    text_layer: Literal["never", "auto", "only"] = Field(
-        default="never",
-        description="'auto' uses a PDF page's own good text instead of OCR, 'only' never sends a page.",
+    text_layer: Literal["never", "auto", "only"] | None = Field(
+        default=None,
+        description="'auto' uses a PDF page's own good text instead of OCR, 'only' never sends a page, 'never' OCRs "
+        "every page. Default: 'auto' for plain text, 'never' for the structured tasks and custom prompts.",
     )
     on_error: OnError = Field(
         default="raise",
-        description="A failed page: 'raise' its error, 'skip' it, or 'mark' it (empty text, error metadata).",
+        description="A failed page or file: 'raise' its error, 'skip' it, or 'mark' it (empty text, error metadata).",
     )
+    recursive: bool = Field(default=False, description="Also read the subfolders of a folder.")
+    glob: str | None = Field(default=None, description="Which files of a folder to read (default: PDFs, images).")
     max_tokens: int | None = Field(default=None, ge=1, description="Output token limit per page.")
     min_pixels: int | None = Field(default=None, ge=1, description="Lower pixel budget of a page image.")
     max_pixels: int | None = Field(default=None, ge=1, description="Upper pixel budget of a page image.")
@@ -113,6 +120,11 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
     content_format: ContentFormat = Field(
         default="markdown", description="The page text: 'markdown' (default), 'text' or the model's 'raw' text."
     )
+
+    def __init__(self, **data: Any) -> None:
+        fields = type(self).model_fields
+        check_option_names(data, [*fields, *(f.alias for f in fields.values() if f.alias)], "setting")
+        super().__init__(**data)
 
     @classmethod
     def class_name(cls) -> str:
@@ -123,85 +135,57 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
 
     def lazy_load_data(
         self,
-        file_path: FileInput,
+        file_path: FileInput | Iterable[FileInput],
         extra_info: dict[str, Any] | None = None,
         fs: Any = None,
     ) -> Iterator[Document]:
-        """Read a file page by page, yielding each page's ``Document`` as soon as it and the ones before are read.
+        """Read files page by page, yielding each page's ``Document`` as soon as it and the ones before are read.
 
         Args:
-            file_path: a path (on ``fs`` when given), the file's bytes, or a binary file object.
+            file_path: a path (on ``fs`` when given; a folder or a glob pattern stands for its files), the file's
+                bytes, a binary file object, or a list of these.
             extra_info: metadata merged into every page (``SimpleDirectoryReader`` passes the file's).
             fs: an fsspec filesystem to read ``file_path`` from (``SimpleDirectoryReader`` passes its own).
         """
-        source, key, name = self._source(file_path, fs)
-        pages = read_document(
-            self.get_client(),
-            source,
-            pages=self.pages,
-            password=self._password(),
-            text_layer=self.text_layer,
-            max_concurrency=self._window(),
-            **self._options(),
-        )
+        unnamed: set[str] = set()
+        pages = read_documents(self.get_client(), self._sources(file_path, fs, unnamed), **self._reading())
         try:
             for page in pages:
-                doc = self._document(page, key, name, extra_info)
-                if doc is not None:
-                    yield doc
+                yield self._document(page, unnamed, extra_info)
         finally:
-            # Stops the pages still in flight when the caller stops early or a page raises.
-            close = getattr(pages, "close", None)
-            if callable(close):
-                close()
+            pages.close()  # stops the pages still in flight when the caller stops early or a page raises
 
     def load_data(
         self,
-        file_path: FileInput,
+        file_path: FileInput | Iterable[FileInput],
         extra_info: dict[str, Any] | None = None,
         fs: Any = None,
     ) -> list[Document]:
-        """Every selected page's ``Document``, in page order (see :meth:`lazy_load_data`)."""
+        """Every selected page's ``Document``, in order (see :meth:`lazy_load_data`)."""
         return list(self.lazy_load_data(file_path, extra_info=extra_info, fs=fs))
 
     async def alazy_load_data(  # type: ignore[override]
         self,
-        file_path: FileInput,
+        file_path: FileInput | Iterable[FileInput],
         extra_info: dict[str, Any] | None = None,
         fs: Any = None,
     ) -> AsyncIterator[Document]:
         """The async twin of :meth:`lazy_load_data`: an async iterator of the pages' ``Document`` objects.
 
-        Requests are awaited on the running event loop with the reader's async client (rendering runs in worker
-        threads); leaving the loop early cancels the requests still in flight.
+        Requests are awaited on the running event loop with the reader's async client (listing, opening and
+        rendering run in worker threads); leaving the loop early cancels the requests still in flight.
         """
-        if fs is not None and not _is_local(fs):
-            source, key, name = await asyncio.to_thread(self._source, file_path, fs)
-        else:
-            source, key, name = self._source(file_path, None)
-        pages = aread_document(
-            self.get_async_client(),
-            source,
-            pages=self.pages,
-            password=self._password(),
-            text_layer=self.text_layer,
-            max_concurrency=self._window(),
-            **self._options(),
-        )
+        unnamed: set[str] = set()
+        pages = aread_documents(self.get_async_client(), self._sources(file_path, fs, unnamed), **self._reading())
         try:
             async for page in pages:
-                doc = self._document(page, key, name, extra_info)
-                if doc is not None:
-                    yield doc
+                yield self._document(page, unnamed, extra_info)
         finally:
-            # Cancels the requests still in flight when the caller stops early or a page raises.
-            aclose = getattr(pages, "aclose", None)
-            if callable(aclose):
-                await aclose()
+            await pages.aclose()  # cancels the requests still in flight when the caller stops early or a page raises
 
     async def aload_data(
         self,
-        file_path: FileInput,
+        file_path: FileInput | Iterable[FileInput],
         extra_info: dict[str, Any] | None = None,
         fs: Any = None,
     ) -> list[Document]:
@@ -210,7 +194,7 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
 
     # -- helpers ---------------------------------------------------------------------------------------------------
 
-    def _options(self) -> dict[str, Any]:
+    def _reading(self) -> dict[str, Any]:
         # text_recognition unless a task, a schema or a custom prompt says otherwise (one rule: resolve_task)
         explicit = "task" in self.model_fields_set
         task = resolve_task(
@@ -227,61 +211,61 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
             "enable_rotate": self.enable_rotate,
+            "pages": self.pages,
+            "password": self.password.get_secret_value() if self.password is not None else None,
+            "text_layer": self.text_layer,
+            "on_error": self.on_error,
+            # The client's own limit unless max_concurrency was set on the reader.
+            "max_concurrency": self.max_concurrency if "max_concurrency" in self.model_fields_set else None,
         }
-        return {k: v for k, v in options.items() if v is not None}
+        return {"recursive": self.recursive, "glob": self.glob, **{k: v for k, v in options.items() if v is not None}}
 
-    def _password(self) -> str | None:
-        return self.password.get_secret_value() if self.password is not None else None
+    def _sources(self, file_path: Any, fs: Any, unnamed: set[str]) -> Iterator[Any]:
+        """What :func:`qwen_ocr.read_documents` reads: paths as they are (or, on a non-local ``fs``, read into
+        memory as they come), bytes and file objects as ``(name, bytes)``, named after their content when they
+        have no name (those names go into ``unnamed``)."""
+        single = isinstance(file_path, (str, os.PathLike, bytes, bytearray, memoryview)) or callable(
+            getattr(file_path, "read", None)
+        )
+        for entry in [file_path] if single else file_path:
+            if isinstance(entry, (str, os.PathLike)):
+                path = os.fsdecode(os.fspath(entry))
+                if fs is None or _is_local(fs):
+                    yield path
+                else:
+                    with fs.open(path, "rb") as handle:
+                        yield path, bytes(handle.read())
+                continue
+            read = getattr(entry, "read", None)
+            data = read() if callable(read) else entry
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                yield entry  # not something the reader reads: read_documents raises its typed error
+                continue
+            label = getattr(entry, "name", None) if callable(read) else None
+            if isinstance(label, (str, os.PathLike)):
+                yield os.fsdecode(os.fspath(label)), bytes(data)
+            else:
+                key = "sha256:" + hashlib.sha256(bytes(data)).hexdigest()[:32]
+                unnamed.add(key)
+                yield key, bytes(data)
 
-    def _window(self) -> int | None:
-        # The client's own limit unless max_concurrency was set on the reader.
-        return self.max_concurrency if "max_concurrency" in self.model_fields_set else None
-
-    def _source(self, file_path: FileInput, fs: Any) -> tuple[DocumentSource, str, str | None]:
-        """``(what to open, the id key, the file name)``; a file on a non-local ``fs`` is read into memory."""
-        if isinstance(file_path, (str, os.PathLike)):
-            path = os.fsdecode(os.fspath(file_path))
-            name = path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or path
-            if fs is None or _is_local(fs):
-                return path, path, name
-            with fs.open(path, "rb") as handle:
-                data = handle.read()
-            buffer = io.BytesIO(bytes(data))
-            buffer.name = path  # names the file in error messages
-            return buffer, path, name
-        if isinstance(file_path, (bytes, bytearray, memoryview)):
-            data = bytes(file_path)
-            return data, _content_key(data), None
-        read = getattr(file_path, "read", None)
-        if callable(read):
-            data = read()
-            label = getattr(file_path, "name", None)
-            if isinstance(data, (bytes, bytearray, memoryview)):
-                buffer = io.BytesIO(bytes(data))
-                if isinstance(label, (str, os.PathLike)):
-                    path = os.fsdecode(os.fspath(label))
-                    buffer.name = path
-                    return buffer, path, path.replace("\\", "/").rsplit("/", 1)[-1]
-                return buffer, _content_key(bytes(data)), None
-        # Anything else: let the documents layer raise its typed error.
-        return file_path, "unknown", None
-
-    def _document(
-        self, page: PageResult, key: str, name: str | None, extra_info: Mapping[str, Any] | None
-    ) -> Document | None:
-        if page.error is not None:
-            if self.on_error == "raise":
-                raise page.error
-            if self.on_error == "skip":
-                return None
-        meta: dict[str, Any] = {"file_name": name, "file_path": key} if name is not None else {}
+    def _document(self, page: PageResult, unnamed: set[str], extra_info: Mapping[str, Any] | None) -> Document:
+        key = page.source
+        named = key not in unnamed
+        meta: dict[str, Any] = {}
+        if named:
+            meta["file_name"] = key.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or key
+            meta["file_path"] = key
         meta.update(extra_info or {})
         page_meta = page_metadata(page, self.content_format)
         meta.update(page_meta)
-        text = render(page.result, self.content_format) if page.ok else ""
-        hidden = hidden_keys(meta, own=[*page_meta, *(("file_name", "file_path") if name is not None else ())])
+        if page.file_failed:
+            id_, text = f"{key}_unreadable", ""
+        else:
+            id_, text = f"{key}_part_{page.index}", render(page.result, self.content_format) if page.ok else ""
+        hidden = hidden_keys(meta, own=[*page_meta, *(("file_name", "file_path") if named else ())])
         return Document(
-            id_=f"{key}_part_{page.index}",
+            id_=id_,
             text=text,
             metadata=meta,
             excluded_embed_metadata_keys=hidden,
@@ -293,7 +277,3 @@ def _is_local(fs: Any) -> bool:
     protocol = getattr(fs, "protocol", None)
     protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol or ())
     return "file" in protocols or "local" in protocols
-
-
-def _content_key(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()[:32]

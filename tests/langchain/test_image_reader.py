@@ -587,7 +587,8 @@ def test_the_key_never_shows(image_ocr_stub: Stub, caplog: pytest.LogCaptureFixt
     reader = ImageReader(api_key=STUB_KEY, client=stub.client(), aclient=stub.aclient(), on_error="mark")
     recorder = Recorder()
     chain = reader | fake_llm()
-    chain.invoke([HumanMessage([openai_part(PNG_A), openai_part(PNG_B)])], {"callbacks": [recorder]})
+    with pytest.raises(AuthenticationError) as marked:  # a wrong key is raised whatever on_error says
+        chain.invoke([HumanMessage([openai_part(PNG_A), openai_part(PNG_B)])], {"callbacks": [recorder]})
     raised = ImageReader(api_key=STUB_KEY, client=stub.client(), on_error="raise")
     with pytest.raises(AuthenticationError) as caught:
         raised.invoke([HumanMessage([openai_part(PNG_B)])], {"callbacks": [recorder]})
@@ -602,6 +603,8 @@ def test_the_key_never_shows(image_ocr_stub: Stub, caplog: pytest.LogCaptureFixt
         json.dumps(reader.to_json()),
         str(caught.value),
         repr(caught.value),
+        str(marked.value),
+        repr(marked.value),
         caplog.text,
         *recorder.everything,
     ]

@@ -310,13 +310,13 @@ async def test_stopping_early_over_many_files_stops_reading_them(images: list[Pa
 
 
 async def test_alazy_load_is_natively_async(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    import langchain_qwen_ocr.document_loaders._pipeline as pipeline
+    import qwen_ocr.engine as engine
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the sync path was used")
 
     monkeypatch.setattr(QwenOCRLoader, "lazy_load", refuse)
-    monkeypatch.setattr(pipeline, "read_document", refuse)
+    monkeypatch.setattr(engine, "read_document", refuse)
     transport = PageFaults()
     async with async_client(emu, transport) as aclient:
         docs = [doc async for doc in QwenOCRLoader(CARDINAL, aclient=aclient, ocr_options=SMALL).alazy_load()]

@@ -45,7 +45,8 @@ def make_reader(emulator: Emulator) -> Callable[..., QwenOCRReader]:
 @pytest.fixture
 def fake_reader() -> Callable[..., QwenOCRReader]:
     """``fake_reader(["reply 1", 500, ...], task=...)``: a reader whose clients get these replies, one request at a
-    time (``max_concurrency=1``), without retries; ``errors=`` go first, as for :class:`FakeTransport`."""
+    time (``max_concurrency=1``), without retries, every page sent (``text_layer="never"``); ``errors=`` go first, as
+    for :class:`FakeTransport`."""
 
     def make(
         replies: Sequence[FakeReply] | FakeReply, *, errors: Sequence[FakeReply | None] = (), **kwargs: Any
@@ -54,6 +55,7 @@ def fake_reader() -> Callable[..., QwenOCRReader]:
         client = QwenOCR(api_key=KEY, http_client=httpx.Client(transport=transport), max_retries=0)
         aclient = AsyncQwenOCR(api_key=KEY, http_client=httpx.AsyncClient(transport=transport), max_retries=0)
         kwargs.setdefault("max_concurrency", 1)
+        kwargs.setdefault("text_layer", "never")
         return QwenOCRReader(client=client, aclient=aclient, **kwargs)
 
     return make
