@@ -47,8 +47,12 @@ REGION = "intl"
 INPUTS: list[tuple[str, Path, tuple[int, ...], str]] = [
     ("pdflatex p.1 (A4, born-digital)", CORPUS / "py-pdf/004-pdflatex-4-pages/pdflatex-4-pages.pdf", (1,), "pdf"),
     ("multicolumn p.1 (A4, born-digital)", CORPUS / "py-pdf/026-latex-multicolumn/multicolumn.pdf", (1,), "pdf"),
-    ("google doc (A4, born-digital, colour)", CORPUS / "py-pdf/011-google-doc-document/google-doc-document.pdf",
-     (1,), "pdf"),  # fmt: skip
+    (
+        "google doc (A4, born-digital, colour)",
+        CORPUS / "py-pdf/011-google-doc-document/google-doc-document.pdf",
+        (1,),
+        "pdf",
+    ),
     ("linn.pdf (Letter, 1-bit 300-dpi scan)", CORPUS / "ocrmypdf/linn.pdf", (1,), "pdf"),
     ("jbig2.pdf (Letter, 1-bit 300-dpi scan)", CORPUS / "ocrmypdf/jbig2.pdf", (1,), "pdf"),
     ("c02-22.pdf (150-dpi grey scan)", CORPUS / "ocrmypdf/c02-22.pdf", (1,), "pdf"),

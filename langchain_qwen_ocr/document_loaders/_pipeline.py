@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from langchain_core.documents import Document
 
+from qwen_ocr.budget import check_resolution
 from qwen_ocr.documents import PageSelectionError, check_text_layer_mode, open_document, parse_pages
 from qwen_ocr.errors import (
     AuthenticationError,
@@ -78,7 +79,7 @@ OnError = Literal["raise", "skip", "mark"]
 MODES: tuple[str, ...] = ("page", "single", "elements")
 ON_ERROR: tuple[str, ...] = ("raise", "skip", "mark")
 
-_OCR_OPTIONS = frozenset({"min_pixels", "max_pixels", "enable_rotate", "max_tokens", "temperature"})
+_OCR_OPTIONS = frozenset({"min_pixels", "max_pixels", "resolution", "enable_rotate", "max_tokens", "temperature"})
 _PLAIN_TASKS = (None, Task.TEXT_RECOGNITION, Task.MULTI_LAN)
 
 
@@ -153,6 +154,7 @@ class ReadSettings:
                 f"ocr_options has {', '.join(map(repr, unknown))}; it takes {', '.join(sorted(_OCR_OPTIONS))} "
                 "(task, schema, prompt and model are arguments of their own)."
             )
+        check_resolution(extra.get("resolution"))  # a wrong level fails here, not at the first page
         coerced = resolve_task(task, schema, prompt)
         if show_progress:
             _tqdm()  # fail now, not after the first page

@@ -76,8 +76,9 @@ class QwenOCRLoader(BaseLoader):
         content_format: ``page_content`` as ``"markdown"`` (default), ``"text"`` or the model's ``"raw"`` text
             (:mod:`qwen_ocr.rendering`; the same text as the LlamaIndex reader gives).
         page_separator: what joins pages in single mode (a blank line by default).
-        ocr_options: further request options: ``min_pixels``, ``max_pixels``, ``enable_rotate``, ``max_tokens``,
-            ``temperature``.
+        ocr_options: further request options: ``resolution`` (``"standard"``, the default of 2,560 image tokens a
+            page; ``"high"`` for small print; ``"max"`` for large pages: see :mod:`qwen_ocr.budget`), or
+            ``min_pixels``/``max_pixels``; ``enable_rotate``, ``max_tokens``, ``temperature``.
         max_download_bytes: the largest file accepted from a URL (100 MiB).
         download_timeout: seconds allowed for each network step of a download.
         allow_private_urls: also download URLs whose host is a private, loopback, link-local or otherwise

@@ -13,6 +13,7 @@ from llama_index.core.readers.base import BasePydanticReader
 from llama_index.core.schema import Document
 from pydantic import Field, SecretStr
 
+from qwen_ocr.budget import Resolution
 from qwen_ocr.documents import DocumentSource
 from qwen_ocr.reading import PageResult, aread_document, read_document
 from qwen_ocr.rendering import ContentFormat, render
@@ -109,6 +110,11 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
     max_tokens: int | None = Field(default=None, ge=1, description="Output token limit per page.")
     min_pixels: int | None = Field(default=None, ge=1, description="Lower pixel budget of a page image.")
     max_pixels: int | None = Field(default=None, ge=1, description="Upper pixel budget of a page image.")
+    resolution: Resolution | None = Field(
+        default=None,
+        description="Pixel budget level of a page image: 'standard' (default, 2,560 tokens), 'high' (small print) "
+        "or 'max' (large pages).",
+    )
     enable_rotate: bool | None = Field(default=None, description="Let the service straighten rotated pages.")
     content_format: ContentFormat = Field(
         default="markdown", description="The page text: 'markdown' (default), 'text' or the model's 'raw' text."
@@ -226,6 +232,7 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
             "max_tokens": self.max_tokens,
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
+            "resolution": self.resolution,
             "enable_rotate": self.enable_rotate,
         }
         return {k: v for k, v in options.items() if v is not None}
