@@ -322,3 +322,22 @@ def test_request_bodies_stay_json_serialisable_with_the_budget(big_png: bytes) -
     client.ocr(big_png, resolution="high")
     body = json.loads(transport.requests[0].content)
     assert _image_part(body)["max_pixels"] == 8_388_608 and isinstance(_image_part(body)["min_pixels"], int)
+
+
+@pytest.mark.parametrize("protocol", ["dashscope", "openai"])
+def test_the_fake_transport_bills_what_the_request_states_so_no_false_alarm(
+    big_png: bytes, protocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Users' unit tests talk to the official host through FakeTransport: its default usage must not set off the
+    # calibration warning (it used to say 80 image tokens for any image).
+    from qwen_ocr import budget
+
+    budget._reset_calibration()
+    transport = FakeTransport("hello")
+    client = QwenOCR(api_key="k", protocol=protocol, http_client=httpx.Client(transport=transport))  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="qwen_ocr"):
+        plain = client.ocr(big_png)
+        high = client.ocr(big_png, resolution="high")
+    assert plain.usage.image_tokens == estimate_tokens(big_png)
+    assert high.usage.image_tokens == estimate_tokens(big_png, resolution="high")
+    assert not [r for r in caplog.records if "image tokens" in r.getMessage()]
