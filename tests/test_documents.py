@@ -278,7 +278,7 @@ def test_nothing_is_rendered_until_asked(monkeypatch: pytest.MonkeyPatch) -> Non
         assert [p.label for p in pages] == ["1", "2", "3", "4", "5"]
         assert all(p.size == (612, 792) for p in pages)
         assert all(p.has_good_text_layer for p in pages)
-        assert all(p.sent_size == (2528, 3264) for p in pages)
+        assert all(p.sent_size == (1408, 1824) for p in pages)  # Letter at the default budget (about 167 dpi)
 
 
 def test_rotated_page() -> None:
@@ -298,9 +298,9 @@ def test_prepare_a_pdf_page() -> None:
         prepared = page.prepare()
         rendered = page.render()
     assert prepared.mime == "image/png"
-    assert prepared.sent_size == (2528, 3264) == rendered.size
+    assert prepared.sent_size == (1408, 1824) == rendered.size  # the default budget: 2,560 tokens at most
     assert prepared.original_size == (612, 792)  # points: boxes come back in PDF points
-    assert prepared.scale == pytest.approx((612 / 2528, 792 / 3264))
+    assert prepared.scale == pytest.approx((612 / 1408, 792 / 1824))
     assert prepared.reencoded
     sent = Image.open(io.BytesIO(base64.b64decode(prepared.url.split(",", 1)[1])))
     assert sent.mode == "L"  # black text on white: greyscale
@@ -332,9 +332,11 @@ def test_model_and_dpi_decide_the_render_size() -> None:
 
 def test_pdf_render_size_is_what_smart_resize_makes() -> None:
     spec = model_spec("qwen-vl-ocr")
-    assert pdf_render_size(612, 792, spec=spec) == (2528, 3264)
+    assert pdf_render_size(612, 792, spec=spec) == (1408, 1824)  # the default budget lands at about 167 dpi
+    assert pdf_render_size(612, 792, spec=spec, max_pixels=spec.max_pixels) == (2528, 3264)  # 300 dpi, within it
     assert pdf_render_size(4, 4, spec=spec) == (64, 64)  # lifted to min_pixels
-    assert pdf_render_size(14400, 14400, spec=spec) == (2880, 2880)  # 200 inches: at the budget
+    assert pdf_render_size(14400, 14400, spec=spec) == (1600, 1600)  # 200 inches: at the budget
+    assert pdf_render_size(14400, 14400, spec=spec, max_pixels=spec.max_pixels) == (2880, 2880)
 
 
 def test_closed_document() -> None:

@@ -158,19 +158,24 @@ def _is_colour(im: Image.Image) -> bool:
     ],
 )
 def test_sent_size_at_the_model_budget(relpath: str, index: int, size: tuple[int, int]) -> None:
-    with open_document(CORPUS / relpath) as doc:
+    # At the model's documented budget (resolution="high"); the default level is 2,560 tokens (issue 16).
+    with open_document(CORPUS / relpath, resolution="high") as doc:
         page = doc.page(index)
         assert page.sent_size == size
-        assert page.image_tokens == tokens_for_size(*size, model=doc.spec)
+        assert page.image_tokens == tokens_for_size(*size, model=doc.spec, max_pixels=doc.max_pixels)
+    with open_document(CORPUS / relpath) as doc:
+        width, height = doc.page(index).sent_size
+        assert width * height <= 2560 * 32 * 32
+        assert doc.page(index).image_tokens == tokens_for_size(width, height, model=doc.spec)
 
 
 def test_enormous_page_renders_at_the_budget_not_at_300_dpi() -> None:
-    with open_document(CORPUS / "ocrmypdf/enormous.pdf") as doc:
+    with open_document(CORPUS / "ocrmypdf/enormous.pdf", resolution="high") as doc:
         page = doc.page(0)
         assert page.size == (2160, 2160)  # 30 inches: 9000x9000 px at 300 dpi
         prepared = page.prepare()
     assert prepared.sent_size == (2880, 2880)
-    assert prepared.sent_size[0] * prepared.sent_size[1] <= doc.spec.max_pixels
+    assert prepared.sent_size[0] * prepared.sent_size[1] <= doc.spec.max_pixels == doc.max_pixels
     assert prepared.original_size == (2160, 2160)
     assert prepared.scale == pytest.approx((0.75, 0.75))
 

@@ -40,8 +40,11 @@ def test_smart_resize(
 
 
 def test_token_estimates_match_recorded_usage() -> None:
-    # The recorded multi_lan poster (about 6000x3000) was billed 8194 image tokens: the whole 8,388,608-pixel budget.
-    assert tokens_for_size(6000, 3000, model="qwen-vl-ocr-latest") == 8192 + 2
+    # The recorded multi_lan poster (about 6000x3000) was billed 8194 image tokens: the whole 8,388,608-pixel budget
+    # its request stated (the "high" level); at the default level the client states 2,560 tokens at most.
+    assert tokens_for_size(6000, 3000, model="qwen-vl-ocr-latest", max_pixels=8_388_608) == 8192 + 2
+    assert tokens_for_size(6000, 3000, model="qwen-vl-ocr-latest", resolution="high") == 8192 + 2
+    assert tokens_for_size(6000, 3000, model="qwen-vl-ocr-latest") <= 2560 + 2
     assert tokens_for_size(10000, 8000, model="qwen-vl-ocr-latest") <= 8192 + 2
     assert estimate_tokens((1000, 1000), model="qwen-vl-ocr-latest") == 961 + 2
     assert estimate_tokens((1000, 1000), model="qwen-vl-ocr-2025-08-28") == 36 * 36 + 2
@@ -92,7 +95,9 @@ def test_a_large_image_is_downscaled_to_the_model_budget() -> None:
     prepared = prepare_image(big, model="qwen-vl-ocr-latest")
     spec = model_spec("qwen-vl-ocr-latest")
     assert prepared.reencoded
-    assert prepared.sent_size == smart_resize(5000, 4000, patch=32, min_pixels=3072, max_pixels=spec.max_pixels)
+    budget = 2560 * 32 * 32  # the default level (issue 16), not the documented spec.max_pixels
+    assert spec.max_pixels > budget
+    assert prepared.sent_size == smart_resize(5000, 4000, patch=32, min_pixels=3072, max_pixels=budget)
     assert prepared.original_size == (5000, 4000)
     assert prepared.scale == pytest.approx((5000 / prepared.sent_size[0], 4000 / prepared.sent_size[1]))  # type: ignore[index]
     assert prepared.mime == "image/jpeg"

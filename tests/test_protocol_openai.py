@@ -136,10 +136,11 @@ def test_custom_prompt_without_task_and_default_prompt() -> None:
     assert prompt_for(make_call(prompt="")) == Task.TEXT_RECOGNITION.prompt()
 
 
-def test_enable_rotate_is_not_sent_and_pixels_only_when_set() -> None:
+def test_enable_rotate_is_not_sent_and_pixels_always_are() -> None:
+    # Issue 16: every request states its pixel budget (the default level when the call sets none).
     body = build_request(make_call(enable_rotate=True)).json
     part = body["messages"][0]["content"][0]
-    assert part == {"type": "image_url", "image_url": {"url": DOC_URL}}
+    assert part == {"type": "image_url", "image_url": {"url": DOC_URL}, "min_pixels": 3072, "max_pixels": 2_621_440}
     assert "enable_rotate" not in json.dumps(body)
 
 

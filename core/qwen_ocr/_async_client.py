@@ -22,6 +22,7 @@ from tenacity import AsyncRetrying
 
 from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, Provider, safe_cause, transport_error
 from ._transport import Deadline, aiter_body, aread_body
+from .budget import Resolution
 from .cache import OCRCache
 from .errors import BatchOCRError, QwenOCRError
 from .imaging import ImageInput
@@ -183,6 +184,7 @@ class AsyncQwenOCR(BaseClient):
         enable_rotate: bool | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        resolution: Resolution | None = None,
     ) -> OCRResult:
         """Read one image; see :meth:`QwenOCR.ocr`.
 
@@ -194,7 +196,13 @@ class AsyncQwenOCR(BaseClient):
             return await asyncio.to_thread(
                 self._local_ocr,
                 image,
-                {"task": task, "schema": schema, "min_pixels": min_pixels, "max_pixels": max_pixels},
+                {
+                    "task": task,
+                    "schema": schema,
+                    "min_pixels": min_pixels,
+                    "max_pixels": max_pixels,
+                    "resolution": resolution,
+                },
             )
         call = await self._acall(
             image,
@@ -207,6 +215,7 @@ class AsyncQwenOCR(BaseClient):
             enable_rotate=enable_rotate,
             max_tokens=max_tokens,
             temperature=temperature,
+            resolution=resolution,
         )
         return (await self._execute(call))._attach_image(image)  # by reference, for display (qwen_ocr.viz)
 
@@ -223,6 +232,7 @@ class AsyncQwenOCR(BaseClient):
         enable_rotate: bool | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        resolution: Resolution | None = None,
     ) -> AsyncIterator[OCRChunk]:
         """Read one image as a stream of text deltas; see :meth:`QwenOCR.stream`.
 
@@ -235,7 +245,13 @@ class AsyncQwenOCR(BaseClient):
             result = await asyncio.to_thread(
                 self._local_ocr,
                 image,
-                {"task": task, "schema": schema, "min_pixels": min_pixels, "max_pixels": max_pixels},
+                {
+                    "task": task,
+                    "schema": schema,
+                    "min_pixels": min_pixels,
+                    "max_pixels": max_pixels,
+                    "resolution": resolution,
+                },
             )
             yield self._chunk_of(result)
             return
@@ -250,6 +266,7 @@ class AsyncQwenOCR(BaseClient):
             enable_rotate=enable_rotate,
             max_tokens=max_tokens,
             temperature=temperature,
+            resolution=resolution,
         )
         request = self._request(call, stream=True)
         headers = self._headers(request)

@@ -19,6 +19,7 @@ from typing_extensions import Self
 from ._checks import MAX_CONCURRENCY, MAX_RETRIES, check_number, check_whole
 from ._transport import ACCEPT_ENCODING, Deadline, DeadlineExceeded, leaks_header, safe_text
 from ._version import __version__
+from .budget import Resolution, check_resolution, note_mismatch, pixel_budget
 from .cache import OCRCache, request_key
 from .config import check_api_key, check_header, missing_key_error, resolve_api_key, resolve_endpoint
 from .errors import (
@@ -30,7 +31,7 @@ from .errors import (
     RateLimitError,
     error_from_response,
 )
-from .imaging import ImageInput, PreparedImage, prepare_image, tokens_for_size
+from .imaging import ImageInput, PreparedImage, prepare_image
 from .models import DEFAULT_MODEL, check_call, model_spec
 from .pacing import Pacer
 from .protocols import native, openai
@@ -55,8 +56,8 @@ Protocol = Literal["dashscope", "openai"]
 Provider = Literal["auto", "dashscope", "openai", "local"]
 
 OCROptions = dict[str, Any]
-"""Keyword options of ``ocr()``: task, schema, prompt, model, min_pixels, max_pixels, enable_rotate, max_tokens,
-temperature."""
+"""Keyword options of ``ocr()``: task, schema, prompt, model, min_pixels, max_pixels, resolution, enable_rotate,
+max_tokens, temperature."""
 
 _OPTION_NAMES = frozenset(
     {
@@ -66,6 +67,7 @@ _OPTION_NAMES = frozenset(
         "model",
         "min_pixels",
         "max_pixels",
+        "resolution",
         "enable_rotate",
         "max_tokens",
         "temperature",
@@ -198,8 +200,7 @@ class BaseClient:
         """Seconds to wait before sending ``call`` (0 when unpaced)."""
         if self.pacer is None:
             return 0.0
-        size = call.image.sent_size
-        return self.pacer.reserve(tokens_for_size(*size, model=call.spec) if size is not None else None)
+        return self.pacer.reserve(call.image_tokens)
 
     def _parse_observed(self, status: int, headers: Mapping[str, str], content: bytes, call: OCRCall) -> OCRResult:
         """:meth:`_parse`, telling the pacer how it went (a 429 slows every sender; a success lets the pace recover)."""
@@ -209,7 +210,23 @@ class BaseClient:
             self._observe_throttle(exc)
             raise
         self._observe_success(result)
+        self._calibrate(call, result)
         return result
+
+    def _calibrate(self, call: OCRCall, result: OCRResult) -> None:
+        """Compare the service's bill of the image with the estimate; a large mismatch is logged once per model
+        (:func:`qwen_ocr.budget.note_mismatch`). Only on DashScope's own hosts: a server of your own has its own
+        rules and counts."""
+        estimated = call.image_tokens
+        if self._custom_host or estimated is None or call.image.sent_size is None:
+            return
+        note_mismatch(
+            model=call.model,
+            estimated=estimated,
+            billed=result.usage.image_tokens,
+            budget=call.budget,
+            sent_size=call.image.sent_size,
+        )
 
     def _refusal(self, status: int, body: bytes, headers: Mapping[str, str]) -> QwenOCRError:
         """The typed error of a refused stream request, told to the pacer when it is a 429."""
@@ -296,6 +313,7 @@ class BaseClient:
 
     def _local_ocr(self, image: ImageInput, options: Mapping[str, Any]) -> OCRResult:
         """Read with the offline engine (CPU work; the async client runs this in a worker thread)."""
+        check_resolution(options.get("resolution"))  # the local engine reads at its own scale
         engine = _local_module().get_engine()
         task = resolve_task(options.get("task"), options.get("schema"))
         result = engine.ocr(
@@ -334,13 +352,20 @@ class BaseClient:
         enable_rotate: bool | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        resolution: Resolution | None = None,
     ) -> OCRCall:
-        """Validate the options and prepare the image (CPU work: decode, rotate, downscale, encode)."""
+        """Validate the options and prepare the image (CPU work: decode, rotate, downscale, encode) for the budget
+        the request then states: ``max_pixels`` as given, else the ``resolution`` level, else the budget a
+        :class:`PreparedImage` was prepared for, else the default level (:mod:`qwen_ocr.budget`)."""
         the_schema = normalize_schema(schema)
         the_task = resolve_task(task, the_schema)
         spec = model_spec(model or self.model)
         check_call(spec, task=the_task, prompt=prompt, region=self.region)  # tasks, prompt, region: models.py
         _check_pixels(min_pixels, max_pixels, spec.max_pixels_ceiling)
+        given = resolution is not None or min_pixels is not None or max_pixels is not None
+        if not given and isinstance(image, PreparedImage) and image.max_pixels is not None:
+            min_pixels, max_pixels = image.min_pixels, image.max_pixels  # e.g. a document page: its own budget
+        budget = pixel_budget(spec, resolution=resolution, min_pixels=min_pixels, max_pixels=max_pixels)
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise InvalidArgumentError("max_tokens must be a positive integer.", code="InvalidMaxTokens")
         if temperature is not None and not 0 <= temperature < 2:
@@ -349,7 +374,7 @@ class BaseClient:
             prepared = image
         else:
             try:
-                prepared = prepare_image(image, model=spec, min_pixels=min_pixels, max_pixels=max_pixels)
+                prepared = prepare_image(image, model=spec, min_pixels=budget.min_pixels, max_pixels=budget.max_pixels)
             except QwenOCRError:
                 raise
             except Exception as exc:  # any other failure to read this input is a problem of the input
@@ -360,8 +385,8 @@ class BaseClient:
             task=the_task,
             schema=the_schema,
             prompt=prompt,
-            min_pixels=min_pixels,
-            max_pixels=max_pixels,
+            min_pixels=budget.min_pixels,
+            max_pixels=budget.max_pixels,
             enable_rotate=enable_rotate,
             max_tokens=max_tokens,
             temperature=temperature,

@@ -17,6 +17,7 @@ from tenacity import Retrying
 
 from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, Provider, safe_cause, transport_error
 from ._transport import Deadline, iter_body, read_body
+from .budget import Resolution
 from .cache import OCRCache
 from .errors import BatchOCRError, QwenOCRError
 from .imaging import ImageInput
@@ -159,6 +160,7 @@ class QwenOCR(BaseClient):
         enable_rotate: bool | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        resolution: Resolution | None = None,
     ) -> OCRResult:
         """Read one image.
 
@@ -169,7 +171,11 @@ class QwenOCR(BaseClient):
                 model; at most 3 levels of nesting). Implies that task when ``task`` is not given.
             prompt: a custom instruction (the service ignores it when a task is set).
             model: overrides the client's model for this call.
-            min_pixels, max_pixels: the pixel budget of the image (the model's defaults otherwise).
+            min_pixels, max_pixels: the pixel budget of the image, sent as given (see ``resolution``).
+            resolution: the budget as a level (:mod:`qwen_ocr.budget`), stated on the request and used to prepare
+                the image: ``"standard"`` (default: 2,560 image tokens, about 2.6 MP, ~170 dpi on a Letter page),
+                ``"high"`` (the documented default, 8,192 tokens: small print) or ``"max"`` (the model's ceiling,
+                30,000 tokens: large pages and posters). Not together with ``max_pixels``.
             enable_rotate: let the service straighten rotated images.
             max_tokens, temperature: generation limits.
 
@@ -187,7 +193,14 @@ class QwenOCR(BaseClient):
         """
         if self.provider == "local":
             return self._local_ocr(
-                image, {"task": task, "schema": schema, "min_pixels": min_pixels, "max_pixels": max_pixels}
+                image,
+                {
+                    "task": task,
+                    "schema": schema,
+                    "min_pixels": min_pixels,
+                    "max_pixels": max_pixels,
+                    "resolution": resolution,
+                },
             )
         call = self._call(
             image,
@@ -200,6 +213,7 @@ class QwenOCR(BaseClient):
             enable_rotate=enable_rotate,
             max_tokens=max_tokens,
             temperature=temperature,
+            resolution=resolution,
         )
         return self._execute(call)._attach_image(image)  # by reference, for display (qwen_ocr.viz)
 
@@ -216,6 +230,7 @@ class QwenOCR(BaseClient):
         enable_rotate: bool | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        resolution: Resolution | None = None,
     ) -> Iterator[OCRChunk]:
         """Read one image as a stream of text deltas; the last chunk carries ``finish_reason`` and ``usage``.
 
@@ -232,7 +247,14 @@ class QwenOCR(BaseClient):
                 [
                     self._chunk_of(
                         self._local_ocr(
-                            image, {"task": task, "schema": schema, "min_pixels": min_pixels, "max_pixels": max_pixels}
+                            image,
+                            {
+                                "task": task,
+                                "schema": schema,
+                                "min_pixels": min_pixels,
+                                "max_pixels": max_pixels,
+                                "resolution": resolution,
+                            },
                         )
                     )
                 ]
@@ -248,6 +270,7 @@ class QwenOCR(BaseClient):
             enable_rotate=enable_rotate,
             max_tokens=max_tokens,
             temperature=temperature,
+            resolution=resolution,
         )
         request = self._request(call, stream=True)
         headers = self._headers(request)

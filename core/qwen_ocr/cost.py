@@ -31,6 +31,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .budget import Resolution
 from .config import DEFAULT_REGION, canonical_region, describe_region
 from .documents.document import DocumentSource, open_document
 from .documents.render import DEFAULT_DPI
@@ -179,6 +180,7 @@ def estimate_document(
     min_pixels: int | None = None,
     max_pixels: int | None = None,
     dpi: float = DEFAULT_DPI,
+    resolution: Resolution | None = None,
     output_tokens_per_page: int = OUTPUT_TOKENS_PER_PAGE,
     prompt_tokens_per_page: int = PROMPT_TOKENS_PER_PAGE,
     region: str | None = None,
@@ -196,6 +198,8 @@ def estimate_document(
         min_pixels: as for :func:`~qwen_ocr.documents.open_document`.
         max_pixels: as for :func:`~qwen_ocr.documents.open_document`.
         dpi: as for :func:`~qwen_ocr.documents.open_document`.
+        resolution: the budget level, as for :func:`~qwen_ocr.documents.open_document` (default ``"standard"``):
+            the same budget ``read_document`` renders the pages at and states on each request.
         output_tokens_per_page: assumed output tokens of one OCR'd page (capped at the model's ``max_tokens``).
         prompt_tokens_per_page: assumed text input tokens of one request.
         region: the region to price (pass ``client.region``); default Singapore.
@@ -232,6 +236,7 @@ def estimate_document(
         min_pixels=min_pixels,
         max_pixels=max_pixels,
         dpi=dpi,
+        resolution=resolution,
     ) as doc:
         page_count = doc.page_count
         for page in doc:

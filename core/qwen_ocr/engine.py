@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from ._base import _OPTION_NAMES
+from .budget import check_resolution
 from .documents import PageSelectionError, check_text_layer_mode, open_document, parse_pages
 from .errors import (
     AuthenticationError,
@@ -192,6 +193,7 @@ class ReadOptions:
         if show_progress:
             _tqdm()  # fail now, not after the first page
         ocr = {k: v for k, v in options.items() if v is not None}
+        check_resolution(ocr.get("resolution"))  # a wrong level fails here, not at the first page
         task = resolve_task(ocr.get("task"), ocr.get("schema"), ocr.get("prompt"))
         if task is not None:
             ocr["task"] = task

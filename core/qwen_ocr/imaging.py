@@ -2,15 +2,17 @@
 
 What the service accepts: BMP, JPEG, PNG, TIFF, WEBP, HEIC (JPEG or PNG only past 4K: a side over 3840 x 2160);
 each side at least 10 px; aspect ratio <= 200:1; at most 10 MB = 10,000,000 bytes (also as a base64 string;
-``qwen3.5-ocr`` fetches up to 20 MB from a URL). It resizes every image with ``smart_resize`` into its pixel
-budget, so a larger image only costs upload bytes: we downscale it here to exactly what the model would use, and
-remember the scale so that boxes come back in the pixels of the image you passed in.
+``qwen3.5-ocr`` fetches up to 20 MB from a URL). It resizes every image with ``smart_resize`` into the pixel
+budget of the request, so a larger image only costs upload bytes: we downscale it here to exactly what the model
+will use, remember the scale so that boxes come back in the pixels of the image you passed in, and the request
+states that budget (:mod:`qwen_ocr.budget`: 2,560 tokens by default, ``resolution="high"`` or ``"max"`` for more).
 
 Example::
 
     from qwen_ocr import estimate_tokens, smart_resize
     smart_resize(4000, 3000, patch=32, min_pixels=3072, max_pixels=8388608)   # (3328, 2496)
-    estimate_tokens("scan.png", model="qwen-vl-ocr-latest")
+    estimate_tokens("scan.png", model="qwen-vl-ocr-latest")                   # at the default budget
+    estimate_tokens("scan.png", resolution="high")                             # at the documented default
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ import os
 import stat
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Any, Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .budget import Resolution, pixel_budget
 from .errors import InvalidArgumentError, InvalidImageError
 from .models import ModelSpec, model_spec
 
@@ -185,16 +188,17 @@ def tokens_for_size(
     model: str | ModelSpec = "qwen-vl-ocr",
     min_pixels: int | None = None,
     max_pixels: int | None = None,
+    resolution: Resolution | None = None,
 ) -> int:
-    """Image tokens for an image of this size: ``resized area / patch**2 + 2``, capped per image."""
+    """Image tokens for an image of this size: ``resized area / patch**2 + 2``, capped per image, at the budget of
+    :func:`qwen_ocr.budget.pixel_budget` (the default ``"standard"`` level unless told otherwise).
+
+    >>> tokens_for_size(4000, 3000), tokens_for_size(4000, 3000, resolution="high")
+    (2496, 8114)
+    """
     spec = model if isinstance(model, ModelSpec) else model_spec(model)
-    w, h = smart_resize(
-        width,
-        height,
-        patch=spec.patch,
-        min_pixels=min_pixels or spec.min_pixels,
-        max_pixels=max_pixels or spec.max_pixels,
-    )
+    budget = pixel_budget(spec, resolution=resolution, min_pixels=min_pixels, max_pixels=max_pixels)
+    w, h = smart_resize(width, height, patch=spec.patch, min_pixels=budget.min_pixels, max_pixels=budget.max_pixels)
     return min((w * h) // (spec.patch * spec.patch), spec.max_image_tokens) + 2
 
 
@@ -204,19 +208,31 @@ def estimate_tokens(
     model: str | ModelSpec = "qwen-vl-ocr",
     min_pixels: int | None = None,
     max_pixels: int | None = None,
+    resolution: Resolution | None = None,
 ) -> int:
-    """Image tokens an image will cost, from its size alone (only its header is read).
+    """Image tokens an image will cost, from its size alone (only its header is read): exactly the pixels
+    :func:`prepare_image` sends for the same budget, over ``patch**2``, plus 2.
 
-    ``image`` may be anything ``ocr()`` accepts except a URL, or a ``(width, height)`` pair.
+    ``image`` may be anything ``ocr()`` accepts except a URL, or a ``(width, height)`` pair. The budget: the
+    ``resolution`` level (default ``"standard"``, 2,560 tokens at most) or ``max_pixels`` as given; a
+    :class:`PreparedImage` is estimated at the budget it was prepared for unless one is given.
 
     >>> estimate_tokens((1000, 1000), model="qwen-vl-ocr-latest")
     963
+    >>> estimate_tokens((4000, 3000)), estimate_tokens((4000, 3000), resolution="high")
+    (2496, 8114)
     """
     if isinstance(image, tuple):
         width, height = image
+    elif isinstance(image, PreparedImage) and image.sent_size is not None:
+        if resolution is None and min_pixels is None and max_pixels is None and image.max_pixels is not None:
+            min_pixels, max_pixels = image.min_pixels, image.max_pixels  # the budget it was prepared for
+        width, height = image.sent_size
     else:
         width, height = _peek_size(image)
-    return tokens_for_size(width, height, model=model, min_pixels=min_pixels, max_pixels=max_pixels)
+    return tokens_for_size(
+        width, height, model=model, min_pixels=min_pixels, max_pixels=max_pixels, resolution=resolution
+    )
 
 
 @dataclass(frozen=True)
@@ -231,6 +247,8 @@ class PreparedImage:
         mime: the MIME type sent (``None`` for URLs).
         nbytes: bytes of the encoded image (before base64); 0 for URLs.
         reencoded: whether we re-encoded the image (downscaled, rotated, flattened) or sent its own bytes.
+        min_pixels: the lower pixel budget the image was prepared for (``None``: not known); the request states it.
+        max_pixels: the upper pixel budget the image was prepared for (``None``: not known); the request states it.
     """
 
     url: str
@@ -240,6 +258,8 @@ class PreparedImage:
     mime: str | None = None
     nbytes: int = 0
     reencoded: bool = False
+    min_pixels: int | None = None
+    max_pixels: int | None = None
 
     @property
     def is_remote(self) -> bool:
@@ -253,20 +273,30 @@ def prepare_image(
     model: str | ModelSpec = "qwen-vl-ocr",
     min_pixels: int | None = None,
     max_pixels: int | None = None,
+    resolution: Resolution | None = None,
 ) -> PreparedImage:
     """Check an image against the service's limits and make it ready to send.
 
     URLs (http, https, oss) are passed through untouched: the service fetches them. Everything else is read
     locally, checked (format by magic bytes, size, aspect ratio, decompression bombs), turned upright by its EXIF
-    orientation, flattened onto white if it has transparency, and downscaled to the model's pixel budget.
-    An image that needs none of this is sent byte for byte as it came.
+    orientation, flattened onto white if it has transparency, and downscaled to the pixel budget (the
+    ``resolution`` level, default ``"standard"``, or ``max_pixels`` as given: :func:`qwen_ocr.budget.pixel_budget`),
+    never upscaled. An image that needs none of this is sent byte for byte as it came. The result carries its
+    budget (``min_pixels``, ``max_pixels``), which the request states.
 
     Raises:
         InvalidImageError: the image cannot be used; the message says why and what to do.
+        InvalidArgumentError: an unknown ``resolution``, or both ``resolution`` and ``max_pixels``.
     """
     spec = model if isinstance(model, ModelSpec) else model_spec(model)
     if isinstance(image, PreparedImage):
         return image
+    budget = pixel_budget(spec, resolution=resolution, min_pixels=min_pixels, max_pixels=max_pixels)
+    prepared = _prepare(image, spec, budget.min_pixels, budget.max_pixels)
+    return replace(prepared, min_pixels=budget.min_pixels, max_pixels=budget.max_pixels)
+
+
+def _prepare(image: ImageInput, spec: ModelSpec, min_pixels: int, max_pixels: int) -> PreparedImage:
     if isinstance(image, str):
         stripped = image.strip()
         lowered = stripped[:12].lower()
@@ -700,10 +730,10 @@ def _prepare_pil(im: Image.Image, spec: ModelSpec, min_pixels: int | None, max_p
 def _target_size(
     width: int, height: int, spec: ModelSpec, min_pixels: int | None, max_pixels: int | None
 ) -> tuple[int, int]:
-    """The size to send: the model's own resize when that shrinks the image, else the image as it is."""
-    budget_max = max_pixels or spec.max_pixels
-    budget_min = min_pixels or spec.min_pixels
-    w, h = smart_resize(width, height, patch=spec.patch, min_pixels=budget_min, max_pixels=budget_max)
+    """The size to send: the model's own resize when that shrinks the image, else the image as it is (never
+    upscaled: the service does that itself, for the same tokens). ``None``: the default budget's bound."""
+    budget = pixel_budget(spec, min_pixels=min_pixels, max_pixels=max_pixels)
+    w, h = smart_resize(width, height, patch=spec.patch, min_pixels=budget.min_pixels, max_pixels=budget.max_pixels)
     if w * h < width * height:
         return w, h
     return width, height

@@ -127,7 +127,7 @@ def read_document(
     """Read the selected pages of a PDF, multi-page TIFF or image, yielding them in page order.
 
     Up to ``max_concurrency`` pages are in flight while earlier ones are yielded; pages are rendered one at a time
-    at the model's pixel budget, so memory does not grow with the page count.
+    at the pixel budget (``resolution=``, :mod:`qwen_ocr.budget`), so memory does not grow with the page count.
 
     Closing the generator early (``break``, ``close()``, an exception in the loop, Ctrl-C) stops at once: no
     further page is started, no failed request is retried, and the requests already on the wire are abandoned
@@ -145,7 +145,8 @@ def read_document(
         cancel: an event another thread may set to stop the reading as closing it would: the generator then
             ends (without the pages still in flight) within a few hundredths of a second, even while it waits
             for a page.
-        **options: ``ocr()`` options (task, schema, model, ...).
+        **options: ``ocr()`` options (task, schema, model, ...). ``resolution`` (``"standard"``, ``"high"``,
+            ``"max"``) or ``max_pixels`` set the budget the pages are rendered at and their requests state.
 
     Raises:
         QwenOCRError: when the document itself cannot be opened (encrypted, corrupt, not a document). Errors of a
@@ -164,6 +165,7 @@ def read_document(
             model=model,
             min_pixels=options.get("min_pixels"),
             max_pixels=options.get("max_pixels"),
+            resolution=options.get("resolution"),
         ) as doc,
         ThreadPoolExecutor(max_workers=_preparers(window), thread_name_prefix="qwen-ocr-render") as renderers,
     ):
@@ -317,6 +319,7 @@ async def aread_document(
         model=model,
         min_pixels=options.get("min_pixels"),
         max_pixels=options.get("max_pixels"),
+        resolution=options.get("resolution"),
     )
     renderers = ThreadPoolExecutor(max_workers=_preparers(window), thread_name_prefix="qwen-ocr-render")
     loop = asyncio.get_running_loop()

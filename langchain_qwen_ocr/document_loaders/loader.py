@@ -39,7 +39,7 @@ __all__ = ["MODES", "Assembler", "Mode", "OnError", "QwenOCRLoader", "configure"
 Mode = Literal["page", "single", "elements"]
 MODES: tuple[str, ...] = ("page", "single", "elements")
 
-_OCR_EXTRA = ("min_pixels", "max_pixels", "enable_rotate", "max_tokens", "temperature")
+_OCR_EXTRA = ("min_pixels", "max_pixels", "resolution", "enable_rotate", "max_tokens", "temperature")
 
 
 class Assembler:
@@ -133,8 +133,9 @@ class QwenOCRLoader(BaseLoader):
         content_format: ``page_content`` as ``"markdown"`` (default), ``"text"`` or the model's ``"raw"`` text
             (:mod:`qwen_ocr.rendering`; the same text as the LlamaIndex reader gives).
         page_separator: what joins pages in single mode (a blank line by default).
-        ocr_options: further request options: ``min_pixels``, ``max_pixels``, ``enable_rotate``, ``max_tokens``,
-            ``temperature``.
+        ocr_options: further request options: ``resolution`` (``"standard"``, the default of 2,560 image tokens a
+            page; ``"high"`` for small print; ``"max"`` for large pages: see :mod:`qwen_ocr.budget`), or
+            ``min_pixels``/``max_pixels``; ``enable_rotate``, ``max_tokens``, ``temperature``.
         client: a :class:`~qwen_ocr.QwenOCR` to use for :meth:`lazy_load` (its settings also make the async
             client of :meth:`alazy_load` when ``aclient`` is not given).
         aclient: an :class:`~qwen_ocr.AsyncQwenOCR` to use for :meth:`alazy_load`.

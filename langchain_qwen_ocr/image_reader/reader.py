@@ -30,6 +30,7 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from qwen_ocr import AsyncQwenOCR, OCRResult, QwenOCR, QwenOCRError, Task
+from qwen_ocr.budget import Resolution, check_resolution
 from qwen_ocr.engine import is_fatal
 from qwen_ocr.imaging import ImageInput
 from qwen_ocr.settings import ClientHolder
@@ -76,6 +77,7 @@ def ocr_options(
     prompt: str | None,
     min_pixels: int | None = None,
     max_pixels: int | None = None,
+    resolution: Resolution | None = None,
 ) -> dict[str, Any]:
     """The ``ocr()`` keyword options: text recognition unless a task, a schema or a custom prompt says otherwise.
 
@@ -90,6 +92,7 @@ def ocr_options(
         "prompt": prompt,
         "min_pixels": min_pixels,
         "max_pixels": max_pixels,
+        "resolution": check_resolution(resolution),
     }
     return {name: value for name, value in options.items() if value is not None}
 
@@ -150,7 +153,9 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         schema: the fields to extract; implies ``key_information_extraction`` (``schema`` is the argument's name in
             every integration; ``result_schema=``, where the value is stored, is still accepted: deprecated).
         prompt: a custom instruction for the OCR model (used when no task is set).
-        min_pixels, max_pixels: the pixel budget of each image (the model's defaults when ``None``).
+        min_pixels, max_pixels: the pixel budget of each image, sent as given.
+        resolution: the budget as a level (:mod:`qwen_ocr.budget`): ``"standard"`` (default, 2,560 image tokens),
+            ``"high"`` (small print) or ``"max"`` (large images).
         template: ``"default"``: each image part becomes, in place, a note plus an
             ``<image_text index="k" of="n">...</image_text>`` block holding the text as quoted data (a closing tag
             inside the text is escaped); ``"higress"``: the plugin's layout (its Chinese prompt; the whole message
@@ -201,6 +206,9 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
     prompt: str | None = Field(default=None, description="Custom OCR instruction (when no task is set).")
     min_pixels: int | None = Field(default=None, ge=1, description="Lower pixel budget per image.")
     max_pixels: int | None = Field(default=None, ge=1, description="Upper pixel budget per image.")
+    resolution: Resolution | None = Field(
+        default=None, description="Pixel budget level per image: 'standard' (default), 'high' or 'max'."
+    )
     template: Union[str, Callable[[ImageText], str]] = Field(  # noqa: UP007 - pydantic evaluates this at runtime
         default="default", description="'default', 'higress', a format string or a callable."
     )
@@ -259,6 +267,7 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
             prompt=self.prompt,
             min_pixels=self.min_pixels,
             max_pixels=self.max_pixels,
+            resolution=self.resolution,
         )
 
     def clear_cache(self) -> None:

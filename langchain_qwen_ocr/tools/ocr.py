@@ -12,6 +12,7 @@ from langchain_core.tools import ArgsSchema, BaseTool, ToolException
 from pydantic import BaseModel, Field, field_validator
 
 from qwen_ocr import OCRResult, QwenOCRError, Task
+from qwen_ocr.budget import Resolution
 from qwen_ocr.settings import ClientHolder
 from qwen_ocr.tasks import coerce_task, normalize_schema
 
@@ -105,7 +106,9 @@ class QwenOCRTool(BaseTool, ClientHolder):
     Args:
         allowed_dir: the only directory local files may be read from (``None``: no local files).
         quote: wrap the text as a delimited data block with a note that it is not instructions (default).
-        min_pixels, max_pixels: the pixel budget of each image.
+        min_pixels, max_pixels: the pixel budget of each image, sent as given.
+        resolution: the budget as a level (:mod:`qwen_ocr.budget`): ``"standard"`` (default, 2,560 image tokens),
+            ``"high"`` (small print) or ``"max"`` (large images).
 
     Example::
 
@@ -126,6 +129,9 @@ class QwenOCRTool(BaseTool, ClientHolder):
     quote: bool = Field(default=True, description="Quote the text as data, not instructions.")
     min_pixels: int | None = Field(default=None, ge=1, description="Lower pixel budget per image.")
     max_pixels: int | None = Field(default=None, ge=1, description="Upper pixel budget per image.")
+    resolution: Resolution | None = Field(
+        default=None, description="Pixel budget level per image: 'standard' (default), 'high' or 'max'."
+    )
 
     @field_validator("allowed_dir", mode="before")
     @classmethod
@@ -148,6 +154,7 @@ class QwenOCRTool(BaseTool, ClientHolder):
                 prompt=None,
                 min_pixels=self.min_pixels,
                 max_pixels=self.max_pixels,
+                resolution=self.resolution,
             )
         except QwenOCRError as exc:
             raise ToolException(f"cannot read the image: {exc}") from exc

@@ -11,6 +11,7 @@ from llama_index.core.readers.base import BasePydanticReader
 from llama_index.core.schema import Document
 from pydantic import Field, SecretStr
 
+from qwen_ocr.budget import Resolution
 from qwen_ocr.engine import OnError, aread_documents, check_option_names, read_documents
 from qwen_ocr.reading import PageResult
 from qwen_ocr.rendering import ContentFormat, render
@@ -116,6 +117,11 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
     max_tokens: int | None = Field(default=None, ge=1, description="Output token limit per page.")
     min_pixels: int | None = Field(default=None, ge=1, description="Lower pixel budget of a page image.")
     max_pixels: int | None = Field(default=None, ge=1, description="Upper pixel budget of a page image.")
+    resolution: Resolution | None = Field(
+        default=None,
+        description="Pixel budget level of a page image: 'standard' (default, 2,560 tokens), 'high' (small print) "
+        "or 'max' (large pages).",
+    )
     enable_rotate: bool | None = Field(default=None, description="Let the service straighten rotated pages.")
     content_format: ContentFormat = Field(
         default="markdown", description="The page text: 'markdown' (default), 'text' or the model's 'raw' text."
@@ -210,6 +216,7 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
             "max_tokens": self.max_tokens,
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
+            "resolution": self.resolution,
             "enable_rotate": self.enable_rotate,
             "pages": self.pages,
             "password": self.password.get_secret_value() if self.password is not None else None,

@@ -3,7 +3,8 @@
 :func:`open_document` recognises the input by its bytes (never by its name), checks it, and returns a
 :class:`Document`: a context manager whose iteration yields :class:`Page` objects lazily, one at a time. A page
 knows its index, label, size and rotation without rendering anything; it renders only when asked
-(:meth:`Page.render`, :meth:`Page.prepare`), straight at the model's pixel budget, and keeps no pixels afterwards.
+(:meth:`Page.render`, :meth:`Page.prepare`), straight at the pixel budget (:mod:`qwen_ocr.budget`: 2,560 tokens
+by default, ``resolution="high"`` or ``"max"`` for more), and keeps no pixels afterwards.
 So a 1,000-page PDF goes through in the memory of one page.
 
 Example::
@@ -32,6 +33,7 @@ from typing import IO, TYPE_CHECKING, Literal, Union
 
 from PIL import Image
 
+from ..budget import Resolution, pixel_budget
 from ..errors import InvalidArgumentError
 from ..imaging import (
     PreparedImage,
@@ -97,6 +99,7 @@ def open_document(
     min_pixels: int | None = None,
     max_pixels: int | None = None,
     dpi: float = DEFAULT_DPI,
+    resolution: Resolution | None = None,
 ) -> Document:
     """Open a PDF, a multi-page TIFF or a single image as a :class:`Document` of pages.
 
@@ -106,11 +109,15 @@ def open_document(
         password: the password of an encrypted PDF (user or owner password).
         pages: which pages to iterate, 1-based as people say it: ``"1-3,7"``, ``5``, ``[1, 3]``, ``range(1, 11)``;
             ``None`` for all (see :func:`~qwen_ocr.documents.selection.parse_pages`).
-        model: the model the pages are for; its patch size and pixel budget decide the render size.
-        min_pixels: override the model's lower pixel budget.
-        max_pixels: override the model's upper pixel budget.
-        dpi: the resolution PDF pages are rendered at (300 by default). A page that is mostly one scan stored at a
-            finer resolution is rendered at the scan's resolution instead; the pixel budget caps both.
+        model: the model the pages are for; its patch size and the pixel budget decide the render size.
+        min_pixels: the lower pixel budget (default: the model's documented minimum).
+        max_pixels: the upper pixel budget, as given (default: the ``resolution`` level's).
+        dpi: the resolution PDF pages are rendered at (300 by default), within the budget. A page that is a scan
+            (a picture of a page) is rendered at the scan's own resolution instead, never above it; a page with a
+            finer scan among its text at the scan's resolution. The pixel budget caps all of them.
+        resolution: the budget as a level: ``"standard"`` (default, 2,560 image tokens: about 170 dpi on a Letter
+            or A4 page), ``"high"`` (the documented default, 8,192 tokens: 300 dpi) or ``"max"`` (the model's
+            ceiling, 30,000 tokens: pages larger than A4); see :mod:`qwen_ocr.budget`. Not with ``max_pixels``.
 
     Raises:
         DocumentError: (a subclass of it) the file cannot be used; the message says why. See
@@ -129,6 +136,7 @@ def open_document(
     for label, value in (("min_pixels", min_pixels), ("max_pixels", max_pixels)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InvalidArgumentError(f"{label}={value!r} must be a positive number of pixels.")
+    budget = pixel_budget(spec, resolution=resolution, min_pixels=min_pixels, max_pixels=max_pixels)
     name, path, data, head = _read_source(source)
     kind, fmt = _detect(head, name)
     backend: PdfFile | ImageFile
@@ -151,8 +159,8 @@ def open_document(
         format=fmt,
         spec=spec,
         selected=selected,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
+        min_pixels=budget.min_pixels,
+        max_pixels=budget.max_pixels,
         dpi=float(dpi),
     )
 
@@ -167,6 +175,8 @@ class Document:
         page_count: pages in the file.
         selected: the 0-based indices of the pages iteration yields, in order.
         spec: the model the pages are prepared for.
+        min_pixels: the lower pixel budget of every page (:func:`qwen_ocr.budget.pixel_budget`).
+        max_pixels: the upper pixel budget of every page; each page is prepared, estimated and sent at it.
 
     Threads: pages of one document may be measured, rendered and prepared from several threads at once, while
     another thread iterates it (that is how :func:`qwen_ocr.read_document` and the loaders work). Every PDFium call
@@ -185,8 +195,8 @@ class Document:
         format: str,
         spec: ModelSpec,
         selected: tuple[int, ...],
-        min_pixels: int | None,
-        max_pixels: int | None,
+        min_pixels: int,
+        max_pixels: int,
         dpi: float,
     ) -> None:
         self._backend: PdfFile | ImageFile | None = backend
@@ -314,7 +324,7 @@ class Page:
                 self.width,
                 self.height,
                 spec=doc.spec,
-                dpi=max(doc.dpi, min(self.analysis().image_dpi, MAX_DPI)),
+                dpi=self._render_dpi(),
                 min_pixels=doc.min_pixels,
                 max_pixels=doc.max_pixels,
             )
@@ -328,9 +338,20 @@ class Page:
             return size
         return _target_size(int(self.width), int(self.height), doc.spec, doc.min_pixels, doc.max_pixels)
 
+    def _render_dpi(self) -> float:
+        """The resolution a PDF page is rendered at before the budget caps it: a scan's own (a picture of a page is
+        never upsampled: more pixels than the scan has carry nothing, and cost tokens), else ``dpi``, or a finer
+        scan's among the page's text."""
+        analysis = self.analysis()
+        scan_dpi = min(analysis.image_dpi, MAX_DPI)
+        if analysis.looks_scanned and scan_dpi >= 1:
+            return scan_dpi
+        return max(self.document.dpi, scan_dpi)
+
     @property
     def image_tokens(self) -> int:
-        """Image tokens this page costs when OCR'd (from its size alone)."""
+        """Image tokens this page costs when OCR'd (from its size alone): its sent pixels at the document's budget,
+        over ``patch**2``, plus 2; what the page's request states and is billed for."""
         width, height = self.sent_size
         doc = self.document
         return tokens_for_size(width, height, model=doc.spec, min_pixels=doc.min_pixels, max_pixels=doc.max_pixels)
@@ -366,7 +387,8 @@ class Page:
 
     def prepare(self) -> PreparedImage:
         """The page ready to send: rendered at the budget, greyscale when colourless, as a ``data:`` URL (PNG; JPEG
-        at quality 95 for a colour scan, see :mod:`qwen_ocr.documents.render`).
+        at quality 95 for a colour scan, see :mod:`qwen_ocr.documents.render`), carrying the document's budget
+        (``min_pixels``, ``max_pixels``), which its request states.
 
         For a PDF page, ``original_size`` is the page's size in points (rounded) and ``scale`` maps pixels of the
         sent image to points, so boxes come back in PDF points from the displayed page's top-left corner. For an
@@ -394,6 +416,8 @@ class Page:
             mime=encoded.mime,
             nbytes=len(encoded.data),
             reencoded=True,
+            min_pixels=doc.min_pixels,
+            max_pixels=doc.max_pixels,
         )
 
     # -- text layer -----------------------------------------------------------------------------------------------

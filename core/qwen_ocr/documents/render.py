@@ -1,12 +1,13 @@
 """How big to render a page, whether it has colour, and how to encode it for upload (CPU only, no PDF I/O).
 
 **Size.** A PDF page is rendered straight at the size the model will use: its size in points at ``dpi`` (300 by
-default, the resolution the vendor's documents suggest; a page that is mostly one finer scan uses the scan's
-resolution, so a 2400-dpi scan on a 2-inch page is not thrown away at 300 dpi), put through
-:func:`qwen_ocr.imaging.smart_resize` with the model's patch and pixel budget. So the service never resizes our
-image again (each side is a multiple of the patch and the area is within the budget), a large page is rendered at
-the budget directly instead of at 300 dpi and then shrunk, and a small page is not blown up to millions of pixels
-that carry no information.
+default, the resolution the vendor's documents suggest; a page that is a scan uses the scan's own resolution, so a
+150-dpi scan is not blown up to 300 dpi and a 2400-dpi scan on a 2-inch page is not thrown away at 300 dpi), put
+through :func:`qwen_ocr.imaging.smart_resize` with the model's patch and the request's pixel budget
+(:mod:`qwen_ocr.budget`: 2,560 tokens by default, so a Letter page lands at about 170 dpi). So the service never
+resizes our image again (each side is a multiple of the patch and the area is within the budget), a large page is
+rendered at the budget directly (at the dpi that lands on it) instead of at 300 dpi and then shrunk, and a small
+page is not blown up to millions of pixels that carry no information.
 
 **Colour.** A page whose pixels are all grey (no channel spread over :data:`COLOUR_SPREAD` in more than
 :data:`COLOUR_SHARE` of a quarter-size thumbnail; in any pixel of a small image) is sent as 8-bit greyscale: a
@@ -25,7 +26,9 @@ still over the service's 10 MB limit falls back to lossless WEBP, then to JPEG a
 Example::
 
     >>> from qwen_ocr.models import model_spec
-    >>> pdf_render_size(612, 792, spec=model_spec("qwen-vl-ocr"))      # US Letter at 300 dpi, within budget
+    >>> pdf_render_size(612, 792, spec=model_spec("qwen-vl-ocr"))      # US Letter at the default budget: ~167 dpi
+    (1408, 1824)
+    >>> pdf_render_size(612, 792, spec=model_spec("qwen-vl-ocr"), max_pixels=8_388_608)   # 300 dpi, within it
     (2528, 3264)
 """
 
@@ -37,6 +40,7 @@ from typing import Any
 
 from PIL import Image, ImageChops
 
+from ..budget import pixel_budget
 from ..imaging import MAX_ASPECT_RATIO, MAX_DECODED_PIXELS, MAX_ENCODED_BYTES, smart_resize
 from ..models import ModelSpec
 
@@ -102,25 +106,21 @@ def pdf_render_size(
 ) -> tuple[int, int]:
     """The pixel size to render a page of this size (in points, as displayed) at: ``dpi``, within the budget.
 
-    Each side is a multiple of the model's patch and the area lies within ``[min_pixels, max_pixels]`` (the model's
-    own budget by default), exactly as :func:`~qwen_ocr.imaging.smart_resize` would resize a ``dpi`` render.
+    Each side is a multiple of the model's patch and the area lies within ``[min_pixels, max_pixels]`` (the default
+    budget of :func:`qwen_ocr.budget.pixel_budget` when not given), exactly as
+    :func:`~qwen_ocr.imaging.smart_resize` would resize a ``dpi`` render.
 
     >>> from qwen_ocr.models import model_spec
     >>> pdf_render_size(595.28, 841.89, spec=model_spec("qwen-vl-ocr"))   # A4: 300 dpi is over budget
-    (2432, 3424)
-    >>> pdf_render_size(595.28, 841.89, spec=model_spec("qwen-vl-ocr"), dpi=150)
-    (1248, 1760)
+    (1344, 1920)
+    >>> pdf_render_size(595.28, 841.89, spec=model_spec("qwen-vl-ocr"), dpi=100)
+    (832, 1184)
     """
     scale = dpi / 72.0
     width = max(1, round(width_pt * scale))
     height = max(1, round(height_pt * scale))
-    return smart_resize(
-        width,
-        height,
-        patch=spec.patch,
-        min_pixels=min_pixels or spec.min_pixels,
-        max_pixels=max_pixels or spec.max_pixels,
-    )
+    budget = pixel_budget(spec, min_pixels=min_pixels, max_pixels=max_pixels)
+    return smart_resize(width, height, patch=spec.patch, min_pixels=budget.min_pixels, max_pixels=budget.max_pixels)
 
 
 def aspect_ratio_problem(width: float, height: float) -> str | None:

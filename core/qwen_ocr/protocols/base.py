@@ -10,8 +10,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..budget import PixelBudget, pixel_budget
 from ..errors import ResponseDecodeError
-from ..imaging import PreparedImage, smart_resize
+from ..imaging import PreparedImage, smart_resize, tokens_for_size
 from ..models import ModelSpec
 from ..results import NORMALIZED_FRAME, OCRChunk, OCRResult
 from ..tasks import Task
@@ -41,6 +42,25 @@ class OCRCall:
     def model(self) -> str:
         """The model id sent on the wire."""
         return self.spec.name
+
+    @property
+    def budget(self) -> PixelBudget:
+        """The pixel budget the request states (``min_pixels``/``max_pixels`` on the image part): the call's own,
+        else the one the image was prepared for, else the default level (:func:`qwen_ocr.budget.pixel_budget`)."""
+        min_pixels = self.min_pixels if self.min_pixels is not None else self.image.min_pixels
+        max_pixels = self.max_pixels if self.max_pixels is not None else self.image.max_pixels
+        return pixel_budget(self.spec, min_pixels=min_pixels, max_pixels=max_pixels)
+
+    @property
+    def image_tokens(self) -> int | None:
+        """The image tokens this call will be billed for (the sent pixels at :attr:`budget`); ``None`` for an image
+        sent by URL (its size is not known here)."""
+        if self.image.sent_size is None:
+            return None
+        budget = self.budget
+        return tokens_for_size(
+            *self.image.sent_size, model=self.spec, min_pixels=budget.min_pixels, max_pixels=budget.max_pixels
+        )
 
 
 @dataclass(frozen=True)
@@ -108,7 +128,7 @@ def text_box_frame(call: OCRCall) -> tuple[float, float] | None:
 
     The Qwen3-VL-based 32-px models write 0..1000 on both axes (:data:`~qwen_ocr.results.NORMALIZED_FRAME`); the
     28-px snapshots and self-hosted Qwen2.5-VL write pixels of the image as the model saw it: the sent image after
-    the model's ``smart_resize`` to the budget of the request (the model's defaults when it states none). ``None``
+    the model's ``smart_resize`` to the budget the request states (:attr:`OCRCall.budget`). ``None``
     when that size cannot be known (an image sent by URL).
     """
     if call.spec.box_frame == "normalized":
@@ -116,11 +136,8 @@ def text_box_frame(call: OCRCall) -> tuple[float, float] | None:
     if call.image.sent_size is None:
         return None
     width, height = call.image.sent_size
+    budget = call.budget
     seen = smart_resize(
-        width,
-        height,
-        patch=call.spec.patch,
-        min_pixels=call.min_pixels or call.spec.min_pixels,
-        max_pixels=call.max_pixels or call.spec.max_pixels,
+        width, height, patch=call.spec.patch, min_pixels=budget.min_pixels, max_pixels=budget.max_pixels
     )
     return (float(seen[0]), float(seen[1]))

@@ -35,11 +35,12 @@ def build_request(
     data_inspection: bool = False,
 ) -> HTTPRequest:
     """The native request for one call, byte-compatible with what the official ``dashscope`` SDK sends."""
-    image_part: dict[str, Any] = {"image": call.image.url}
-    if call.min_pixels is not None:
-        image_part["min_pixels"] = call.min_pixels
-    if call.max_pixels is not None:
-        image_part["max_pixels"] = call.max_pixels
+    budget = call.budget  # stated on every request: what the image was prepared for and is estimated at
+    image_part: dict[str, Any] = {
+        "image": call.image.url,
+        "min_pixels": budget.min_pixels,
+        "max_pixels": budget.max_pixels,
+    }
     if call.enable_rotate is not None:
         image_part["enable_rotate"] = call.enable_rotate
     content: list[dict[str, Any]] = [image_part]

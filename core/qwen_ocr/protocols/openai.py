@@ -92,14 +92,17 @@ def build_request(
         path: the path below the base URL: :data:`COMPAT_PATH` for DashScope, :data:`SELF_HOSTED_PATH` for vLLM,
             SGLang or Ollama.
 
-    ``min_pixels`` / ``max_pixels`` ride on the image part as DashScope expects; ``enable_rotate`` has no
-    compatible-mode equivalent and is not sent; ``call.extra_parameters`` are merged into the body.
+    ``min_pixels`` / ``max_pixels`` (:attr:`OCRCall.budget`, always) ride on the image part as DashScope expects;
+    ``enable_rotate`` has no compatible-mode equivalent and is not sent; ``call.extra_parameters`` are merged into
+    the body.
     """
-    image_part: dict[str, Any] = {"type": "image_url", "image_url": {"url": call.image.url}}
-    if call.min_pixels is not None:
-        image_part["min_pixels"] = call.min_pixels
-    if call.max_pixels is not None:
-        image_part["max_pixels"] = call.max_pixels
+    budget = call.budget  # stated on every request: what the image was prepared for and is estimated at
+    image_part: dict[str, Any] = {
+        "type": "image_url",
+        "image_url": {"url": call.image.url},
+        "min_pixels": budget.min_pixels,
+        "max_pixels": budget.max_pixels,
+    }
     content: list[dict[str, Any]] = [image_part, {"type": "text", "text": prompt_for(call)}]
     if call.task is not None and call.prompt and call.spec.task_prompt_combines:
         content.append({"type": "text", "text": call.prompt})  # qwen3.5-ocr: the task and the prompt together

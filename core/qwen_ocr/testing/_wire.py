@@ -38,6 +38,7 @@ __all__ = [
     "fake_compatible_response",
     "fake_native_response",
     "image_digest",
+    "image_tokens_of",
     "image_url_of",
     "load_recording",
     "native_error_body",
@@ -170,6 +171,46 @@ def image_url_of(protocol: WireProtocol, body: Any) -> str | None:
                 return str(image_url["url"])
             if isinstance(image_url, str):
                 return image_url
+    return None
+
+
+def image_tokens_of(protocol: WireProtocol, body: Any) -> int | None:
+    """The image tokens the service bills for a request's inline image: its pixels at the budget the request
+    states (``min_pixels``/``max_pixels`` on the image part), ``pixels / patch**2 + 2``; ``None`` for an image sent
+    by URL or one that cannot be read."""
+    for part in _user_content(protocol, body):
+        if not isinstance(part, Mapping):
+            continue
+        url = part.get("image") if protocol == "dashscope" else part.get("image_url")
+        if isinstance(url, Mapping):
+            url = url.get("url")
+        if not isinstance(url, str):
+            continue
+        data = decode_data_url(url)
+        if data is None:
+            return None
+        import io
+
+        from PIL import Image
+
+        from ..imaging import tokens_for_size
+
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+        except Exception:
+            return None
+        bounds = [part.get(name) for name in ("min_pixels", "max_pixels")]
+        min_pixels, max_pixels = (
+            v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None for v in bounds
+        )
+        model = body.get("model") if isinstance(body, Mapping) else None
+        try:
+            return tokens_for_size(
+                width, height, model=str(model or "qwen-vl-ocr"), min_pixels=min_pixels, max_pixels=max_pixels
+            )
+        except Exception:
+            return None
     return None
 
 

@@ -54,11 +54,13 @@ from ._wire import (
     dumps,
     fake_compatible_response,
     fake_native_response,
+    image_tokens_of,
     image_url_of,
     native_error_body,
     native_parts,
     native_sse_frames,
     native_to_compatible,
+    native_usage_json,
     new_request_id,
     protocol_of,
     result_to_native,
@@ -274,6 +276,8 @@ class FakeTransport(httpx.MockTransport):
         if body is None:  # a complete body given as is
             assert isinstance(reply, Mapping)
             return httpx.Response(200, json=dict(reply))
+        if isinstance(reply, str) or (isinstance(reply, Mapping) and reply.get("usage") is None):
+            body = _billed(body, image_tokens_of(record.protocol, record.json))  # no usage chosen: as billed
         rid = native_parts(body).request_id or new_request_id()
         headers = {"x-request-id": rid}
         model = record.json.get("model") if isinstance(record.json, Mapping) else None
@@ -349,6 +353,23 @@ def _json_response(status: int, body: Mapping[str, Any], headers: Mapping[str, s
         headers={"content-type": "application/json", **headers},
         content=dumps(body).encode("utf-8"),
     )
+
+
+def _billed(body: dict[str, Any], image_tokens: int | None) -> dict[str, Any]:
+    """``body`` with the default usage's image tokens replaced by what the service bills for the request's image
+    (so that the client's calibration sees a bill that matches its estimate)."""
+    usage = body.get("usage")
+    if image_tokens is None or not isinstance(usage, Mapping):
+        return body
+    text_tokens = max(0, int(usage.get("input_tokens", 0)) - int(usage.get("image_tokens", 0)))
+    output = int(usage.get("output_tokens", 0))
+    billed = Usage(
+        input_tokens=image_tokens + text_tokens,
+        output_tokens=output,
+        image_tokens=image_tokens,
+        total_tokens=image_tokens + text_tokens + output,
+    )
+    return {**body, "usage": native_usage_json(billed)}
 
 
 def _native_from_dict(reply: Mapping[str, Any]) -> dict[str, Any]:
