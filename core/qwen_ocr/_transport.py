@@ -30,7 +30,7 @@ import contextvars
 import re
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 import httpcore
@@ -157,7 +157,7 @@ class Deadline:
             yield piece
             self.extend(time.monotonic() - handed)
 
-    async def apieces(self, source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def apieces(self, source: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         """The async twin of :meth:`pieces`."""
         while True:
             try:

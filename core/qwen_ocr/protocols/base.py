@@ -13,10 +13,10 @@ from typing import Any, Protocol
 from ..errors import ResponseDecodeError
 from ..imaging import PreparedImage
 from ..models import ModelSpec
-from ..results import OCRChunk, OCRResult
+from ..results import OCRChunk, OCRResult, Usage, build_result
 from ..tasks import Task
 
-__all__ = ["HTTPRequest", "OCRCall", "StreamAssembler", "as_count", "decode_json"]
+__all__ = ["HTTPRequest", "OCRCall", "StreamAssembler", "as_count", "as_finish_reason", "call_result", "decode_json"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,41 @@ def as_count(value: Any) -> int:
     if isinstance(value, float) and value == value and abs(value) < 1e15:
         return max(0, int(value))
     return 0
+
+
+def as_finish_reason(value: Any) -> str | None:
+    """A finish reason from a reply: a non-empty string other than ``"null"``, else ``None`` (not finished).
+
+    >>> as_finish_reason("stop"), as_finish_reason("null"), as_finish_reason(None)
+    ('stop', None, None)
+    """
+    if not isinstance(value, str) or value in ("", "null"):
+        return None
+    return value
+
+
+def call_result(
+    call: OCRCall,
+    text: str,
+    *,
+    provider: str,
+    finish_reason: str | None,
+    usage: Usage,
+    request_id: str | None,
+    **structured: Any,
+) -> OCRResult:
+    """The :class:`OCRResult` of the model's ``text`` for ``call``, in the caller's frame (both protocols build
+    their results here); ``structured`` is what the native protocol adds (``words_info``, ``kv_result``,
+    ``metadata``)."""
+    return build_result(
+        text,
+        task=call.task,
+        model=call.model,
+        request_id=request_id,
+        finish_reason=finish_reason,
+        usage=usage,
+        scale=call.image.scale,
+        image_size=call.image.original_size,
+        provider=provider,
+        **structured,
+    )
