@@ -57,11 +57,8 @@ class AsyncQwenOCR(BaseClient):
         """The settings of :class:`QwenOCR`. ``http_client`` (your own ``httpx.AsyncClient``) is used on every
         event loop as it is; without it the client makes one connection pool per event loop it runs on."""
         super().__init__(**settings)
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise TypeError("http_client must be an httpx.AsyncClient (use QwenOCR for an httpx.Client)")
+        self._check_http_client(http_client, httpx.AsyncClient, "QwenOCR")
         self._owns_http = http_client is None
-        if http_client is not None:
-            self._check_http_client(http_client)
         self._given_http = http_client
         # An httpx pool belongs to the event loop it first ran on; this client makes one per loop, so that it can be
         # used under successive asyncio.run() calls and from threads that each run their own loop.
@@ -197,21 +194,12 @@ class AsyncQwenOCR(BaseClient):
         """Run ``flow`` with awaited I/O, yielding the chunks it emits; what it returns is appended to ``value``.
         However it ends, its reply is closed and its request slot freed."""
         runner = Runner(flow)
-        wire = _AsyncWire(self)
-        try:
+        async with _AsyncWire(self, runner) as wire:
             for command in runner:
                 if isinstance(command, Emit):
                     yield command.chunk
-                    continue
-                try:
-                    result = await wire.run(command)
-                except BaseException as exc:
-                    runner.fail(exc)
                 else:
-                    runner.reply(result)
-        finally:
-            runner.close()
-            await wire.close()
+                    await wire.settle(command)
         value.append(runner.value)  # type: ignore[arg-type]  # set: the flow returned
 
     def _semaphore(self) -> asyncio.Semaphore:
@@ -226,11 +214,28 @@ class _AsyncWire:
     """The awaited I/O of one flow: sleeps, request slots, worker threads, and the one reply open at a time, read
     under its deadline and the size cap. httpx errors become their typed errors here."""
 
-    def __init__(self, client: AsyncQwenOCR) -> None:
-        self.client = client
+    def __init__(self, client: AsyncQwenOCR, runner: Runner[Any]) -> None:
+        self.client, self.runner = client, runner
         self.response: httpx.Response | None = None
         self.pieces: AsyncGenerator[bytes, None] | None = None
         self.deadline = Deadline(None)
+
+    async def __aenter__(self) -> _AsyncWire:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """The flow ends (its request slot freed), then its reply is closed."""
+        self.runner.close()
+        await self.close()
+
+    async def settle(self, command: Command) -> None:
+        """Run ``command`` and pass its result, or its error, to the flow."""
+        try:
+            result = await self.run(command)
+        except BaseException as exc:
+            self.runner.fail(exc)
+        else:
+            self.runner.reply(result)
 
     async def run(self, command: Command) -> Any:
         try:

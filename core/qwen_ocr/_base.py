@@ -463,9 +463,14 @@ class BaseClient:
         return native.NativeStreamAssembler(call, headers)
 
     @staticmethod
-    def _check_http_client(http: httpx.Client | httpx.AsyncClient) -> None:
-        """The headers of a caller's client are sent with every request: one httpx would refuse (and quote in its
-        error and debug log) is refused here by name, before any request."""
+    def _check_http_client(http: object, kind: type[httpx.Client | httpx.AsyncClient], twin: str) -> None:
+        """A caller's ``http_client``: of the client's ``kind``; its headers are sent with every request, so one
+        httpx would refuse (and quote in its error and debug log) is refused here by name, before any request."""
+        if http is None:
+            return
+        if not isinstance(http, kind):
+            other = "AsyncClient" if kind is httpx.Client else "Client"
+            raise TypeError(f"http_client must be an httpx.{kind.__name__} (use {twin} for an httpx.{other})")
         for name, value in http.headers.raw:  # bytes, as sent: any byte from 0x80 up may go (h11's obs-text)
             check_header(
                 name.decode("latin-1"), value.decode("latin-1"), setting="http_client headers", ascii_only=False

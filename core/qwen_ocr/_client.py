@@ -53,11 +53,8 @@ class QwenOCR(BaseClient):
 
     def __init__(self, *, http_client: httpx.Client | None = None, **settings: Unpack[ClientOverrides]) -> None:
         super().__init__(**settings)
-        if http_client is not None and not isinstance(http_client, httpx.Client):
-            raise TypeError("http_client must be an httpx.Client (use AsyncQwenOCR for an httpx.AsyncClient)")
+        self._check_http_client(http_client, httpx.Client, "AsyncQwenOCR")
         self._owns_http = http_client is None
-        if http_client is not None:
-            self._check_http_client(http_client)
         self._http = http_client or httpx.Client(timeout=self._timeout(), limits=self._limits())
         self._slots = threading.BoundedSemaphore(self.max_concurrency)
 
@@ -184,16 +181,12 @@ class QwenOCR(BaseClient):
         """Run ``flow`` with blocking I/O, yielding the chunks it emits; what it returns is appended to ``value``.
         However it ends, its reply is closed and its request slot freed."""
         runner = Runner(flow)
-        wire = _Wire(self)
-        try:
+        with _Wire(self, runner) as wire:
             for command in runner:
                 if isinstance(command, Emit):
                     yield command.chunk  # the caller's time between two chunks is not the exchange's
                 else:
                     runner.settle(wire.run, command)
-        finally:
-            runner.close()
-            wire.close()
         value.append(runner.value)  # type: ignore[arg-type]  # set: the flow returned
 
     def _acquire(self) -> Callable[[], None]:
@@ -211,11 +204,19 @@ class _Wire:
     """The blocking I/O of one flow: sleeps, request slots, and the one reply open at a time, read under its
     deadline and the size cap. httpx errors become their typed errors here."""
 
-    def __init__(self, client: QwenOCR) -> None:
-        self.client = client
+    def __init__(self, client: QwenOCR, runner: Runner[Any]) -> None:
+        self.client, self.runner = client, runner
         self.response: httpx.Response | None = None
         self.pieces: Iterator[bytes] | None = None
         self.deadline = Deadline(None)
+
+    def __enter__(self) -> _Wire:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """The flow ends (its request slot freed), then its reply is closed."""
+        self.runner.close()
+        self.close()
 
     def run(self, command: Command) -> Any:
         try:

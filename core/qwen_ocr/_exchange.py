@@ -18,11 +18,12 @@ Example (what a driver does)::
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar
 
 from .errors import APITimeoutError, QwenOCRError
 from .imaging import ImageInput, PreparedImage
@@ -42,6 +43,7 @@ __all__ = [
     "READ_ALL",
     "Blocking",
     "Command",
+    "Do",
     "Emit",
     "Flow",
     "Runner",
@@ -59,21 +61,23 @@ logger = logging.getLogger("qwen_ocr")
 T = TypeVar("T")
 
 
-class Command:
-    """Something a flow asks its driver to do; ``op`` names the driver's method that does it."""
+class Do(enum.Enum):
+    """The commands without arguments."""
 
-    op: ClassVar[str]
+    ACQUIRE = "acquire"  # wait for one of the client's request slots; result: the function that frees it
+    READ = "read"  # the next piece of the reply's decoded body (capped, under the deadline), or None at its end
+    READ_ALL = "read_all"  # the whole decoded body of the reply just sent (likewise); the reply is then closed
+    DRAIN = "drain"  # read what follows a stream's final frame for a moment at most; then close the reply
+    CLOSE = "close"  # close the reply, if one is open (before waiting to retry)
+
+    @property
+    def op(self) -> str:
+        """The name of the driver's method that does it."""
+        return self.value
 
 
 @dataclass(frozen=True)
-class Acquire(Command):
-    """Wait for one of the client's ``max_concurrency`` request slots. Result: the function that frees it."""
-
-    op: ClassVar[str] = "acquire"
-
-
-@dataclass(frozen=True)
-class Sleep(Command):
+class Sleep:
     """Wait ``seconds`` (pacing, or the backoff before a retry); the sync client wakes early when cancelled."""
 
     op: ClassVar[str] = "sleep"
@@ -81,18 +85,9 @@ class Sleep(Command):
 
 
 @dataclass(frozen=True)
-class Blocking(Command):
-    """Run ``work()``: CPU or disk work (preparing an image, the local engine, the cache). Result: its return value.
-    The async client runs it in a worker thread."""
-
-    op: ClassVar[str] = "blocking"
-    work: Callable[[], Any]
-
-
-@dataclass(frozen=True)
-class Send(Command):
+class Send:
     """POST ``content`` to ``url`` under a new deadline of one attempt, closing any reply still open. Result: the
-    reply's status and headers; its body is read with :data:`READ` / :data:`READ_ALL`."""
+    reply's status and headers; its body is read with ``READ`` / ``READ_ALL``."""
 
     op: ClassVar[str] = "send"
     url: str
@@ -101,43 +96,27 @@ class Send(Command):
 
 
 @dataclass(frozen=True)
-class Read(Command):
-    """The next piece of the reply's decoded body (size-capped, under the deadline), or ``None`` at its end."""
+class Blocking:
+    """Run ``work()``: CPU or disk work (preparing an image, the local engine, the cache). Result: its return value.
+    The async client runs it in a worker thread."""
 
-    op: ClassVar[str] = "read"
+    op: ClassVar[str] = "blocking"
+    work: Callable[[], Any]
 
 
-@dataclass(frozen=True)
-class ReadAll(Command):
-    """The whole decoded body of the reply just sent (size-capped, under the deadline); the reply is then closed."""
-
-    op: ClassVar[str] = "read_all"
+ACQUIRE, READ, READ_ALL, DRAIN, CLOSE = Do.ACQUIRE, Do.READ, Do.READ_ALL, Do.DRAIN, Do.CLOSE
 
 
 @dataclass(frozen=True)
-class Drain(Command):
-    """Read what follows a stream's final frame for a moment at most, discarding it; then close the reply."""
-
-    op: ClassVar[str] = "drain"
-
-
-@dataclass(frozen=True)
-class Close(Command):
-    """Close the reply, if one is open (before waiting to retry)."""
-
-    op: ClassVar[str] = "close"
-
-
-@dataclass(frozen=True)
-class Emit(Command):
+class Emit:
     """Hand ``chunk`` to the caller of ``stream()``; the flow goes on when the caller asks for the next one."""
 
     op: ClassVar[str] = "emit"
     chunk: OCRChunk
 
 
-ACQUIRE, READ, READ_ALL, DRAIN, CLOSE = Acquire(), Read(), ReadAll(), Drain(), Close()
-
+Command: TypeAlias = "Do | Sleep | Send | Blocking | Emit"
+"""Something a flow asks its driver to do; ``command.op`` names the driver's method that does it."""
 Flow = Generator[Command, Any, T]
 """A flow: yields commands, receives their results, returns ``T``."""
 

@@ -16,7 +16,16 @@ from ..models import ModelSpec
 from ..results import OCRChunk, OCRResult, Usage, build_result
 from ..tasks import Task
 
-__all__ = ["HTTPRequest", "OCRCall", "StreamAssembler", "as_count", "as_finish_reason", "call_result", "decode_json"]
+__all__ = [
+    "HTTPRequest",
+    "OCRCall",
+    "StreamAssembler",
+    "as_count",
+    "as_finish_reason",
+    "call_result",
+    "decode_json",
+    "generation_options",
+]
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,30 @@ class StreamAssembler(Protocol):
 
     def result(self) -> OCRResult:
         """The whole reading, assembled from the chunks seen (available after ``close``)."""
+
+
+def dashscope_headers(call: OCRCall, *, workspace: str | None, data_inspection: bool) -> dict[str, str]:
+    """The ``X-DashScope-*`` headers both protocols send: workspace, content inspection, OSS URL resolution."""
+    headers: dict[str, str] = {}
+    if workspace:
+        headers["X-DashScope-WorkSpace"] = workspace
+    if data_inspection:
+        headers["X-DashScope-DataInspection"] = "enable"
+    if call.image.url.startswith("oss://"):
+        headers["X-DashScope-OssResourceResolve"] = "enable"
+    return headers
+
+
+def generation_options(call: OCRCall) -> dict[str, Any]:
+    """The generation options both protocols send as given (``max_tokens``, ``temperature``), then
+    ``call.extra_parameters``, in this order (the body's bytes key the cache)."""
+    options: dict[str, Any] = {}
+    if call.max_tokens is not None:
+        options["max_tokens"] = call.max_tokens
+    if call.temperature is not None:
+        options["temperature"] = call.temperature
+    options.update(call.extra_parameters)
+    return options
 
 
 def decode_json(content: bytes, *, status: int, request_id: str | None = None) -> Any:

@@ -35,7 +35,8 @@ from typing import Any
 from ..errors import ResponseDecodeError, error_from_response, header_value
 from ..results import OCRChunk, OCRResult, Usage
 from ..tasks import Task
-from .base import HTTPRequest, OCRCall, as_count, as_finish_reason, call_result, decode_json
+from . import base
+from .base import HTTPRequest, OCRCall, as_count, decode_json
 from .sse import SSEDecoder, SSEEvent
 
 __all__ = [
@@ -103,21 +104,12 @@ def build_request(
     if stream:
         body["stream"] = True
     body["messages"] = [{"role": "user", "content": content}]
-    if call.max_tokens is not None:
-        body["max_tokens"] = call.max_tokens
-    if call.temperature is not None:
-        body["temperature"] = call.temperature
-    body.update(call.extra_parameters)
+    body.update(base.generation_options(call))
     if stream:
         body["stream_options"] = {"include_usage": True}
 
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
-    if workspace:
-        headers["X-DashScope-WorkSpace"] = workspace
-    if data_inspection:
-        headers["X-DashScope-DataInspection"] = "enable"
-    if call.image.url.startswith("oss://"):
-        headers["X-DashScope-OssResourceResolve"] = "enable"
+    headers.update(base.dashscope_headers(call, workspace=workspace, data_inspection=data_inspection))
     return HTTPRequest("POST", path if path.startswith("/") else "/" + path, headers, body)
 
 
@@ -193,12 +185,18 @@ def parse_response(status: int, headers: Mapping[str, str] | None, content: byte
     message = choice.get("message")
     text = _text_of(message.get("content")) if isinstance(message, Mapping) else ""
     return _result(
-        call, text, as_finish_reason(choice.get("finish_reason")), parse_usage(data.get("usage")), _rid(data, headers)
+        call,
+        text,
+        base.as_finish_reason(choice.get("finish_reason")),
+        parse_usage(data.get("usage")),
+        _rid(data, headers),
     )
 
 
 def _result(call: OCRCall, text: str, finish_reason: str | None, usage: Usage, request_id: str | None) -> OCRResult:
-    return call_result(call, text, provider="openai", finish_reason=finish_reason, usage=usage, request_id=request_id)
+    return base.call_result(
+        call, text, provider="openai", finish_reason=finish_reason, usage=usage, request_id=request_id
+    )
 
 
 _SERVER_ERROR_WORDS = ("internal", "server_error", "system_error", "unavailable", "timeout", "overloaded")
@@ -340,7 +338,7 @@ class OpenAIStreamAssembler:
         if not isinstance(delta, Mapping):
             delta = choice.get("message")
         text = _text_of(delta.get("content")) if isinstance(delta, Mapping) else ""
-        finish = as_finish_reason(choice.get("finish_reason"))
+        finish = base.as_finish_reason(choice.get("finish_reason"))
         self._texts.append(text)
         chunks = self._release()  # a finish chunk followed by more text: let it go first
         if finish:

@@ -19,7 +19,8 @@ from typing import Any
 
 from ..errors import QwenOCRError, ResponseDecodeError, error_from_response
 from ..results import OCRChunk, OCRResult, Usage
-from .base import HTTPRequest, OCRCall, as_count, as_finish_reason, call_result, decode_json
+from . import base
+from .base import HTTPRequest, OCRCall, as_count, decode_json
 from .sse import SSEDecoder, SSEEvent
 
 __all__ = ["GENERATION_PATH", "NativeStreamAssembler", "build_request", "parse_response", "parse_usage"]
@@ -52,11 +53,7 @@ def build_request(
         if call.schema is not None:
             ocr_options["task_config"] = {"result_schema": call.schema}
         parameters["ocr_options"] = ocr_options
-    if call.max_tokens is not None:
-        parameters["max_tokens"] = call.max_tokens
-    if call.temperature is not None:
-        parameters["temperature"] = call.temperature
-    parameters.update(call.extra_parameters)
+    parameters.update(base.generation_options(call))
     if stream:
         parameters["incremental_output"] = True
 
@@ -67,12 +64,7 @@ def build_request(
         headers["X-DashScope-SSE"] = "enable"
     else:
         headers["Accept"] = "application/json; charset=utf-8"
-    if workspace:
-        headers["X-DashScope-WorkSpace"] = workspace
-    if data_inspection:
-        headers["X-DashScope-DataInspection"] = "enable"
-    if call.image.url.startswith("oss://"):
-        headers["X-DashScope-OssResourceResolve"] = "enable"
+    headers.update(base.dashscope_headers(call, workspace=workspace, data_inspection=data_inspection))
 
     body = {
         "model": call.model,
@@ -113,7 +105,7 @@ def _message_parts(data: Mapping[str, Any], status: int) -> tuple[str, dict[str,
     if not isinstance(choices, list) or not choices:
         text = output.get("text")
         if isinstance(text, str):
-            return text, None, as_finish_reason(output.get("finish_reason")), ""
+            return text, None, base.as_finish_reason(output.get("finish_reason")), ""
         raise ResponseDecodeError("the service's reply has no choices.", status_code=status, request_id=_rid(data))
     choice = choices[0] if isinstance(choices[0], Mapping) else {}
     message = choice.get("message") if isinstance(choice, Mapping) else None
@@ -133,7 +125,7 @@ def _message_parts(data: Mapping[str, Any], status: int) -> tuple[str, dict[str,
                 processed.append(item["processed_text"])
             if isinstance(item.get("ocr_result"), Mapping):
                 ocr_result = dict(item["ocr_result"])
-    return "".join(texts), ocr_result, as_finish_reason(choice.get("finish_reason")), "".join(processed)
+    return "".join(texts), ocr_result, base.as_finish_reason(choice.get("finish_reason")), "".join(processed)
 
 
 def _rid(data: Mapping[str, Any]) -> str | None:
@@ -163,7 +155,7 @@ def _result(
     processed: str,
 ) -> OCRResult:
     structured = ocr_result or {}
-    return call_result(
+    return base.call_result(
         call,
         text,
         provider="dashscope",
