@@ -8,12 +8,15 @@ typed error). The flow does no I/O itself: :class:`~qwen_ocr.QwenOCR` runs it wi
 So retries, pacing, the cache, the request slot, the reply-size cap and deadline (through ``Send``/``Read``), the
 stream's retry until its first chunk and the content-type handling exist once, here.
 
-Example (what a driver does)::
+Example (what the sync driver does; the async one awaits ``wire.run`` instead)::
 
-    runner = Runner(flows.ocr(client, "page.png", {}))
+    runner = Runner(_exchange.ocr(client, "page.png", {}))
     for command in runner:
-        runner.settle(io.run, command)     # io: the client's blocking or awaiting I/O
-    runner.value                           # the OCRResult
+        if isinstance(command, Emit):
+            yield command.chunk                 # a stream's chunk, to the caller
+        else:
+            runner.settle(wire.run, command)    # wire: the client's I/O (httpx, sleeps, slots, threads)
+    runner.value                                # what the flow returned: the OCRResult
 """
 
 from __future__ import annotations
@@ -50,8 +53,10 @@ __all__ = [
     "Send",
     "Sleep",
     "batch_item",
+    "local_stream",
     "ocr",
     "prepare",
+    "ready",
     "stream",
     "whole_chunk",
 ]
@@ -74,6 +79,9 @@ class Do(enum.Enum):
     def op(self) -> str:
         """The name of the driver's method that does it."""
         return self.value
+
+
+ACQUIRE, READ, READ_ALL, DRAIN, CLOSE = Do.ACQUIRE, Do.READ, Do.READ_ALL, Do.DRAIN, Do.CLOSE
 
 
 @dataclass(frozen=True)
@@ -102,9 +110,6 @@ class Blocking:
 
     op: ClassVar[str] = "blocking"
     work: Callable[[], Any]
-
-
-ACQUIRE, READ, READ_ALL, DRAIN, CLOSE = Do.ACQUIRE, Do.READ, Do.READ_ALL, Do.DRAIN, Do.CLOSE
 
 
 @dataclass(frozen=True)
