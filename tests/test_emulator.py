@@ -33,8 +33,8 @@ from qwen_ocr import (
 )
 from qwen_ocr.imaging import prepare_image
 from qwen_ocr.models import model_spec
+from qwen_ocr.protocols import compatible as compat
 from qwen_ocr.protocols import native
-from qwen_ocr.protocols import openai as compat
 from qwen_ocr.protocols.base import HTTPRequest, OCRCall
 from qwen_ocr.testing import FAULT_KINDS, Emulator, load_recording
 

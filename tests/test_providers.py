@@ -102,7 +102,9 @@ class _FakeEngine:
 
     def ocr(self, image: Any, **options: Any) -> OCRResult:
         self.calls.append(options)
-        return OCRResult(text="offline text", provider="local", model="fake-local", finish_reason="stop")
+        return OCRResult(
+            text="offline text", raw_text="offline text", provider="local", model="fake-local", finish_reason="stop"
+        )  # as the real engine: its raw text is its text
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ from qwen_ocr import (
 )
 from qwen_ocr.imaging import prepare_image
 from qwen_ocr.models import model_spec
+from qwen_ocr.protocols import compatible as compat
 from qwen_ocr.protocols import native
-from qwen_ocr.protocols import openai as compat
 from qwen_ocr.protocols.base import OCRCall
 from qwen_ocr.testing import FakeRequest, FakeTransport, fake_compatible_response, fake_native_response
 

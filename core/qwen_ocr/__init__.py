@@ -17,7 +17,6 @@ Example::
 from __future__ import annotations
 
 from ._async_client import AsyncQwenOCR
-from ._base import DEFAULT_MAX_RESPONSE_BYTES
 from ._client import QwenOCR
 from ._version import __version__
 from .cache import OCRCache
@@ -57,6 +56,7 @@ from .errors import (
 )
 from .imaging import estimate_tokens, prepare_image, smart_resize
 from .models import ModelSpec, model_spec, register_model
+from .options import DEFAULT_MAX_RESPONSE_BYTES, ClientOptions
 from .reading import PageResult, aread_document, read_document, structured_metadata
 from .results import OCRChunk, OCRResult, Table, TableCell, TextLine, Usage
 from .retry import RetryPolicy
@@ -72,6 +72,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BatchOCRError",
+    "ClientOptions",
     "ClientSettings",
     "ContentFilteredError",
     "CostEstimate",

@@ -8,31 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, TypeVar
 
 import httpx
-from pydantic import SecretStr
-from tenacity import AsyncRetrying
+from typing_extensions import Unpack
 
-from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, BaseClient, Protocol, Provider, safe_cause, transport_error
+from . import _exchange
+from ._base import BaseClient, safe_cause, transport_error
+from ._exchange import Blocking, Command, Emit, Flow, Runner, Send, Sleep
 from ._transport import Deadline, aiter_body, aread_body
-from .budget import Resolution
-from .cache import OCRCache
-from .errors import BatchOCRError, QwenOCRError
+from .errors import QwenOCRError
 from .imaging import ImageInput
-from .models import DEFAULT_MODEL
-from .protocols.base import OCRCall, StreamAssembler
+from .options import ClientOverrides, OCROptions, settings_help
 from .results import OCRChunk, OCRResult
-from .retry import RetryPolicy, tenacity_kwargs
-from .tasks import Schema, Task
 
 __all__ = ["AsyncQwenOCR"]
+
+T = TypeVar("T")
 
 _CLOSE_WAIT = 5.0
 """Seconds ``aclose()`` waits for the pool of a loop running in another thread to close."""
@@ -57,54 +53,12 @@ class AsyncQwenOCR(BaseClient):
         asyncio.run(main())
     """
 
-    def __init__(
-        self,
-        *,
-        api_key: str | SecretStr | None = None,
-        base_url: str | None = None,
-        region: str | None = None,
-        workspace: str | None = None,
-        model: str = DEFAULT_MODEL,
-        protocol: Protocol | None = None,
-        provider: Provider = "auto",
-        chat_path: str | None = None,
-        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
-        max_retries: int | None = None,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        retry: RetryPolicy | None = None,
-        data_inspection: bool = False,
-        rpm: float | Literal["auto"] | None = "auto",
-        tpm: float | Literal["auto"] | None = "auto",
-        cache: str | os.PathLike[str] | OCRCache | None = None,
-        default_headers: dict[str, str] | None = None,
-        http_client: httpx.AsyncClient | None = None,
-    ) -> None:
-        """See :class:`QwenOCR` for the arguments. ``http_client`` (your own ``httpx.AsyncClient``) is used on
-        every event loop as it is; without it the client makes one connection pool per event loop it runs on."""
-        super().__init__(
-            api_key=api_key,
-            base_url=base_url,
-            region=region,
-            workspace=workspace,
-            model=model,
-            protocol=protocol,
-            provider=provider,
-            chat_path=chat_path,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_concurrency=max_concurrency,
-            retry=retry,
-            data_inspection=data_inspection,
-            rpm=rpm,
-            tpm=tpm,
-            cache=cache,
-            default_headers=default_headers,
-        )
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise TypeError("http_client must be an httpx.AsyncClient (use QwenOCR for an httpx.Client)")
+    def __init__(self, *, http_client: httpx.AsyncClient | None = None, **settings: Unpack[ClientOverrides]) -> None:
+        """The settings of :class:`QwenOCR`. ``http_client`` (your own ``httpx.AsyncClient``) is used on every
+        event loop as it is; without it the client makes one connection pool per event loop it runs on."""
+        super().__init__(**settings)
+        self._check_http_client(http_client, httpx.AsyncClient, "QwenOCR")
         self._owns_http = http_client is None
-        if http_client is not None:
-            self._check_http_client(http_client)
         self._given_http = http_client
         # An httpx pool belongs to the event loop it first ran on; this client makes one per loop, so that it can be
         # used under successive asyncio.run() calls and from threads that each run their own loop.
@@ -171,120 +125,27 @@ class AsyncQwenOCR(BaseClient):
 
     # -- public API --------------------------------------------------------------------------------------------
 
-    async def ocr(
-        self,
-        image: ImageInput,
-        *,
-        task: Task | str | None = None,
-        schema: Schema | str | type | None = None,
-        prompt: str | None = None,
-        model: str | None = None,
-        min_pixels: int | None = None,
-        max_pixels: int | None = None,
-        enable_rotate: bool | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        resolution: Resolution | None = None,
-    ) -> OCRResult:
+    async def ocr(self, image: ImageInput, **options: Unpack[OCROptions]) -> OCRResult:
         """Read one image; see :meth:`QwenOCR.ocr`.
 
         Example::
 
             result = await client.ocr("table.png", task="table_parsing")
         """
-        if self.provider == "local":
-            return await asyncio.to_thread(
-                self._local_ocr,
-                image,
-                {
-                    "task": task,
-                    "schema": schema,
-                    "min_pixels": min_pixels,
-                    "max_pixels": max_pixels,
-                    "resolution": resolution,
-                },
-            )
-        call = await self._acall(
-            image,
-            task=task,
-            schema=schema,
-            prompt=prompt,
-            model=model,
-            min_pixels=min_pixels,
-            max_pixels=max_pixels,
-            enable_rotate=enable_rotate,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            resolution=resolution,
-        )
-        return (await self._execute(call))._attach_image(image)  # by reference, for display (qwen_ocr.viz)
+        return await self._run(_exchange.ocr(self, image, self._split_options(options)))
 
-    async def stream(
-        self,
-        image: ImageInput,
-        *,
-        task: Task | str | None = None,
-        schema: Schema | str | type | None = None,
-        prompt: str | None = None,
-        model: str | None = None,
-        min_pixels: int | None = None,
-        max_pixels: int | None = None,
-        enable_rotate: bool | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        resolution: Resolution | None = None,
-    ) -> AsyncIterator[OCRChunk]:
+    def stream(self, image: ImageInput, **options: Unpack[OCROptions]) -> AsyncIterator[OCRChunk]:
         """Read one image as a stream of text deltas; see :meth:`QwenOCR.stream`.
+
+        Arguments are checked when this is called, as by :meth:`QwenOCR.stream`; the image is prepared (in a worker
+        thread) and the request sent when iteration starts.
 
         Example::
 
             async for chunk in client.stream("page.png"):
                 print(chunk.text, end="")
         """
-        if self.provider == "local":  # the local engine reads the page whole: one chunk
-            result = await asyncio.to_thread(
-                self._local_ocr,
-                image,
-                {
-                    "task": task,
-                    "schema": schema,
-                    "min_pixels": min_pixels,
-                    "max_pixels": max_pixels,
-                    "resolution": resolution,
-                },
-            )
-            yield self._chunk_of(result)
-            return
-        call = await self._acall(
-            image,
-            task=task,
-            schema=schema,
-            prompt=prompt,
-            model=model,
-            min_pixels=min_pixels,
-            max_pixels=max_pixels,
-            enable_rotate=enable_rotate,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            resolution=resolution,
-        )
-        request = self._request(call, stream=True)
-        headers = self._headers(request)
-        url, content = self._url(request), request.content()
-        async with self._semaphore():
-            opened = await self._open_stream(url, headers, content, call)
-            try:
-                for chunk in opened.first:
-                    yield chunk
-                assembler = opened.assembler
-                if assembler is None or opened.rest is None:  # read whole already
-                    return
-                async for chunk in _rest(assembler, opened.rest, opened.deadline):
-                    yield chunk
-            except httpx.HTTPError as exc:
-                raise transport_error(exc, opened.deadline) from safe_cause(exc)
-            finally:
-                await opened.response.aclose()
+        return self._drive(self._stream_flow(image, options, prepare_now=False), [])
 
     async def ocr_many(
         self,
@@ -292,7 +153,7 @@ class AsyncQwenOCR(BaseClient):
         *,
         max_concurrency: int | None = None,
         return_exceptions: bool = False,
-        **options: Any,
+        **options: Unpack[OCROptions],
     ) -> list[OCRResult | QwenOCRError]:
         """Read many images concurrently, results in input order; see :meth:`QwenOCR.ocr_many`.
 
@@ -300,20 +161,13 @@ class AsyncQwenOCR(BaseClient):
 
             results = await client.ocr_many(paths, return_exceptions=True)
         """
-        opts = self._split_options(options)
-        workers = self._batch_workers(max_concurrency, self.max_concurrency)
-        self._check_batch(images)
+        opts, workers = self._batch(images, max_concurrency, options)
         iterator = enumerate(images)
         results: dict[int, OCRResult | QwenOCRError] = {}
 
         async def worker() -> None:
             for index, image in iterator:  # shared iterator: each worker takes the next input
-                try:
-                    results[index] = await self.ocr(image, **opts)
-                except QwenOCRError as exc:
-                    results[index] = exc
-                except Exception as exc:  # one item's failure, whatever it is, never loses the others' results
-                    results[index] = self._item_failure(exc)
+                results[index] = await self._run(_exchange.batch_item(self, image, opts))
 
         tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
         try:
@@ -325,12 +179,28 @@ class AsyncQwenOCR(BaseClient):
                 task.cancel()
             await asyncio.wait(tasks)
             raise
-        ordered = [results[i] for i in range(len(results))]
-        if not return_exceptions and any(isinstance(r, QwenOCRError) for r in ordered):
-            raise BatchOCRError(ordered)
-        return ordered
+        return self._batch_results(results, return_exceptions)
 
-    # -- internals ---------------------------------------------------------------------------------------------
+    # -- the driver --------------------------------------------------------------------------------------------
+
+    async def _run(self, flow: Flow[T]) -> T:
+        """Run a flow that emits no chunks to its end; its value."""
+        value: list[T] = []
+        async for _ in self._drive(flow, value):
+            raise AssertionError("a reading emitted a chunk")  # pragma: no cover - only stream flows emit
+        return value[0]
+
+    async def _drive(self, flow: Flow[T], value: list[T]) -> AsyncIterator[OCRChunk]:
+        """Run ``flow`` with awaited I/O, yielding the chunks it emits; what it returns is appended to ``value``.
+        However it ends, its reply is closed and its request slot freed."""
+        runner = Runner(flow)
+        async with _AsyncWire(self, runner) as wire:
+            for command in runner:
+                if isinstance(command, Emit):
+                    yield command.chunk
+                else:
+                    await wire.settle(command)
+        value.append(runner.value)  # type: ignore[arg-type]  # set: the flow returned
 
     def _semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -339,139 +209,84 @@ class AsyncQwenOCR(BaseClient):
             semaphore = self._slots[loop] = asyncio.Semaphore(self.max_concurrency)
         return semaphore
 
-    async def _acall(self, image: ImageInput, **options: Any) -> OCRCall:
-        if isinstance(image, str) and image.strip()[:8].lower().startswith(("http://", "https://", "oss://")):
-            return self._call(image, **options)  # nothing to read or decode: no thread hop
-        return await asyncio.to_thread(self._call, image, **options)
 
-    async def _execute(self, call: OCRCall) -> OCRResult:
-        request = self._request(call, stream=False)
-        headers = self._headers(request)
-        url, content = self._url(request), request.content()
-        key = self._cache_key(url, content, headers)
-        if key is not None and (cached := await asyncio.to_thread(self._cache_get, key)) is not None:
-            return cached
-        result: OCRResult | None = None
-        async for attempt in AsyncRetrying(**tenacity_kwargs(self.retry)):
-            with attempt:
-                result = await self._send_once(url, headers, content, call)
-        assert result is not None
-        if key is not None:
-            await asyncio.to_thread(self._cache_put, key, result)
-        return result
+class _AsyncWire:
+    """The awaited I/O of one flow: sleeps, request slots, worker threads, and the one reply open at a time, read
+    under its deadline and the size cap. httpx errors become their typed errors here."""
 
-    async def _send_once(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> OCRResult:
-        async with self._semaphore():
-            delay = self._pace(call)
-            if delay > 0:
-                await asyncio.sleep(delay)
-            deadline = self._deadline()
-            request = self._http.build_request(
-                "POST",
-                url,
-                content=content,
-                headers=headers,
-                extensions=deadline.extensions(self._http.timeout, sync=False),
-            )
+    def __init__(self, client: AsyncQwenOCR, runner: Runner[Any]) -> None:
+        self.client, self.runner = client, runner
+        self.response: httpx.Response | None = None
+        self.pieces: AsyncGenerator[bytes, None] | None = None
+        self.deadline = Deadline(None)
 
-            async def exchange() -> tuple[httpx.Response, bytes]:
-                response = await self._http.send(request, stream=True)
-                try:
-                    return response, await aread_body(aiter_body(response, self.max_response_bytes))
-                finally:
-                    await response.aclose()
+    async def __aenter__(self) -> _AsyncWire:
+        return self
 
-            try:
-                response, body = await deadline.wait(exchange())
-            except httpx.HTTPError as exc:
-                raise transport_error(exc, deadline) from safe_cause(exc)
-        return self._parse_observed(response.status_code, response.headers, body, call)
+    async def __aexit__(self, *exc_info: object) -> None:
+        """The flow ends (its request slot freed), then its reply is closed."""
+        self.runner.close()
+        await self.close()
 
-    async def _open_stream(self, url: str, headers: dict[str, str], content: bytes, call: OCRCall) -> _OpenStream:
-        """Send the request and read up to its first chunk, retrying every failure until then (an error status, a
-        dropped connection, a garbled reply, an error or the end of the stream before any text)."""
-        opened: _OpenStream | None = None
-        async for attempt in AsyncRetrying(**tenacity_kwargs(self.retry)):
-            with attempt:
-                delay = self._pace(call)
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                deadline = self._deadline()
-                request = self._http.build_request(
-                    "POST",
-                    url,
-                    content=content,
-                    headers=headers,
-                    extensions=deadline.extensions(self._http.timeout, sync=False),
-                )
-                try:
-                    response = await deadline.wait(self._http.send(request, stream=True))
-                except httpx.HTTPError as exc:
-                    raise transport_error(exc, deadline) from safe_cause(exc)
-                try:
-                    pieces = deadline.apieces(aiter_body(response, self.max_response_bytes))
-                    if response.status_code != 200:
-                        raise self._refusal(response.status_code, await aread_body(pieces), response.headers)
-                    opened = await self._first_chunks(response, call, pieces, deadline)
-                except httpx.HTTPError as exc:
-                    await response.aclose()
-                    raise transport_error(exc, deadline) from safe_cause(exc)
-                except BaseException:
-                    await response.aclose()
-                    raise
-        assert opened is not None
-        return opened
-
-    async def _first_chunks(
-        self, response: httpx.Response, call: OCRCall, pieces: AsyncIterator[bytes], deadline: Deadline
-    ) -> _OpenStream:
-        if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
-            result = self._parse(200, response.headers, await aread_body(pieces), call)  # the whole reading at once
-            await response.aclose()
-            whole = OCRChunk(
-                text=result.raw_text,
-                finish_reason=result.finish_reason or "stop",
-                usage=result.usage,
-                request_id=result.request_id,
-            )
-            return _OpenStream(response, None, None, [whole], deadline)
-        assembler = self._assembler(call, response.headers)
-        first: list[OCRChunk] = []
+    async def settle(self, command: Command) -> None:
+        """Run ``command`` and pass its result, or its error, to the flow."""
         try:
-            async for piece in pieces:
-                first.extend(assembler.feed(piece))
-                if first:
-                    return _OpenStream(response, assembler, pieces, first, deadline)
-        except httpx.TimeoutException:
-            if not assembler.finished:  # a final frame without text, then silence: the reading is complete
-                raise
-        first.extend(assembler.close())  # the stream ended before any text: its end is checked here too
-        return _OpenStream(response, None, None, first, deadline)
+            result = await self.run(command)
+        except BaseException as exc:
+            self.runner.fail(exc)
+        else:
+            self.runner.reply(result)
+
+    async def run(self, command: Command) -> Any:
+        try:
+            return await getattr(self, command.op)(command)
+        except httpx.HTTPError as exc:
+            await self.close()
+            raise transport_error(exc, self.deadline) from safe_cause(exc)
+
+    async def acquire(self, _: Command) -> Callable[[], None]:
+        semaphore = self.client._semaphore()
+        await semaphore.acquire()
+        return semaphore.release
+
+    async def sleep(self, command: Sleep) -> None:
+        await asyncio.sleep(command.seconds)
+
+    async def blocking(self, command: Blocking) -> Any:
+        return await asyncio.to_thread(command.work)
+
+    async def send(self, command: Send) -> tuple[int, httpx.Headers]:
+        await self.close()
+        http = self.client._http
+        request, self.deadline = self.client._http_request(http, command, sync=False)
+        self.response = await self.deadline.wait(http.send(request, stream=True))
+        return self.response.status_code, self.response.headers
+
+    async def read(self, _: Command) -> bytes | None:
+        assert self.response is not None
+        if self.pieces is None:
+            self.pieces = self.deadline.apieces(aiter_body(self.response, self.client.max_response_bytes))
+        return await anext(self.pieces, None)
+
+    async def read_all(self, _: Command) -> bytes:
+        assert self.response is not None
+        try:
+            body = aread_body(aiter_body(self.response, self.client.max_response_bytes))
+            return await self.deadline.wait(body)
+        finally:
+            await self.close()
+
+    async def drain(self, _: Command) -> None:
+        assert self.pieces is not None
+        await self.deadline.adrain(self.pieces)
+        await self.close()
+
+    async def close(self, _: Command | None = None) -> None:
+        pieces, response, self.pieces, self.response = self.pieces, self.response, None, None
+        if pieces is not None:
+            await pieces.aclose()
+        if response is not None:
+            await response.aclose()
 
 
-async def _rest(assembler: StreamAssembler, rest: AsyncIterator[bytes], deadline: Deadline) -> AsyncIterator[OCRChunk]:
-    """The chunks after the first, up to the final frame: what a server sends after it (keep-alive comments) is
-    not waited for beyond a moment. A deadline hit after the finish reason ends the stream as complete."""
-    try:
-        async for piece in rest:
-            for chunk in assembler.feed(piece):
-                yield chunk
-            if assembler.complete:
-                await deadline.adrain(rest)
-                return
-    except httpx.TimeoutException:
-        if not assembler.finished:
-            raise
-    for chunk in assembler.close():
-        yield chunk
-
-
-@dataclass
-class _OpenStream:
-    """A stream read up to its first chunk: the response, what reads the rest, and the chunks so far."""
-
-    response: httpx.Response
-    assembler: StreamAssembler | None
-    rest: AsyncIterator[bytes] | None
-    first: list[OCRChunk]
-    deadline: Deadline
+AsyncQwenOCR.__doc__ = (AsyncQwenOCR.__doc__ or "") + settings_help()

@@ -14,9 +14,11 @@ from typing import Any, Literal
 
 import httpx
 from pydantic import SecretStr
-from typing_extensions import Self
+from typing_extensions import Self, Unpack
 
+from . import _exchange
 from ._checks import MAX_CONCURRENCY, MAX_RETRIES, check_number, check_whole
+from ._exchange import Flow, Send
 from ._transport import ACCEPT_ENCODING, Deadline, DeadlineExceeded, leaks_header, safe_text
 from ._version import __version__
 from .budget import Resolution, check_resolution, note_mismatch, pixel_budget
@@ -25,6 +27,7 @@ from .config import check_api_key, check_header, missing_key_error, resolve_api_
 from .errors import (
     APIConnectionError,
     APITimeoutError,
+    BatchOCRError,
     InvalidArgumentError,
     InvalidImageError,
     QwenOCRError,
@@ -32,47 +35,38 @@ from .errors import (
     error_from_response,
 )
 from .imaging import ImageInput, PreparedImage, prepare_image
-from .models import DEFAULT_MODEL, check_call, model_spec
+from .models import check_call, model_spec
+from .options import (
+    CLIENT_SETTINGS,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
+    OCR_OPTIONS,
+    ClientOptions,
+    ClientOverrides,
+    OCROptions,
+    Provider,
+    WireProtocol,
+    check_names,
+)
 from .pacing import Pacer
-from .protocols import native, openai
+from .protocols import compatible, native
 from .protocols.base import HTTPRequest, OCRCall, StreamAssembler
-from .results import OCRChunk, OCRResult, scale_rotate_rect
+from .results import OCRResult, scale_rotate_rect
 from .retry import RetryPolicy
 from .tasks import Schema, Task, normalize_schema, resolve_task
 
-__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_TIMEOUT", "BaseClient", "OCROptions", "Protocol", "Provider"]
+__all__ = [
+    "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_TIMEOUT",
+    "BaseClient",
+    "OCROptions",
+    "Provider",
+    "WireProtocol",
+]
 
 logger = logging.getLogger("qwen_ocr")
-
-DEFAULT_TIMEOUT = 30.0
-"""Seconds each attempt may take as a whole (connect, send, the whole reply or stream); the default of the AI
-gateway plugin's ``timeoutMillisecond``."""
-DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-"""The largest reply read, decoded (32 MiB): a plain reply, or a whole stream. Larger raises
-:class:`~qwen_ocr.ResponseTooLargeError` (never retried); an OCR reply is a few hundred KiB at most."""
-DEFAULT_MAX_CONCURRENCY = 8
-
-Protocol = Literal["dashscope", "openai"]
-Provider = Literal["auto", "dashscope", "openai", "local"]
-
-OCROptions = dict[str, Any]
-"""Keyword options of ``ocr()``: task, schema, prompt, model, min_pixels, max_pixels, resolution, enable_rotate,
-max_tokens, temperature."""
-
-_OPTION_NAMES = frozenset(
-    {
-        "task",
-        "schema",
-        "prompt",
-        "model",
-        "min_pixels",
-        "max_pixels",
-        "resolution",
-        "enable_rotate",
-        "max_tokens",
-        "temperature",
-    }
-)
 
 
 class BaseClient:
@@ -82,27 +76,11 @@ class BaseClient:
     """The largest reply read, once decoded (a plain reply, or a whole stream); set it on a client to change it.
     Past it, reading stops and :class:`~qwen_ocr.ResponseTooLargeError` is raised (never retried)."""
 
-    def __init__(
-        self,
-        *,
-        api_key: str | SecretStr | None = None,
-        base_url: str | None = None,
-        region: str | None = None,
-        workspace: str | None = None,
-        model: str = DEFAULT_MODEL,
-        protocol: Protocol | None = None,
-        provider: Provider = "auto",
-        chat_path: str | None = None,
-        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
-        max_retries: int | None = None,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        retry: RetryPolicy | None = None,
-        data_inspection: bool = False,
-        rpm: float | Literal["auto"] | None = "auto",
-        tpm: float | Literal["auto"] | None = "auto",
-        cache: str | os.PathLike[str] | OCRCache | None = None,
-        default_headers: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, **settings: Unpack[ClientOverrides]) -> None:
+        """Check and keep the settings (every name of :class:`~qwen_ocr.options.ClientOptions`)."""
+        check_names(settings, CLIENT_SETTINGS, what="setting")
+        given = ClientOptions.model_construct(**settings)  # the declared defaults filled in; checked below
+        provider, protocol = given.provider, given.protocol
         if provider not in ("auto", "dashscope", "openai", "local"):
             raise InvalidArgumentError(
                 f"unknown provider {provider!r}; use 'auto', 'dashscope', 'openai' or 'local'.", code="InvalidProvider"
@@ -116,45 +94,52 @@ class BaseClient:
                 f"unknown protocol {protocol!r}; use 'dashscope' (native) or 'openai' (compatible mode).",
                 code="InvalidProtocol",
             )
-        check_whole("max_concurrency", max_concurrency, minimum=1, maximum=MAX_CONCURRENCY, code="InvalidConcurrency")
-        if timeout is not None and not isinstance(timeout, httpx.Timeout):
+        check_whole(
+            "max_concurrency", given.max_concurrency, minimum=1, maximum=MAX_CONCURRENCY, code="InvalidConcurrency"
+        )
+        if given.timeout is not None and not isinstance(given.timeout, httpx.Timeout):
             check_number(
-                "timeout", timeout, unit=" of seconds", extra=", an httpx.Timeout or None", code="InvalidTimeout"
+                "timeout", given.timeout, unit=" of seconds", extra=", an httpx.Timeout or None", code="InvalidTimeout"
             )
-        if max_retries is not None:
-            check_whole("max_retries", max_retries, minimum=0, maximum=MAX_RETRIES, code="InvalidRetryPolicy")
-        if not model or not isinstance(model, str):
+        if given.max_retries is not None:
+            check_whole("max_retries", given.max_retries, minimum=0, maximum=MAX_RETRIES, code="InvalidRetryPolicy")
+        if not given.model or not isinstance(given.model, str):
             raise InvalidArgumentError("model must be a non-empty string such as 'qwen-vl-ocr'.")
-        self.api_key: SecretStr | None = resolve_api_key(api_key)
-        endpoint = resolve_endpoint(base_url, region, workspace, protocol=protocol)  # arguments, env, SDK env
+        self.max_response_bytes = check_whole(
+            "max_response_bytes", given.max_response_bytes, minimum=1, maximum=2**62, code="InvalidArgument"
+        )
+        self.api_key: SecretStr | None = resolve_api_key(given.api_key)
+        endpoint = resolve_endpoint(given.base_url, given.region, given.workspace, protocol=protocol)  # args, env
         raw_base = endpoint.raw
         self.base_url: str = endpoint.base_url
         self._custom_host = not endpoint.official
-        self.chat_path = chat_path or _chat_path_for(raw_base)
+        self.chat_path = given.chat_path or _chat_path_for(raw_base)
         self.provider: Literal["dashscope", "openai", "local"] = self._choose_provider(provider, protocol)
         self.region: str | None = endpoint.region  # the region id the host serves; None: a host of your own
         self.workspace = endpoint.workspace
-        self.model = model
-        self.protocol: Protocol = protocol
-        self.timeout = timeout
-        policy = retry or RetryPolicy()
-        if max_retries is not None:
+        self.model = given.model
+        self.protocol: WireProtocol = protocol
+        self.timeout = given.timeout
+        policy = given.retry or RetryPolicy()
+        if given.max_retries is not None:
             policy = RetryPolicy(
-                max_retries=max_retries,
+                max_retries=given.max_retries,
                 initial_delay=policy.initial_delay,
                 max_delay=policy.max_delay,
                 jitter=policy.jitter,
                 max_retry_after=policy.max_retry_after,
             )
         self.retry = policy
-        self.max_concurrency = max_concurrency
-        self.data_inspection = data_inspection
-        self._default_headers = dict(default_headers or {})
-        for name, value in self._default_headers.items():
+        self.max_concurrency = given.max_concurrency
+        self.data_inspection = given.data_inspection
+        self.default_headers = dict(given.default_headers or {})
+        for name, value in self.default_headers.items():
             check_header(name, value)
-        if workspace is not None:
-            check_header("X-DashScope-WorkSpace", workspace, setting="workspace")
-        self.pacer: Pacer | None = self._make_pacer(rpm, tpm)
+        if given.workspace is not None:
+            check_header("X-DashScope-WorkSpace", given.workspace, setting="workspace")
+        self.rpm, self.tpm = given.rpm, given.tpm
+        self.pacer: Pacer | None = self._make_pacer(given.rpm, given.tpm)
+        cache = given.cache
         self.cache: OCRCache | None = cache if isinstance(cache, OCRCache) or cache is None else OCRCache(cache)
 
     def _make_pacer(self, rpm: float | Literal["auto"] | None, tpm: float | Literal["auto"] | None) -> Pacer | None:
@@ -247,35 +232,24 @@ class BaseClient:
             self.pacer.on_throttled(pause, default_pause=min(self.retry.initial_delay, self.retry.max_delay))
 
     @classmethod
-    def from_client(cls, other: BaseClient, **overrides: Any) -> Self:
+    def from_client(cls, other: BaseClient, **overrides: Unpack[ClientOverrides]) -> Self:
         """A new client of this class with the settings of ``other`` (sync or async), its own connections.
+
+        Every setting is copied from ``other``'s attribute of the same name (so the resolved key, host, provider
+        and protocol), then ``overrides`` apply. Unless ``rpm``/``tpm`` are overridden the two share one pacer (one
+        account, one budget); unless ``cache`` is, one cache.
 
         >>> from qwen_ocr import AsyncQwenOCR, QwenOCR
         >>> AsyncQwenOCR.from_client(QwenOCR(api_key="k", model="qwen-vl-ocr-latest")).model
         'qwen-vl-ocr-latest'
         """
-        kwargs: dict[str, Any] = {
-            "api_key": other.api_key,
-            "base_url": other.base_url,
-            "region": other.region,
-            "workspace": other.workspace,
-            "model": other.model,
-            "protocol": other.protocol,
-            "provider": other.provider,
-            "chat_path": other.chat_path,
-            "timeout": other.timeout,
-            "max_concurrency": other.max_concurrency,
-            "retry": other.retry,
-            "data_inspection": other.data_inspection,
-            "default_headers": dict(other._default_headers),
-        }
-        kwargs.update(overrides)
-        made = cls(**kwargs)
-        made.max_response_bytes = other.max_response_bytes
+        check_names(overrides, CLIENT_SETTINGS, what="setting")
+        # max_retries is part of retry; copied on its own, it would undo an overridden retry policy's.
+        settings: dict[str, Any] = {name: getattr(other, name) for name in CLIENT_SETTINGS if name != "max_retries"}
+        settings.update(overrides)
+        made = cls(**settings)
         if "rpm" not in overrides and "tpm" not in overrides:
             made.pacer = other.pacer  # one account, one budget: the twins pace together
-        if "cache" not in overrides:
-            made.cache = other.cache
         return made
 
     @property
@@ -294,7 +268,7 @@ class BaseClient:
 
     # -- providers -----------------------------------------------------------------------------------------------
 
-    def _choose_provider(self, provider: Provider, protocol: Protocol) -> Literal["dashscope", "openai", "local"]:
+    def _choose_provider(self, provider: Provider, protocol: WireProtocol) -> Literal["dashscope", "openai", "local"]:
         """``auto``: the service when a key (or a server of your own) is configured, else the local engine."""
         if provider == "local":
             return "local"
@@ -327,15 +301,6 @@ class BaseClient:
         if isinstance(image, PreparedImage) and image.original_size is not None and image.scale != (1.0, 1.0):
             result = _in_original_frame(result, image.scale, image.original_size)  # as the service path reports
         return result._attach_image(image)
-
-    @staticmethod
-    def _chunk_of(result: OCRResult) -> OCRChunk:
-        return OCRChunk(
-            text=result.text,
-            finish_reason=result.finish_reason or "stop",
-            usage=result.usage,
-            request_id=result.request_id,
-        )
 
     # -- building a call ------------------------------------------------------------------------------------
 
@@ -393,24 +358,32 @@ class BaseClient:
             region=self.region,
         )
 
-    @staticmethod
-    def _batch_workers(max_concurrency: object, default: int) -> int:
-        """The workers of one ``ocr_many`` call: ``max_concurrency`` checked, or the client's when ``None``."""
-        if max_concurrency is None:
-            return default
-        return check_whole(
-            "max_concurrency", max_concurrency, minimum=1, maximum=MAX_CONCURRENCY, code="InvalidConcurrency"
-        )
-
-    @staticmethod
-    def _check_batch(images: object) -> None:
-        """Refuse what ``ocr_many`` would otherwise misread: one input instead of a collection of them."""
+    def _batch(self, images: object, max_concurrency: object, options: Mapping[str, Any]) -> tuple[OCROptions, int]:
+        """An ``ocr_many`` call checked: its options, and its workers (``max_concurrency``, or the client's)."""
+        opts = self._split_options(options)
+        workers = self.max_concurrency
+        if max_concurrency is not None:
+            workers = check_whole(
+                "max_concurrency", max_concurrency, minimum=1, maximum=MAX_CONCURRENCY, code="InvalidConcurrency"
+            )
         if isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike)) or not hasattr(images, "__iter__"):
             raise InvalidArgumentError(
                 f"images must be an iterable of inputs (e.g. a list of paths), not a single {type(images).__name__}; "
                 "to read one image, pass [image] or call ocr().",
                 code="InvalidArgument",
             )
+        return opts, workers
+
+    @staticmethod
+    def _batch_results(
+        results: Mapping[int, OCRResult | QwenOCRError], return_exceptions: bool
+    ) -> list[OCRResult | QwenOCRError]:
+        """The results of ``ocr_many`` in input order; :class:`BatchOCRError` if any failed (unless
+        ``return_exceptions``)."""
+        ordered = [results[i] for i in range(len(results))]
+        if not return_exceptions and any(isinstance(r, QwenOCRError) for r in ordered):
+            raise BatchOCRError(ordered)
+        return ordered
 
     @staticmethod
     def _item_failure(exc: Exception) -> QwenOCRError:
@@ -425,19 +398,32 @@ class BaseClient:
 
     @staticmethod
     def _split_options(options: Mapping[str, Any]) -> OCROptions:
-        unknown = set(options) - _OPTION_NAMES
-        if unknown:
-            raise InvalidArgumentError(
-                f"unknown option(s) {sorted(unknown)}; ocr() accepts {sorted(_OPTION_NAMES)}.",
-                code="InvalidOption",
-            )
-        return dict(options)
+        """The options of one reading, their names checked (values are checked by :meth:`_call`)."""
+        check_names(options, OCR_OPTIONS, what="option", code="InvalidOption", where="ocr() accepts")
+        checked: OCROptions = {**options}  # type: ignore[typeddict-item]  # the names were checked just above
+        return checked
+
+    def _stream_flow(self, image: ImageInput, options: Mapping[str, Any], *, prepare_now: bool) -> Flow[None]:
+        """The flow of ``stream()``, its arguments checked now, as sending would check them (with a stand-in
+        image: the options, the headers, the key). The image is prepared now too (``prepare_now``: the sync
+        client), or when iteration starts, in a worker thread (the async client: no CPU work on the event loop)."""
+        opts = self._split_options(options)
+        if self.provider == "local":
+            return _exchange.local_stream(self, image, opts)
+        self._send_command(self._call(_STAND_IN, **opts), stream=True)
+        preparing = _exchange.ready(self._call(image, **opts)) if prepare_now else _exchange.prepare(self, image, opts)
+        return _exchange.stream(self, preparing)
 
     # -- HTTP pieces (pure) ------------------------------------------------------------------------------------
 
+    def _send_command(self, call: OCRCall, *, stream: bool) -> Send:
+        """What to send for ``call``: URL, headers (with the key) and body."""
+        request = self._request(call, stream=stream)
+        return Send(self._url(request), self._headers(request), request.content())
+
     def _request(self, call: OCRCall, *, stream: bool) -> HTTPRequest:
         if self.protocol == "openai":
-            return openai.build_request(
+            return compatible.build_request(
                 call,
                 stream=stream,
                 workspace=self.workspace,
@@ -450,7 +436,7 @@ class BaseClient:
         headers = {
             "User-Agent": f"qwen-ocr-python/{__version__}",
             "Accept-Encoding": ACCEPT_ENCODING,  # the encodings inflated under max_response_bytes
-            **self._default_headers,
+            **self.default_headers,
             **request.headers,
         }
         for name, value in headers.items():  # checked at construction; again here, as settings may change after
@@ -466,22 +452,42 @@ class BaseClient:
 
     def _parse(self, status: int, headers: Mapping[str, str], content: bytes, call: OCRCall) -> OCRResult:
         if self.protocol == "openai":
-            return openai.parse_response(status, headers, content, call)
+            return compatible.parse_response(status, headers, content, call)
         return native.parse_response(status, headers, content, call)
 
     def _assembler(self, call: OCRCall, headers: Mapping[str, str]) -> StreamAssembler:
         if self.protocol == "openai":
-            return openai.OpenAIStreamAssembler(call, headers)
+            return compatible.OpenAIStreamAssembler(call, headers)
         return native.NativeStreamAssembler(call, headers)
 
     @staticmethod
-    def _check_http_client(http: httpx.Client | httpx.AsyncClient) -> None:
-        """The headers of a caller's client are sent with every request: one httpx would refuse (and quote in its
-        error and debug log) is refused here by name, before any request."""
+    def _check_http_client(http: object, kind: type[httpx.Client | httpx.AsyncClient], twin: str) -> None:
+        """A caller's ``http_client``: of the client's ``kind``; its headers are sent with every request, so one
+        httpx would refuse (and quote in its error and debug log) is refused here by name, before any request."""
+        if http is None:
+            return
+        if not isinstance(http, kind):
+            other = "AsyncClient" if kind is httpx.Client else "Client"
+            raise TypeError(f"http_client must be an httpx.{kind.__name__} (use {twin} for an httpx.{other})")
         for name, value in http.headers.raw:  # bytes, as sent: any byte from 0x80 up may go (h11's obs-text)
             check_header(
                 name.decode("latin-1"), value.decode("latin-1"), setting="http_client headers", ascii_only=False
             )
+
+    def _http_request(
+        self, http: httpx.Client | httpx.AsyncClient, send: Send, *, sync: bool
+    ) -> tuple[httpx.Request, Deadline]:
+        """The httpx request for ``send``, and the deadline of this attempt (its per-step timeouts set; for a sync
+        client, the hook that holds every socket read and write to it)."""
+        deadline = self._deadline()
+        request = http.build_request(
+            "POST",
+            send.url,
+            content=send.content,
+            headers=send.headers,
+            extensions=deadline.extensions(http.timeout, sync=sync),
+        )
+        return request, deadline
 
     def _deadline(self) -> Deadline:
         """The deadline of one attempt: ``timeout`` seconds from now when it is a number; none for an
@@ -501,6 +507,10 @@ class BaseClient:
         return httpx.Limits(max_connections=max(self.max_concurrency, 1) * 2, max_keepalive_connections=None)
 
 
+_STAND_IN = PreparedImage(url="data:image/png;base64,")
+"""The image ``stream()`` checks its other arguments with before the real one is prepared."""
+
+
 def _in_original_frame(result: OCRResult, scale: tuple[float, float], size: tuple[int, int]) -> OCRResult:
     """Boxes of the sent pixels mapped to the caller's frame (a PDF page's points, a downscaled image's pixels)."""
     sx, sy = scale
@@ -518,8 +528,8 @@ def _chat_path_for(raw_base: str | None) -> str:
     if raw_base:
         lowered = raw_base.strip().rstrip("/").lower()
         if lowered.endswith("/v1") and not lowered.endswith("/compatible-mode/v1"):
-            return openai.SELF_HOSTED_PATH
-    return openai.COMPAT_PATH
+            return compatible.SELF_HOSTED_PATH
+    return compatible.COMPAT_PATH
 
 
 def _local_module() -> Any:

@@ -30,7 +30,7 @@ import contextvars
 import re
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 import httpcore
@@ -157,7 +157,7 @@ class Deadline:
             yield piece
             self.extend(time.monotonic() - handed)
 
-    async def apieces(self, source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def apieces(self, source: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         """The async twin of :meth:`pieces`."""
         while True:
             try:
@@ -266,18 +266,28 @@ def _encoding(response: httpx.Response) -> str | None:
     return None
 
 
-class _Counter:
+class _Body:
+    """A reply's body as it is read: inflated here (``gzip``/``deflate``, or sliced when ``identity``) or by httpx
+    (other encodings), and counted against the cap."""
+
     def __init__(self, response: httpx.Response, limit: int) -> None:
         self.response, self.limit, self.size = response, limit, 0
+        encoding = _encoding(response)
         declared = response.headers.get("content-length", "").strip()
-        if _encoding(response) == "identity" and declared.isdigit() and int(declared) > limit:
+        if encoding == "identity" and declared.isdigit() and int(declared) > limit:
             self.fail()
+        self.in_memory = response.is_stream_consumed  # read already (a reply built in memory, e.g. by a mock)
+        self.raw = encoding is not None  # read raw and inflated here; else decoded by httpx
+        kind = "identity" if self.in_memory else encoding
+        self._inflater = _Inflater(kind) if kind is not None else None
 
-    def take(self, piece: bytes) -> bytes:
-        self.size += len(piece)
-        if self.size > self.limit:
-            self.fail()
-        return piece
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The decoded pieces of ``data``; :class:`ResponseTooLargeError` once past the cap."""
+        for piece in self._inflater.feed(data) if self._inflater is not None else (data,):
+            self.size += len(piece)
+            if self.size > self.limit:
+                self.fail()
+            yield piece
 
     def fail(self) -> NoReturn:
         raise ResponseTooLargeError(
@@ -290,38 +300,24 @@ class _Counter:
 
 def iter_body(response: httpx.Response, limit: int) -> Iterator[bytes]:
     """The decoded body of a streamed ``response``, in pieces; :class:`ResponseTooLargeError` once past ``limit``."""
-    counter = _Counter(response, limit)
-    encoding = _encoding(response)
-    if response.is_stream_consumed:  # read already (a reply built in memory, e.g. by a mock transport)
-        for piece in _Inflater("identity").feed(response.content):
-            yield counter.take(piece)
+    body = _Body(response, limit)
+    if body.in_memory:
+        yield from body.feed(response.content)
         return
-    if encoding is None:
-        for piece in response.iter_bytes():
-            yield counter.take(piece)
-        return
-    inflater = _Inflater(encoding)
-    for raw in response.iter_raw():
-        for piece in inflater.feed(raw):
-            yield counter.take(piece)
+    for data in response.iter_raw() if body.raw else response.iter_bytes():
+        yield from body.feed(data)
 
 
 async def aiter_body(response: httpx.Response, limit: int) -> AsyncIterator[bytes]:
     """The async twin of :func:`iter_body`."""
-    counter = _Counter(response, limit)
-    encoding = _encoding(response)
-    if response.is_stream_consumed:  # read already (a reply built in memory, e.g. by a mock transport)
-        for piece in _Inflater("identity").feed(response.content):
-            yield counter.take(piece)
+    body = _Body(response, limit)
+    if body.in_memory:
+        for piece in body.feed(response.content):
+            yield piece
         return
-    if encoding is None:
-        async for piece in response.aiter_bytes():
-            yield counter.take(piece)
-        return
-    inflater = _Inflater(encoding)
-    async for raw in response.aiter_raw():
-        for piece in inflater.feed(raw):
-            yield counter.take(piece)
+    async for data in response.aiter_raw() if body.raw else response.aiter_bytes():
+        for piece in body.feed(data):
+            yield piece
 
 
 def read_body(pieces: Iterator[bytes]) -> bytes:

@@ -45,7 +45,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from ._base import _OPTION_NAMES
 from .budget import check_resolution
 from .documents import PageSelectionError, check_text_layer_mode, open_document, parse_pages
 from .errors import (
@@ -56,6 +55,7 @@ from .errors import (
     QuotaExceededError,
     QwenOCRError,
 )
+from .options import OCR_OPTIONS as _OPTION_NAMES
 from .reading import PageResult, aread_document, read_document
 from .retry import cancel_scope, raise_if_cancelled
 from .sources import (

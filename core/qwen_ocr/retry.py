@@ -39,6 +39,7 @@ __all__ = [
     "cancellable_sleep",
     "current_cancel_event",
     "raise_if_cancelled",
+    "retry_delay",
     "tenacity_kwargs",
 ]
 
@@ -90,12 +91,31 @@ def backoff_delay(
     return base
 
 
+def retry_delay(policy: RetryPolicy, attempt: int, error: BaseException) -> float | None:
+    """Seconds to wait before the next attempt, after attempt number ``attempt`` (1-based) failed with ``error``;
+    ``None`` when it is not retried (not a retryable failure, or no retries left). Both clients retry by this.
+
+    >>> from qwen_ocr.errors import ServerError
+    >>> retry_delay(RetryPolicy(jitter=0), 1, ServerError("busy", status_code=503))
+    0.5
+    >>> retry_delay(RetryPolicy(max_retries=1), 2, ServerError("busy", status_code=503)) is None
+    True
+    """
+    if attempt > policy.max_retries or not is_retryable(error):
+        return None
+    return backoff_delay(policy, attempt, _retry_after(error))
+
+
+def _retry_after(error: BaseException | None) -> float | None:
+    """The ``Retry-After`` hint an error carries, in seconds."""
+    retry_after = getattr(error, "retry_after", None)
+    return float(retry_after) if isinstance(retry_after, (int, float)) else None
+
+
 def _wait(policy: RetryPolicy) -> Any:
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
-        retry_after = getattr(exc, "retry_after", None)
-        hint = float(retry_after) if isinstance(retry_after, (int, float)) else None
-        return backoff_delay(policy, state.attempt_number, hint)
+        return backoff_delay(policy, state.attempt_number, _retry_after(exc))
 
     return wait
 
@@ -107,7 +127,8 @@ def _log_retry(state: RetryCallState) -> None:
 
 
 def tenacity_kwargs(policy: RetryPolicy) -> dict[str, Any]:
-    """Arguments for ``tenacity.Retrying`` / ``AsyncRetrying`` that implement this policy."""
+    """Arguments for ``tenacity.Retrying`` / ``AsyncRetrying`` that implement this policy (for your own retry
+    loops; the clients retry by :func:`retry_delay`)."""
     return {
         "stop": stop_after_attempt(policy.max_retries + 1),
         "wait": _wait(policy),

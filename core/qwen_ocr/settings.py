@@ -24,21 +24,22 @@ import threading
 import weakref
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import ConfigDict, Field, PrivateAttr
 
 from ._async_client import AsyncQwenOCR
-from ._base import DEFAULT_MAX_CONCURRENCY, DEFAULT_TIMEOUT, Protocol, Provider
 from ._client import QwenOCR
-from .models import DEFAULT_MODEL
+from .options import CLIENT_SETTINGS, ClientOptions
 
 __all__ = ["ClientHolder", "ClientSettings"]
 
 
-class ClientSettings(BaseModel):
+class ClientSettings(ClientOptions):
     """The settings of :class:`~qwen_ocr.QwenOCR` / :class:`~qwen_ocr.AsyncQwenOCR` as pydantic fields.
 
-    Every field means what the client argument of the same name means; ``None`` means "from the environment"
-    (``DASHSCOPE_API_KEY``, ``DASHSCOPE_BASE_URL``, the credentials file), as for the client.
+    The fields are those of :class:`~qwen_ocr.options.ClientOptions` (every client setting, declared there once),
+    here mutable; each means what the client argument of the same name means, ``None`` meaning "from the
+    environment" (``DASHSCOPE_API_KEY``, ``DASHSCOPE_BASE_URL``, the credentials file) as for the client. An
+    unknown name raises :class:`~qwen_ocr.InvalidArgumentError` naming the closest one.
 
     >>> ClientSettings(api_key="sk-secret").model_dump()["model"]
     'qwen-vl-ocr'
@@ -46,35 +47,11 @@ class ClientSettings(BaseModel):
     False
     """
 
-    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
-
-    api_key: SecretStr | None = Field(default=None, exclude=True, repr=True, description="DashScope API key.")
-    base_url: str | None = Field(default=None, description="Service root, or a self-hosted /v1 server.")
-    region: str | None = Field(default=None, description="'intl' (Singapore, default), 'cn', 'us' or a region id.")
-    workspace: str | None = Field(default=None, description="DashScope workspace id.")
-    model: str = Field(default=DEFAULT_MODEL, description="Model name.")
-    protocol: Protocol | None = Field(default=None, description="'dashscope' (native) or 'openai' (compatible).")
-    provider: Provider = Field(default="auto", description="'auto', 'dashscope', 'openai' or 'local' (offline).")
-    timeout: float | None = Field(
-        default=DEFAULT_TIMEOUT, description="Seconds each attempt may take as a whole (a deadline, retried)."
-    )
-    max_retries: int | None = Field(default=None, description="Retries of transient failures.")
-    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1, description="Requests in flight at once.")
+    model_config = ConfigDict(frozen=False)
 
     def client_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments for the client constructors."""
-        return {
-            "api_key": self.api_key,
-            "base_url": self.base_url,
-            "region": self.region,
-            "workspace": self.workspace,
-            "model": self.model,
-            "protocol": self.protocol,
-            "provider": self.provider,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-            "max_concurrency": self.max_concurrency,
-        }
+        """The keyword arguments for the client constructors: every setting."""
+        return {name: getattr(self, name) for name in CLIENT_SETTINGS}
 
     def sync_client(self) -> QwenOCR:
         """A new :class:`~qwen_ocr.QwenOCR` with these settings (the caller closes it)."""

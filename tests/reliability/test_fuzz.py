@@ -27,8 +27,8 @@ from PIL import Image
 from qwen_ocr import QwenOCRError, Task, open_document
 from qwen_ocr.imaging import prepare_image
 from qwen_ocr.parsing import parse_html_tables, parse_json_tolerant
+from qwen_ocr.protocols import compatible as compat
 from qwen_ocr.protocols import native
-from qwen_ocr.protocols import openai as compat
 from qwen_ocr.structure import latex_to_blocks
 from qwen_ocr.testing._wire import compatible_sse_frames, default_usage, fake_native_response, native_sse_frames
 from tests.conftest import DATA, make_image

@@ -40,8 +40,8 @@ from qwen_ocr import (
 from qwen_ocr.imaging import PreparedImage
 from qwen_ocr.models import model_spec
 from qwen_ocr.parsing import parse_json_tolerant
+from qwen_ocr.protocols import compatible as compat
 from qwen_ocr.protocols import native
-from qwen_ocr.protocols import openai as compat
 from qwen_ocr.protocols.base import OCRCall
 from qwen_ocr.results import build_result
 from qwen_ocr.testing import Emulator, FakeTransport

@@ -33,7 +33,7 @@ from qwen_ocr.cost import estimate_document, price_usd
 from qwen_ocr.errors import error_from_response, is_retryable
 from qwen_ocr.imaging import MAX_ENCODED_BYTES, PreparedImage
 from qwen_ocr.models import GUIDE_URL, model_price, model_spec
-from qwen_ocr.protocols import native, openai
+from qwen_ocr.protocols import compatible, native
 from qwen_ocr.protocols.base import OCRCall
 from qwen_ocr.results import min_area_rect, scale_rotate_rect
 from qwen_ocr.tasks import Task
@@ -254,7 +254,7 @@ def test_a_qwen35_reply_through_the_client_with_processed_text() -> None:
 
 def test_task_and_prompt_combine_for_qwen35_and_are_warned_about_elsewhere(caplog: pytest.LogCaptureFixture) -> None:
     # Compatible mode: qwen3.5-ocr gets the task's prompt and the user's; other models only the task's.
-    combined = openai.build_request(_qwen35_call(task=Task.TABLE_PARSING, prompt="Only the second table"))
+    combined = compatible.build_request(_qwen35_call(task=Task.TABLE_PARSING, prompt="Only the second table"))
     texts = [p["text"] for p in combined.json["messages"][0]["content"] if p.get("type") == "text"]
     assert texts == [Task.TABLE_PARSING.prompt(), "Only the second table"]
     caplog.set_level(logging.WARNING, logger="qwen_ocr")
@@ -382,7 +382,7 @@ def test_the_rebuilt_rotate_rect_is_the_min_area_rectangle_in_pixels() -> None:
         task=Task.ADVANCED_RECOGNITION,
     )
     body = json.dumps({"choices": [{"message": {"content": text}, "finish_reason": "stop"}]}).encode()
-    (line,) = openai.parse_response(200, {}, body, call).lines
+    (line,) = compatible.parse_response(200, {}, body, call).lines
     assert line.rotate_rect == pytest.approx((477, 959, 886, 197, 15), abs=4)  # was (480, 960, 235, 757, 29)
     assert min_area_rect([(0, 0), (100, 0), (100, 20), (0, 20)]) == (50.0, 10.0, 20.0, 100.0, 90.0)
 
@@ -419,7 +419,7 @@ def test_sdk_http_base_url_alone_reaches_that_host(monkeypatch: pytest.MonkeyPat
         monkeypatch.setenv("DASHSCOPE_COMPATIBLE_BASE_URL", emu.base_url + "/compatible-mode/v1")
         with QwenOCR(protocol="openai", retry=NO_WAIT) as client:
             assert client.ocr(_png()).text
-        assert emu.request_log[-1].path == openai.COMPAT_PATH
+        assert emu.request_log[-1].path == compatible.COMPAT_PATH
 
 
 def test_where_the_host_comes_from(monkeypatch: pytest.MonkeyPatch) -> None:

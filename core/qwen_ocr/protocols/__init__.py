@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import native
+from . import compatible, native
 from .base import HTTPRequest, OCRCall, StreamAssembler
 
-__all__ = ["HTTPRequest", "OCRCall", "StreamAssembler", "native"]
+__all__ = ["HTTPRequest", "OCRCall", "StreamAssembler", "compatible", "native"]

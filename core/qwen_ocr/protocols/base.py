@@ -14,10 +14,20 @@ from ..budget import PixelBudget, pixel_budget
 from ..errors import ResponseDecodeError
 from ..imaging import PreparedImage, smart_resize, tokens_for_size
 from ..models import ModelSpec
-from ..results import NORMALIZED_FRAME, OCRChunk, OCRResult
+from ..results import NORMALIZED_FRAME, OCRChunk, OCRResult, Usage, build_result
 from ..tasks import Task
 
-__all__ = ["HTTPRequest", "OCRCall", "StreamAssembler", "as_count", "decode_json", "text_box_frame"]
+__all__ = [
+    "HTTPRequest",
+    "OCRCall",
+    "StreamAssembler",
+    "as_count",
+    "as_finish_reason",
+    "call_result",
+    "decode_json",
+    "generation_options",
+    "text_box_frame",
+]
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,30 @@ class StreamAssembler(Protocol):
         """The whole reading, assembled from the chunks seen (available after ``close``)."""
 
 
+def dashscope_headers(call: OCRCall, *, workspace: str | None, data_inspection: bool) -> dict[str, str]:
+    """The ``X-DashScope-*`` headers both protocols send: workspace, content inspection, OSS URL resolution."""
+    headers: dict[str, str] = {}
+    if workspace:
+        headers["X-DashScope-WorkSpace"] = workspace
+    if data_inspection:
+        headers["X-DashScope-DataInspection"] = "enable"
+    if call.image.url.startswith("oss://"):
+        headers["X-DashScope-OssResourceResolve"] = "enable"
+    return headers
+
+
+def generation_options(call: OCRCall) -> dict[str, Any]:
+    """The generation options both protocols send as given (``max_tokens``, ``temperature``), then
+    ``call.extra_parameters``, in this order (the body's bytes key the cache)."""
+    options: dict[str, Any] = {}
+    if call.max_tokens is not None:
+        options["max_tokens"] = call.max_tokens
+    if call.temperature is not None:
+        options["temperature"] = call.temperature
+    options.update(call.extra_parameters)
+    return options
+
+
 def decode_json(content: bytes, *, status: int, request_id: str | None = None) -> Any:
     """Parse a JSON body, or raise ``ResponseDecodeError`` (retryable) naming what came instead."""
     try:
@@ -141,3 +175,42 @@ def text_box_frame(call: OCRCall) -> tuple[float, float] | None:
         width, height, patch=call.spec.patch, min_pixels=budget.min_pixels, max_pixels=budget.max_pixels
     )
     return (float(seen[0]), float(seen[1]))
+
+
+def as_finish_reason(value: Any) -> str | None:
+    """A finish reason from a reply: a non-empty string other than ``"null"``, else ``None`` (not finished).
+
+    >>> as_finish_reason("stop"), as_finish_reason("null"), as_finish_reason(None)
+    ('stop', None, None)
+    """
+    if not isinstance(value, str) or value in ("", "null"):
+        return None
+    return value
+
+
+def call_result(
+    call: OCRCall,
+    text: str,
+    *,
+    provider: str,
+    finish_reason: str | None,
+    usage: Usage,
+    request_id: str | None,
+    **structured: Any,
+) -> OCRResult:
+    """The :class:`OCRResult` of the model's ``text`` for ``call``, in the caller's frame (both protocols build
+    their results here); ``structured`` is what the native protocol adds (``words_info``, ``kv_result``,
+    ``metadata``)."""
+    return build_result(
+        text,
+        task=call.task,
+        model=call.model,
+        request_id=request_id,
+        finish_reason=finish_reason,
+        usage=usage,
+        scale=call.image.scale,
+        image_size=call.image.original_size,
+        text_frame=text_box_frame(call),
+        provider=provider,
+        **structured,
+    )

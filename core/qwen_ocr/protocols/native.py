@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import QwenOCRError, ResponseDecodeError, error_from_response
-from ..results import OCRChunk, OCRResult, Usage, build_result
-from .base import HTTPRequest, OCRCall, as_count, decode_json, text_box_frame
+from ..results import OCRChunk, OCRResult, Usage
+from . import base
+from .base import HTTPRequest, OCRCall, as_count, decode_json
 from .sse import SSEDecoder, SSEEvent
 
 __all__ = ["GENERATION_PATH", "NativeStreamAssembler", "build_request", "parse_response", "parse_usage"]
@@ -53,11 +54,7 @@ def build_request(
         if call.schema is not None:
             ocr_options["task_config"] = {"result_schema": call.schema}
         parameters["ocr_options"] = ocr_options
-    if call.max_tokens is not None:
-        parameters["max_tokens"] = call.max_tokens
-    if call.temperature is not None:
-        parameters["temperature"] = call.temperature
-    parameters.update(call.extra_parameters)
+    parameters.update(base.generation_options(call))
     if stream:
         parameters["incremental_output"] = True
 
@@ -68,12 +65,7 @@ def build_request(
         headers["X-DashScope-SSE"] = "enable"
     else:
         headers["Accept"] = "application/json; charset=utf-8"
-    if workspace:
-        headers["X-DashScope-WorkSpace"] = workspace
-    if data_inspection:
-        headers["X-DashScope-DataInspection"] = "enable"
-    if call.image.url.startswith("oss://"):
-        headers["X-DashScope-OssResourceResolve"] = "enable"
+    headers.update(base.dashscope_headers(call, workspace=workspace, data_inspection=data_inspection))
 
     body = {
         "model": call.model,
@@ -98,12 +90,6 @@ def parse_usage(raw: Any) -> Usage:
     return Usage(input_tokens=inp, output_tokens=out, image_tokens=image, total_tokens=total)
 
 
-def _finish(value: Any) -> str | None:
-    if not isinstance(value, str) or value in ("", "null"):
-        return None
-    return value
-
-
 def _raise_for_error_body(status: int, data: Mapping[str, Any], headers: Mapping[str, str] | None) -> None:
     if data.get("code"):
         raise error_from_response(status, data, headers)
@@ -120,7 +106,7 @@ def _message_parts(data: Mapping[str, Any], status: int) -> tuple[str, dict[str,
     if not isinstance(choices, list) or not choices:
         text = output.get("text")
         if isinstance(text, str):
-            return text, None, _finish(output.get("finish_reason")), ""
+            return text, None, base.as_finish_reason(output.get("finish_reason")), ""
         raise ResponseDecodeError("the service's reply has no choices.", status_code=status, request_id=_rid(data))
     choice = choices[0] if isinstance(choices[0], Mapping) else {}
     message = choice.get("message") if isinstance(choice, Mapping) else None
@@ -140,7 +126,7 @@ def _message_parts(data: Mapping[str, Any], status: int) -> tuple[str, dict[str,
                 processed.append(item["processed_text"])
             if isinstance(item.get("ocr_result"), Mapping):
                 ocr_result = dict(item["ocr_result"])
-    return "".join(texts), ocr_result, _finish(choice.get("finish_reason")), "".join(processed)
+    return "".join(texts), ocr_result, base.as_finish_reason(choice.get("finish_reason")), "".join(processed)
 
 
 def _rid(data: Mapping[str, Any]) -> str | None:
@@ -169,23 +155,17 @@ def _result(
     request_id: str | None,
     processed: str,
 ) -> OCRResult:
-    metadata: dict[str, Any] = {}
-    if processed:
-        metadata["processed_text"] = processed
-    return build_result(
+    structured = ocr_result or {}
+    return base.call_result(
+        call,
         text,
-        task=call.task,
-        model=call.model,
-        request_id=request_id,
+        provider="dashscope",
         finish_reason=finish_reason,
         usage=usage,
-        words_info=(ocr_result or {}).get("words_info"),
-        kv_result=(ocr_result or {}).get("kv_result"),
-        scale=call.image.scale,
-        image_size=call.image.original_size,
-        text_frame=text_box_frame(call),
-        provider="dashscope",
-        metadata=metadata,
+        request_id=request_id,
+        words_info=structured.get("words_info"),
+        kv_result=structured.get("kv_result"),
+        metadata={"processed_text": processed} if processed else {},
     )
 
 
@@ -201,12 +181,12 @@ class NativeStreamAssembler:
         self._ocr_result: dict[str, Any] | None = None
         self._usage = Usage()
         self._request_id: str | None = None
-        self._finish: str | None = None
+        self._finish_reason: str | None = None
 
     @property
     def finished(self) -> bool:
         """Whether the last frame (with a finish reason) has arrived."""
-        return self._finish is not None
+        return self._finish_reason is not None
 
     @property
     def complete(self) -> bool:
@@ -244,7 +224,7 @@ class NativeStreamAssembler:
             self._call,
             "".join(self._texts),
             self._ocr_result,
-            self._finish,
+            self._finish_reason,
             self._usage,
             self._request_id,
             "".join(self._processed),
@@ -281,5 +261,5 @@ class NativeStreamAssembler:
             self._usage = parse_usage(data.get("usage"))
         self._texts.append(text)
         if finish:
-            self._finish = finish
+            self._finish_reason = finish
         return OCRChunk(text=text, finish_reason=finish, usage=self._usage, request_id=self._request_id)

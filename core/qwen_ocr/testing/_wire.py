@@ -294,8 +294,8 @@ def _usage_of(usage: Usage | Mapping[str, Any] | None, text: str) -> Usage:
     if isinstance(usage, Usage):
         return usage
     if isinstance(usage, Mapping):
+        from ..protocols.compatible import parse_usage as compat_usage
         from ..protocols.native import parse_usage as native_usage
-        from ..protocols.openai import parse_usage as compat_usage
 
         return compat_usage(usage) if "prompt_tokens" in usage else native_usage(usage)
     return default_usage(text)

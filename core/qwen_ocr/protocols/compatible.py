@@ -33,9 +33,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ResponseDecodeError, error_from_response, header_value
-from ..results import OCRChunk, OCRResult, Usage, build_result
+from ..results import OCRChunk, OCRResult, Usage
 from ..tasks import Task
-from .base import HTTPRequest, OCRCall, as_count, decode_json, text_box_frame
+from . import base
+from .base import HTTPRequest, OCRCall, as_count, decode_json
 from .sse import SSEDecoder, SSEEvent
 
 __all__ = [
@@ -111,21 +112,12 @@ def build_request(
     if stream:
         body["stream"] = True
     body["messages"] = [{"role": "user", "content": content}]
-    if call.max_tokens is not None:
-        body["max_tokens"] = call.max_tokens
-    if call.temperature is not None:
-        body["temperature"] = call.temperature
-    body.update(call.extra_parameters)
+    body.update(base.generation_options(call))
     if stream:
         body["stream_options"] = {"include_usage": True}
 
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
-    if workspace:
-        headers["X-DashScope-WorkSpace"] = workspace
-    if data_inspection:
-        headers["X-DashScope-DataInspection"] = "enable"
-    if call.image.url.startswith("oss://"):
-        headers["X-DashScope-OssResourceResolve"] = "enable"
+    headers.update(base.dashscope_headers(call, workspace=workspace, data_inspection=data_inspection))
     return HTTPRequest("POST", path if path.startswith("/") else "/" + path, headers, body)
 
 
@@ -158,12 +150,6 @@ def _rid(data: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> s
     """The request id: the body's ``request_id``, else its ``id``, else the ``x-request-id`` header."""
     rid = data.get("request_id") or data.get("id") or header_value(headers, "x-request-id")
     return str(rid) if rid else None
-
-
-def _finish(value: Any) -> str | None:
-    if not isinstance(value, str) or value in ("", "null"):
-        return None
-    return value
 
 
 def _text_of(content: Any) -> str:
@@ -207,22 +193,17 @@ def parse_response(status: int, headers: Mapping[str, str] | None, content: byte
     message = choice.get("message")
     text = _text_of(message.get("content")) if isinstance(message, Mapping) else ""
     return _result(
-        call, text, _finish(choice.get("finish_reason")), parse_usage(data.get("usage")), _rid(data, headers)
+        call,
+        text,
+        base.as_finish_reason(choice.get("finish_reason")),
+        parse_usage(data.get("usage")),
+        _rid(data, headers),
     )
 
 
 def _result(call: OCRCall, text: str, finish_reason: str | None, usage: Usage, request_id: str | None) -> OCRResult:
-    return build_result(
-        text,
-        task=call.task,
-        model=call.model,
-        request_id=request_id,
-        finish_reason=finish_reason,
-        usage=usage,
-        scale=call.image.scale,
-        image_size=call.image.original_size,
-        text_frame=text_box_frame(call),
-        provider="openai",
+    return base.call_result(
+        call, text, provider="openai", finish_reason=finish_reason, usage=usage, request_id=request_id
     )
 
 
@@ -270,7 +251,7 @@ class OpenAIStreamAssembler:
         self._usage: Usage | None = None
         self._header_rid: str | None = header_value(headers, "x-request-id")
         self._body_rid: str | None = None
-        self._finish: str | None = None
+        self._finish_reason: str | None = None
         self._held: OCRChunk | None = None
         self._done = False
         self._usage_after_finish = False
@@ -282,7 +263,7 @@ class OpenAIStreamAssembler:
     @property
     def finished(self) -> bool:
         """Whether ``[DONE]`` or a finish reason has arrived."""
-        return self._done or self._finish is not None
+        return self._done or self._finish_reason is not None
 
     @property
     def complete(self) -> bool:
@@ -313,7 +294,7 @@ class OpenAIStreamAssembler:
 
     def result(self) -> OCRResult:
         """Everything streamed, as one result with its views."""
-        return _result(self._call, "".join(self._texts), self._finish, self._usage or Usage(), self._request_id)
+        return _result(self._call, "".join(self._texts), self._finish_reason, self._usage or Usage(), self._request_id)
 
     def _events(self, events: list[SSEEvent]) -> list[OCRChunk]:
         chunks: list[OCRChunk] = []
@@ -358,18 +339,18 @@ class OpenAIStreamAssembler:
             # The usage chunk of include_usage (or a keep-alive): it completes the held final chunk.
             if self._usage is None:
                 return []
-            self._usage_after_finish = self._finish is not None
+            self._usage_after_finish = self._finish_reason is not None
             return self._release()
         choice = choices[0] if isinstance(choices[0], Mapping) else {}
         delta = choice.get("delta")
         if not isinstance(delta, Mapping):
             delta = choice.get("message")
         text = _text_of(delta.get("content")) if isinstance(delta, Mapping) else ""
-        finish = _finish(choice.get("finish_reason"))
+        finish = base.as_finish_reason(choice.get("finish_reason"))
         self._texts.append(text)
         chunks = self._release()  # a finish chunk followed by more text: let it go first
         if finish:
-            self._finish = finish
+            self._finish_reason = finish
             self._held = OCRChunk(text=text, finish_reason=finish, usage=self._usage, request_id=self._request_id)
             return chunks
         if text:

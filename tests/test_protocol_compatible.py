@@ -23,7 +23,7 @@ from qwen_ocr.imaging import PreparedImage
 from qwen_ocr.models import model_spec
 from qwen_ocr.protocols import native
 from qwen_ocr.protocols.base import OCRCall
-from qwen_ocr.protocols.openai import (
+from qwen_ocr.protocols.compatible import (
     COMPAT_PATH,
     SELF_HOSTED_PATH,
     OpenAIStreamAssembler,
