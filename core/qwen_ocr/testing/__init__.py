@@ -27,25 +27,26 @@ from ._wire import fake_compatible_response, fake_native_response, load_recordin
 from .fake import FakeReply, FakeRequest, FakeTransport
 
 if TYPE_CHECKING:
-    from .emulator import FAULT_KINDS, PERMANENT_FAULTS, TRANSIENT_FAULTS, Emulator, EmulatorStats, LoggedRequest
+    from .emulator import FAULT_KINDS as FAULT_KINDS
+    from .emulator import PERMANENT_FAULTS as PERMANENT_FAULTS
+    from .emulator import TRANSIENT_FAULTS as TRANSIENT_FAULTS
+    from .emulator import Emulator as Emulator
+    from .emulator import EmulatorStats as EmulatorStats
+    from .emulator import LoggedRequest as LoggedRequest
+
+_LAZY = ("FAULT_KINDS", "PERMANENT_FAULTS", "TRANSIENT_FAULTS", "Emulator", "EmulatorStats", "LoggedRequest")
+"""The emulator's names, imported on first use."""
 
 __all__ = [
-    "FAULT_KINDS",
-    "PERMANENT_FAULTS",
-    "TRANSIENT_FAULTS",
-    "Emulator",
-    "EmulatorStats",
     "FakeReply",
     "FakeRequest",
     "FakeTransport",
-    "LoggedRequest",
     "fake_compatible_response",
     "fake_native_response",
     "load_recording",
     "task_from_prompt",
 ]
-
-_LAZY = frozenset({"FAULT_KINDS", "PERMANENT_FAULTS", "TRANSIENT_FAULTS", "Emulator", "EmulatorStats", "LoggedRequest"})
+__all__ += _LAZY
 
 
 def __getattr__(name: str) -> Any:
