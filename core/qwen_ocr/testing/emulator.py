@@ -510,9 +510,12 @@ class Emulator:
 
     def _reply_body(self, task: Task | None, image_url: str | None) -> dict[str, Any]:
         """The native reply for this task: a recorded one, or the local engine's reading."""
-        if self.reader == "local":
-            return result_to_native(self._read_locally(task, image_url))
-        return load_recording(RECORDINGS[task])
+        try:
+            if self.reader == "local":
+                return result_to_native(self._read_locally(task, image_url))
+            return load_recording(RECORDINGS[task])
+        except QwenOCRError as exc:  # answered as the service would: its status and code
+            raise _Refusal(exc.status_code or 400, exc.code, exc.message) from None
 
     def _read_locally(self, task: Task | None, image_url: str | None) -> OCRResult:
         data = decode_data_url(image_url) if image_url else None
@@ -654,11 +657,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(protocol, 429, rid, extra={"Retry-After": retry_after})
             return
         try:
-            image_url = self._validate(protocol, body)
-        except _Refusal as refusal:
+            self._answer(protocol, body, stream, task, rid, entry)
+        except _Refusal as refusal:  # a bad request, or one the local reader cannot read
             self._send_error(protocol, refusal.status, rid, code=refusal.code, message=refusal.message)
-            return
 
+    def _answer(
+        self, protocol: WireProtocol, body: Any, stream: bool, task: Task | None, rid: str, entry: LoggedRequest
+    ) -> None:
+        emulator = self.server.emulator
+        image_url = self._validate(protocol, body)
         digest = image_digest(image_url)
         with emulator._lock:
             entry.image = digest
@@ -693,15 +700,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_bytes(200, garbled, {"Content-Type": "application/json", "x-request-id": rid})
             return
 
-        try:
-            native = emulator._reply_body(task, image_url)
-        except _Refusal as refusal:
-            self._send_error(protocol, refusal.status, rid, code=refusal.code, message=refusal.message)
-            return
-        except QwenOCRError as exc:
-            status = exc.status_code or 400
-            self._send_error(protocol, status, rid, code=exc.code, message=exc.message)
-            return
+        native = emulator._reply_body(task, image_url)
         native["request_id"] = rid
         model = body.get("model") if isinstance(body, Mapping) else None
         model = model if isinstance(model, str) else "qwen-vl-ocr"
