@@ -5,9 +5,9 @@
 stable order (a pattern's or a directory's files sorted by path). An entry that cannot be expanded (a missing file,
 a pattern that matches nothing, an empty directory) becomes an item carrying its typed error, so that the reading
 can raise it, skip it or mark it like any other failure. http(s) URLs are downloaded into memory with
-:func:`download` / :func:`adownload` (size cap, timeout, no credentials sent, non-public hosts refused: see
-:mod:`qwen_ocr.fetch`); ``data:`` URLs are decoded; ``oss://`` URLs (DashScope's temporary storage, which only the
-service can read) are passed to the service as one image.
+:func:`download` / :func:`adownload` (:func:`qwen_ocr.fetch.fetch` / :func:`~qwen_ocr.fetch.afetch`: size cap,
+timeout, no credentials sent, non-public hosts refused); ``data:`` URLs are decoded; ``oss://`` URLs (DashScope's
+temporary storage, which only the service can read) are passed to the service as one image.
 
 Example::
 
@@ -31,6 +31,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .documents import DocumentReadError
 from .errors import InvalidArgumentError, QwenOCRError
+from .fetch import afetch as adownload
+from .fetch import fetch as download
 from .imaging import _decode_data_url, _path_problem
 
 if TYPE_CHECKING:
@@ -407,42 +409,6 @@ def _expand_directory(text: str, path: Path, *, recursive: bool, pattern: str | 
 
 # --------------------------------------------------------------------------------------------------------------
 # Downloads
-
-
-def download(
-    url: str,
-    *,
-    client: httpx.Client,
-    max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
-    timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
-    allow_private: bool = False,
-) -> bytes:
-    """The body of ``url``, read into memory (at most ``max_bytes``) with :func:`qwen_ocr.fetch.fetch`: http(s)
-    only, redirects followed one at a time and each checked, hosts with private, loopback, link-local and other
-    non-public addresses refused unless ``allow_private`` (SSRF), nothing sent but the request itself (no API key, no
-    cookies of ours).
-
-    Raises:
-        DocumentReadError: ``DownloadFailed`` (unreachable, timed out, an HTTP error status), ``DownloadTooLarge``,
-            ``UnsafeURL`` (a non-public host; a :class:`qwen_ocr.fetch.UnsafeURLError`) or ``UnsupportedURL``.
-    """
-    from .fetch import fetch
-
-    return fetch(url, client=client, max_bytes=max_bytes, timeout=timeout, allow_private=allow_private)
-
-
-async def adownload(
-    url: str,
-    *,
-    client: httpx.AsyncClient,
-    max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
-    timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
-    allow_private: bool = False,
-) -> bytes:
-    """The async twin of :func:`download`."""
-    from .fetch import afetch
-
-    return await afetch(url, client=client, max_bytes=max_bytes, timeout=timeout, allow_private=allow_private)
 
 
 class Downloads:
