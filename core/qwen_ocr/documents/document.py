@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterator
@@ -156,7 +157,7 @@ def open_document(
     )
 
 
-class Document:
+class Document(contextlib.AbstractContextManager["Document"]):
     """An open document: iterate it for its selected pages; use it in ``with`` so that it is closed.
 
     Attributes:
@@ -205,9 +206,6 @@ class Document:
     def __iter__(self) -> Iterator[Page]:
         for index in self.selected:
             yield self.page(index)
-
-    def __enter__(self) -> Document:
-        return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
