@@ -34,6 +34,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import difflib
 import importlib
@@ -42,8 +43,8 @@ import queue
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
 from .budget import check_resolution
 from .documents import PageSelectionError, check_text_layer_mode, open_document, parse_pages
@@ -101,21 +102,6 @@ ON_ERROR: tuple[str, ...] = ("raise", "skip", "mark")
 OCR_OPTIONS: tuple[str, ...] = tuple(sorted(_OPTION_NAMES))
 """The request options of a reading: those of :meth:`qwen_ocr.QwenOCR.ocr`."""
 
-READ_OPTIONS: tuple[str, ...] = (
-    "pages",
-    "password",
-    "text_layer",
-    "on_error",
-    "max_concurrency",
-    "show_progress",
-    "max_download_bytes",
-    "download_timeout",
-    "allow_private_urls",
-    "probe_first",
-    *OCR_OPTIONS,
-)
-"""Every option :func:`read_documents` takes besides the sources and how to expand them."""
-
 _SOURCE_ARGUMENTS = ("name", "recursive", "glob", "cancel")
 _PLAIN_TASKS = (None, Task.TEXT_RECOGNITION, Task.MULTI_LAN)
 
@@ -132,7 +118,8 @@ def is_fatal(error: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """The options of a reading, checked: what :func:`read_documents` takes besides its sources.
+    """The options of a reading, checked: what :func:`read_documents` takes besides its sources (each field is the
+    argument of the same name; :data:`READ_OPTIONS` lists them).
 
     Build it with :meth:`build` (which raises :class:`~qwen_ocr.errors.InvalidArgumentError` naming a wrong option)
     to check options early, as the integrations do at construction; :meth:`arguments` gives them back for
@@ -153,22 +140,8 @@ class ReadOptions:
     """The request options (:data:`OCR_OPTIONS`) that are set, the task resolved."""
 
     @classmethod
-    def build(
-        cls,
-        *,
-        pages: PageSpec = None,
-        password: str | None = None,
-        text_layer: TextLayerMode | None = None,
-        on_error: OnError = "raise",
-        max_concurrency: int | None = None,
-        show_progress: bool = False,
-        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
-        download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
-        allow_private_urls: bool = False,
-        probe_first: bool = False,
-        **options: Any,
-    ) -> ReadOptions:
-        """Check every option (see :func:`read_documents`); ``**options`` are :data:`OCR_OPTIONS`.
+    def build(cls, **options: Any) -> ReadOptions:
+        """Check every option (see :func:`read_documents`): :data:`READ_OPTIONS` and :data:`OCR_OPTIONS`.
 
         ``text_layer=None`` (the default everywhere) resolves to ``"auto"`` when the reading is plain text (no task,
         ``text_recognition`` or ``multi_lan``, and no custom prompt) and to ``"never"`` otherwise: a page's own text
@@ -179,18 +152,23 @@ class ReadOptions:
         >>> ReadOptions.build(schema={"Total": ""}).ocr["task"]
         <Task.KEY_INFORMATION_EXTRACTION: 'key_information_extraction'>
         """
+        read = {name: options.pop(name) for name in _READ_FIELDS if name in options}
+        text_layer = read.pop("text_layer", None)
         check_option_names(options, OCR_OPTIONS, "option", others=(*READ_OPTIONS, *_SOURCE_ARGUMENTS))
-        if on_error not in ON_ERROR:
-            raise InvalidArgumentError(f"on_error={on_error!r}; use one of {', '.join(map(repr, ON_ERROR))}.")
-        if max_concurrency is not None and (
-            isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
-        ):
-            raise InvalidArgumentError(f"max_concurrency={max_concurrency!r} must be a whole number of at least 1.")
-        if isinstance(max_download_bytes, bool) or not isinstance(max_download_bytes, int) or max_download_bytes < 1:
-            raise InvalidArgumentError(f"max_download_bytes={max_download_bytes!r} must be a positive number.")
-        if not download_timeout > 0:
-            raise InvalidArgumentError(f"download_timeout={download_timeout!r} must be a positive number of seconds.")
-        if show_progress:
+        given = cls(**read)
+        if given.on_error not in ON_ERROR:
+            raise InvalidArgumentError(f"on_error={given.on_error!r}; use one of {', '.join(map(repr, ON_ERROR))}.")
+        if not _is_count(given.max_concurrency, optional=True):
+            raise InvalidArgumentError(
+                f"max_concurrency={given.max_concurrency!r} must be a whole number of at least 1."
+            )
+        if not _is_count(given.max_download_bytes):
+            raise InvalidArgumentError(f"max_download_bytes={given.max_download_bytes!r} must be a positive number.")
+        if not given.download_timeout > 0:
+            raise InvalidArgumentError(
+                f"download_timeout={given.download_timeout!r} must be a positive number of seconds."
+            )
+        if given.show_progress:
             _tqdm()  # fail now, not after the first page
         ocr = {k: v for k, v in options.items() if v is not None}
         check_resolution(ocr.get("resolution"))  # a wrong level fails here, not at the first page
@@ -198,39 +176,20 @@ class ReadOptions:
         if task is not None:
             ocr["task"] = task
         if text_layer is None:
-            plain = task in _PLAIN_TASKS and ocr.get("prompt") is None
-            resolved: TextLayerMode = "auto" if plain else "never"
-        else:
-            resolved = check_text_layer_mode(text_layer)
-        return cls(
-            pages=pages,
-            password=password,
-            text_layer=resolved,
-            on_error=on_error,
-            max_concurrency=max_concurrency,
-            show_progress=bool(show_progress),
-            max_download_bytes=max_download_bytes,
-            download_timeout=float(download_timeout),
-            allow_private_urls=bool(allow_private_urls),
-            probe_first=bool(probe_first),
+            text_layer = "auto" if task in _PLAIN_TASKS and ocr.get("prompt") is None else "never"
+        return replace(
+            given,
+            text_layer=check_text_layer_mode(text_layer),
+            show_progress=bool(given.show_progress),
+            download_timeout=float(given.download_timeout),
+            allow_private_urls=bool(given.allow_private_urls),
+            probe_first=bool(given.probe_first),
             ocr=ocr,
         )
 
     def arguments(self) -> dict[str, Any]:
         """These options as keyword arguments of :func:`read_documents`."""
-        return {
-            "pages": self.pages,
-            "password": self.password,
-            "text_layer": self.text_layer,
-            "on_error": self.on_error,
-            "max_concurrency": self.max_concurrency,
-            "show_progress": self.show_progress,
-            "max_download_bytes": self.max_download_bytes,
-            "download_timeout": self.download_timeout,
-            "allow_private_urls": self.allow_private_urls,
-            "probe_first": self.probe_first,
-            **self.ocr,
-        }
+        return {**{name: getattr(self, name) for name in _READ_FIELDS}, **self.ocr}
 
     @property
     def task(self) -> Task | None:
@@ -252,6 +211,19 @@ class ReadOptions:
         if self.allow_private_urls:
             parts.append("allow_private_urls=True")
         return ", ".join(parts)
+
+
+_READ_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ReadOptions) if f.name != "ocr")
+
+READ_OPTIONS: tuple[str, ...] = (*_READ_FIELDS, *OCR_OPTIONS)
+"""Every option :func:`read_documents` takes besides the sources and how to expand them."""
+
+
+def _is_count(value: object, *, optional: bool = False) -> bool:
+    """Whether ``value`` is a whole number of at least 1 (or ``None``, where ``optional``)."""
+    if value is None:
+        return optional
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def check_option_names(given: Iterable[str], valid: Iterable[str], what: str, *, others: Iterable[str] = ()) -> None:
@@ -358,18 +330,6 @@ def _apply_policy(page: PageResult, on_error: OnError) -> bool:
     return True
 
 
-def _failed(item: SourceItem, position: int, error: QwenOCRError, total_pages: int = 0) -> PageResult:
-    return PageResult(
-        source=item.label,
-        index=0,
-        label="",
-        total_pages=total_pages,
-        error=error,
-        file_index=position,
-        file_failed=True,
-    )
-
-
 def _slots_for(item: SourceItem, window: int, options: ReadOptions) -> int:
     """How many of the window's slots reading ``item`` may use: its selected pages, at most ``window``.
 
@@ -390,90 +350,111 @@ def _slots_for(item: SourceItem, window: int, options: ReadOptions) -> int:
 # -- one file -----------------------------------------------------------------------------------------------------
 
 
+class _File:
+    """One file of a reading: its results carry its name and position, and one result (``file_failed``) stands for
+    it when it cannot be read. The first file's results settle the reading's gate (see ``probe_first``)."""
+
+    def __init__(self, item: SourceItem, position: int, options: ReadOptions, gate: _Gate) -> None:
+        self.item, self.position, self.options, self.gate = item, position, options, gate
+        self.first = position == 0
+        self.total = 0  # its pages, once known
+
+    def failed(self, error: QwenOCRError) -> PageResult:
+        """The result that stands for the whole file."""
+        self._settle(error)
+        return PageResult(
+            source=self.item.label,
+            index=0,
+            label="",
+            total_pages=self.total,
+            error=error,
+            file_index=self.position,
+            file_failed=True,
+        )
+
+    def page(self, page: PageResult) -> PageResult:
+        """A page of the file, as a result of the reading."""
+        page.source, page.file_index, self.total = self.item.label, self.position, page.total_pages
+        self._settle(page.error)
+        return page
+
+    def remote(self) -> PageResult:
+        """The one page of an ``oss://`` URL, which only the service reads (its result or error set by the caller)."""
+        return PageResult(source=self.item.label, index=0, label="1", total_pages=1, file_index=self.position)
+
+    def done(self) -> None:
+        """The file's reading ended (however it ended)."""
+        self._settle(None)
+
+    def _settle(self, error: BaseException | None) -> None:
+        if self.first:
+            self.gate.settle(error)
+
+    def document_options(self, window: int | None) -> dict[str, Any]:
+        """The arguments of :func:`~qwen_ocr.read_document` for this file."""
+        options = self.options
+        return {
+            "pages": options.pages,
+            "password": options.password,
+            "text_layer": options.text_layer,
+            "max_concurrency": window,
+            **options.ocr,
+        }
+
+
 def _read_file(
-    client: QwenOCR,
-    item: SourceItem,
-    position: int,
-    options: ReadOptions,
-    *,
-    downloads: Downloads,
-    window: int | None,
-    cancel: threading.Event | None,
+    client: QwenOCR, file: _File, *, window: int | None, cancel: threading.Event | None
 ) -> Generator[PageResult, None, None]:
-    """The results of one file, in page order, while later pages are in flight."""
-    item = downloads.fetch(item)
+    """The results of one file (its URL already downloaded), in page order, while later pages are in flight."""
+    item = file.item
     if item.error is not None:
-        yield _failed(item, position, item.error)
-        return
-    if item.remote is not None:
-        page = PageResult(source=item.label, index=0, label="1", total_pages=1, file_index=position)
-        try:
-            with cancel_scope(cancel or threading.Event()):
-                page.result = client.ocr(item.remote, **options.ocr)
-        except QwenOCRError as exc:
-            page.error = exc
-        yield page
-        return
-    pages = read_document(
-        client, item.document_source(), pages=options.pages, password=options.password,
-        text_layer=options.text_layer, max_concurrency=window, cancel=cancel, **options.ocr,
-    )  # fmt: skip
-    total = 0
-    try:
-        while True:
+        yield file.failed(item.error)
+    elif item.remote is not None:
+        yield _read_remote(client, file, item.remote, cancel)
+    else:
+        pages = read_document(client, item.document_source(), cancel=cancel, **file.document_options(window))
+        with contextlib.closing(pages):  # closing stops the requests still in flight
             try:
-                page = next(pages)
-            except StopIteration:
-                return
+                for page in pages:
+                    yield file.page(page)
             except QwenOCRError as exc:  # the file could not be opened (or stopped being readable)
-                yield _failed(item, position, exc, total)
-                return
-            page.source, page.file_index, total = item.label, position, page.total_pages
-            yield page
-    finally:
-        pages.close()  # stop the requests still in flight
+                yield file.failed(exc)
 
 
-async def _aread_file(
-    client: AsyncQwenOCR,
-    item: SourceItem,
-    position: int,
-    options: ReadOptions,
-    *,
-    downloads: Downloads,
-    window: int | None,
-) -> AsyncGenerator[PageResult, None]:
-    """The async twin of :func:`_read_file`."""
-    item = await downloads.afetch(item)
-    if item.error is not None:
-        yield _failed(item, position, item.error)
-        return
-    if item.remote is not None:
-        page = PageResult(source=item.label, index=0, label="1", total_pages=1, file_index=position)
-        try:
-            page.result = await client.ocr(item.remote, **options.ocr)
-        except QwenOCRError as exc:
-            page.error = exc
-        yield page
-        return
-    pages = aread_document(
-        client, item.document_source(), pages=options.pages, password=options.password,
-        text_layer=options.text_layer, max_concurrency=window, **options.ocr,
-    )  # fmt: skip
-    total = 0
+def _read_remote(client: QwenOCR, file: _File, url: str, cancel: threading.Event | None) -> PageResult:
+    page = file.remote()
     try:
-        while True:
+        with cancel_scope(cancel or threading.Event()):
+            page.result = client.ocr(url, **file.options.ocr)
+    except QwenOCRError as exc:
+        page.error = exc
+    return file.page(page)
+
+
+async def _aread_file(client: AsyncQwenOCR, file: _File, *, window: int | None) -> AsyncGenerator[PageResult, None]:
+    """The async twin of :func:`_read_file`."""
+    item = file.item
+    if item.error is not None:
+        yield file.failed(item.error)
+    elif item.remote is not None:
+        yield await _aread_remote(client, file, item.remote)
+    else:
+        pages = aread_document(client, item.document_source(), **file.document_options(window))
+        async with contextlib.aclosing(pages):  # closing cancels the requests still in flight
             try:
-                page = await pages.__anext__()
-            except StopAsyncIteration:
-                return
+                async for page in pages:
+                    yield file.page(page)
             except QwenOCRError as exc:
-                yield _failed(item, position, exc, total)
-                return
-            page.source, page.file_index, total = item.label, position, page.total_pages
-            yield page
-    finally:
-        await pages.aclose()  # cancel the requests still in flight
+                yield file.failed(exc)
+
+
+async def _aread_remote(client: AsyncQwenOCR, file: _File, url: str) -> PageResult:
+    page = file.remote()
+    try:
+        page.result = await client.ocr(url, **file.options.ocr)
+    except QwenOCRError as exc:
+        page.error = exc
+    return file.page(page)
 
 
 # -- many files, one window -----------------------------------------------------------------------------------------
@@ -539,52 +520,78 @@ def read_documents(
         >>> [(p.source, p.text, p.file_failed) for p in read_documents(client, sources, on_error="mark")]
         [('scan.jpg', 'Hello', False), ('missing.pdf', '', True)]
     """
+    return _read_many(client, *_start(sources, name, recursive, glob, options), cancel)
+
+
+def _start(
+    sources: object, name: str | None, recursive: bool, glob: str | None, options: dict[str, Any]
+) -> tuple[Iterator[SourceItem], ReadOptions]:
+    """The files to read (expanded lazily) and the options, checked at once (see :func:`read_documents`)."""
     settings = ReadOptions.build(**options)
     check_sources(sources)
-    items = expand_sources(sources, name=name, recursive=recursive, glob=glob)
-    return _read_many(client, items, settings, cancel)
+    return expand_sources(cast("Sources", sources), name=name, recursive=recursive, glob=glob), settings
+
+
+class _Reading:
+    """What the files of one reading share: the options, the window, the downloads, the progress bar, the gate."""
+
+    def __init__(self, options: ReadOptions, client_limit: int, gate_event: threading.Event | asyncio.Event) -> None:
+        self.options = options
+        self.window = options.max_concurrency or client_limit
+        self.downloads = Downloads(
+            max_bytes=options.max_download_bytes,
+            timeout=options.download_timeout,
+            allow_private=options.allow_private_urls,
+        )
+        self.gate = _Gate(gate_event, opened=not options.probe_first)
+        self._progress = _Progress(options.show_progress, options.pages)
+        self._last = -1
+
+    def file(self, item: SourceItem, position: int) -> _File:
+        return _File(item, position, self.options, self.gate)
+
+    def slots_for(self, item: SourceItem) -> int:
+        return _slots_for(item, self.window, self.options)
+
+    def passes(self, page: PageResult) -> bool:
+        """Whether to yield ``page`` (counted on the progress bar); raises its error where the policy says so."""
+        self._progress.page(page, page.file_index != self._last)
+        self._last = page.file_index
+        return _apply_policy(page, self.options.on_error)
+
+    def close(self) -> None:
+        """Close the progress bar and the sync downloads' client (the async one: ``await downloads.aclose()``)."""
+        self._progress.close()
+        self.downloads.close()
 
 
 def _read_many(
-    client: QwenOCR, items: Iterable[SourceItem], options: ReadOptions, cancel: threading.Event | None
+    client: QwenOCR, items: Iterator[SourceItem], options: ReadOptions, cancel: threading.Event | None
 ) -> Generator[PageResult, None, None]:
-    window = options.max_concurrency or client.max_concurrency
-    downloads = Downloads(
-        max_bytes=options.max_download_bytes, timeout=options.download_timeout, allow_private=options.allow_private_urls
-    )
-    progress = _Progress(options.show_progress, options.pages)
-    last = -1
+    reading = _Reading(options, client.max_concurrency, threading.Event())
     try:
-        for page in _schedule(client, items, options, window, downloads, cancel):
-            progress.page(page, page.file_index != last)
-            last = page.file_index
-            if _apply_policy(page, options.on_error):
+        for page in _schedule(client, items, reading, cancel):
+            if reading.passes(page):
                 yield page
     finally:
-        downloads.close()
-        progress.close()
+        reading.close()
 
 
 def _schedule(
-    client: QwenOCR,
-    items: Iterable[SourceItem],
-    options: ReadOptions,
-    window: int,
-    downloads: Downloads,
-    cancel: threading.Event | None,
+    client: QwenOCR, items: Iterator[SourceItem], reading: _Reading, cancel: threading.Event | None
 ) -> Iterator[PageResult]:
     """Every file's results in order, read by one thread per file being read, the window's slots shared."""
+    window, downloads, gate = reading.window, reading.downloads, reading.gate
     if window <= 1:
         for position, item in enumerate(items):
-            yield from _read_file(client, item, position, options, downloads=downloads, window=1, cancel=cancel)
+            yield from _read_file(client, reading.file(downloads.fetch(item), position), window=1, cancel=cancel)
             if cancel is not None and cancel.is_set():
                 return
         return
     stop = threading.Event()
     slots = threading.Semaphore(window)
-    runs: queue.Queue[_Run | _Failure | None] = queue.Queue()
+    runs: queue.Queue[_Run[queue.Queue[Any]] | _Failure | None] = queue.Queue()
     threads: list[threading.Thread] = []
-    gate = _Gate(threading.Event(), opened=not options.probe_first)
 
     def put(target: queue.Queue[Any], message: Any) -> bool:
         while not stop.is_set():
@@ -595,30 +602,25 @@ def _schedule(
                 continue
         return False
 
-    def produce(run: _Run) -> None:
-        first = run.position == 0
-        gated = cast("QwenOCR", _Gated(client, gate, first=first)) if options.probe_first else client
-        pages = _read_file(gated, run.item, run.position, options, downloads=downloads, window=run.slots, cancel=stop)
+    def produce(run: _Run[queue.Queue[Any]]) -> None:
+        gated = cast("QwenOCR", _Gated(client, run.file)) if reading.options.probe_first else client
+        pages = _read_file(gated, run.file, window=run.slots, cancel=stop)
         try:
             for page in pages:
-                if first:
-                    gate.settle(page.error)
                 if not put(run.queue, page):
                     return
             put(run.queue, _END)
         except BaseException as exc:  # handed to the consumer, which raises it in its turn
             put(run.queue, _Failure(exc))
         finally:
-            if first:
-                gate.settle(None)
+            run.file.done()
             pages.close()
 
     def acquire(count: int) -> bool:
         for taken in range(count):
             while not slots.acquire(timeout=_POLL):
                 if stop.is_set():
-                    for _ in range(taken):
-                        slots.release()
+                    _release(slots, taken)
                     return False
         return True
 
@@ -626,14 +628,13 @@ def _schedule(
         try:
             for position, source in enumerate(items):
                 item = downloads.fetch(source)
-                need = _slots_for(item, window, options)
+                need = reading.slots_for(item)
                 if gate.error is not None or not acquire(need):
                     return
                 if stop.is_set():  # closed while waiting: start nothing more
-                    for _ in range(need):
-                        slots.release()
+                    _release(slots, need)
                     return
-                run = _Run(item, position, need, queue.Queue(maxsize=window))
+                run = _Run(reading.file(item, position), need, queue.Queue[Any](maxsize=window))
                 thread = threading.Thread(target=produce, args=(run,), name="qwen-ocr-file", daemon=True)
                 threads.append(thread)
                 thread.start()
@@ -643,10 +644,10 @@ def _schedule(
         finally:
             runs.put(None)
 
-    def get(source: queue.Queue[_T]) -> _T:
+    def get(source: queue.Queue[_T | _Failure]) -> _T:
         while True:
             try:
-                return source.get(timeout=_POLL if cancel is not None else None)
+                return _unwrap(source.get(timeout=_POLL if cancel is not None else None))
             except queue.Empty:
                 if cancel is not None and cancel.is_set():
                     raise _Cancelled from None
@@ -655,16 +656,11 @@ def _schedule(
     launcher.start()
     try:
         while (run := get(runs)) is not None:
-            if isinstance(run, _Failure):
-                raise run.error
             try:
                 while (message := get(run.queue)) is not _END:
-                    if isinstance(message, _Failure):
-                        raise message.error
                     yield message
             finally:
-                for _ in range(run.slots):
-                    slots.release()
+                _release(slots, run.slots)
     except _Cancelled:
         return
     finally:
@@ -697,78 +693,58 @@ def aread_documents(
             async for page in aread_documents(client, "scans/", on_error="mark"):
                 print(page.source, page.label, page.text)
     """
-    settings = ReadOptions.build(**options)
-    check_sources(sources)
-    items = expand_sources(sources, name=name, recursive=recursive, glob=glob)
-    return _aread_many(client, items, settings)
+    return _aread_many(client, *_start(sources, name, recursive, glob, options))
 
 
 async def _aread_many(
     client: AsyncQwenOCR, items: Iterator[SourceItem], options: ReadOptions
 ) -> AsyncGenerator[PageResult, None]:
-    window = options.max_concurrency or client.max_concurrency
-    downloads = Downloads(
-        max_bytes=options.max_download_bytes, timeout=options.download_timeout, allow_private=options.allow_private_urls
-    )
-    progress = _Progress(options.show_progress, options.pages)
-    last = -1
+    reading = _Reading(options, client.max_concurrency, asyncio.Event())
     try:
         listed = await asyncio.to_thread(list, items)  # folders and patterns are listed off the loop
-        async for page in _aschedule(client, listed, options, window, downloads):
-            progress.page(page, page.file_index != last)
-            last = page.file_index
-            if _apply_policy(page, options.on_error):
+        async for page in _aschedule(client, listed, reading):
+            if reading.passes(page):
                 yield page
     finally:
-        await downloads.aclose()
-        progress.close()
+        reading.close()
+        await reading.downloads.aclose()
 
 
-async def _aschedule(
-    client: AsyncQwenOCR,
-    items: list[SourceItem],
-    options: ReadOptions,
-    window: int,
-    downloads: Downloads,
-) -> AsyncIterator[PageResult]:
+async def _aschedule(client: AsyncQwenOCR, items: list[SourceItem], reading: _Reading) -> AsyncIterator[PageResult]:
     """The async twin of :func:`_schedule`: one task per file being read."""
+    window, downloads = reading.window, reading.downloads
     if window <= 1:
         for position, item in enumerate(items):
-            async for page in _aread_file(client, item, position, options, downloads=downloads, window=1):
+            async for page in _aread_file(client, reading.file(await downloads.afetch(item), position), window=1):
                 yield page
         return
     slots = asyncio.Semaphore(window)
-    runs: asyncio.Queue[_ARun | _Failure | None] = asyncio.Queue()
+    runs: asyncio.Queue[_Run[asyncio.Queue[Any]] | _Failure | None] = asyncio.Queue()
     tasks: list[asyncio.Task[None]] = []
-    gate = _Gate(asyncio.Event(), opened=not options.probe_first)
 
-    async def produce(run: _ARun) -> None:
-        first = run.position == 0
-        gated = cast("AsyncQwenOCR", _AsyncGated(client, gate, first=first)) if options.probe_first else client
-        pages = _aread_file(gated, run.item, run.position, options, downloads=downloads, window=run.slots)
+    async def produce(run: _Run[asyncio.Queue[Any]]) -> None:
+        gated = cast("AsyncQwenOCR", _AsyncGated(client, run.file)) if reading.options.probe_first else client
+        pages = _aread_file(gated, run.file, window=run.slots)
         try:
             async for page in pages:
-                if first:
-                    gate.settle(page.error)
                 await run.queue.put(page)
             await run.queue.put(_END)
         except Exception as exc:  # handed to the consumer, which raises it in its turn
             await run.queue.put(_Failure(exc))
         finally:
-            if first:
-                gate.settle(None)
+            run.file.done()
             await pages.aclose()
 
     async def launch() -> None:
         try:
             for position, source in enumerate(items):
                 item = await downloads.afetch(source)
-                need = await asyncio.to_thread(_slots_for, item, window, options)
-                if gate.error is not None:
+                need = await asyncio.to_thread(reading.slots_for, item)
+                if reading.gate.error is not None:
                     return
                 for _ in range(need):
                     await slots.acquire()
-                run = _ARun(item, position, need, asyncio.Queue(maxsize=window))
+                run = _Run(reading.file(item, position), need, asyncio.Queue[Any](maxsize=window))
                 tasks.append(asyncio.create_task(produce(run)))
                 await runs.put(run)
         except Exception as exc:
@@ -778,17 +754,12 @@ async def _aschedule(
 
     launcher = asyncio.create_task(launch())
     try:
-        while (run := await runs.get()) is not None:
-            if isinstance(run, _Failure):
-                raise run.error
+        while (run := _unwrap(await runs.get())) is not None:
             try:
-                while (message := await run.queue.get()) is not _END:
-                    if isinstance(message, _Failure):
-                        raise message.error
+                while (message := _unwrap(await run.queue.get())) is not _END:
                     yield message
             finally:
-                for _ in range(run.slots):
-                    slots.release()
+                _release(slots, run.slots)
     finally:
         pending = [launcher, *tasks]
         for task in pending:
@@ -808,7 +779,7 @@ _END: Any = object()
 
 class _Gate:
     """Opened by the reading's first answer (or the end of its first file); holds the error if that answer was one
-    that would fail every file alike."""
+    that would fail every file alike. Without ``probe_first`` it is open from the start."""
 
     def __init__(self, event: threading.Event | asyncio.Event, *, opened: bool) -> None:
         self.event = event
@@ -822,57 +793,58 @@ class _Gate:
                 self.error = error
             self.event.set()
 
+    @contextlib.contextmanager
+    def opening(self) -> Iterator[None]:
+        """A request of the first file: its answer (or error) settles the gate."""
+        try:
+            yield
+        except BaseException as exc:
+            self.settle(exc)
+            raise
+        self.settle(None)
+
+    def wait(self) -> None:
+        """Wait (in a thread) until the gate is open, or the reading is closed; raise the error it holds."""
+        while not cast("threading.Event", self.event).wait(_POLL):
+            raise_if_cancelled()  # the reading was closed while this page waited
+        self.check()
+
+    async def await_open(self) -> None:
+        """The async twin of :meth:`wait`."""
+        await cast("asyncio.Event", self.event).wait()
+        self.check()
+
     def check(self) -> None:
         if self.error is not None:
             raise copy.copy(self.error)  # the same error, not sent again; each page its own exception object
 
 
-class _Gated:
-    """A client whose requests wait at the gate (the files after the first), or open it (the first file)."""
+class _GatedClient:
+    """A client whose requests wait at the reading's gate (the files after the first) or open it (the first file)."""
 
-    def __init__(self, client: QwenOCR, gate: _Gate, *, first: bool) -> None:
-        self._client, self._gate, self._first = client, gate, first
+    def __init__(self, client: Any, file: _File) -> None:
+        self._client, self._gate, self._first = client, file.gate, file.first
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
+
+class _Gated(_GatedClient):
     def ocr(self, image: Any, **options: Any) -> Any:
-        event = cast("threading.Event", self._gate.event)
         if not self._first:
-            while not event.wait(_POLL):
-                raise_if_cancelled()  # the reading was closed while this page waited
-            self._gate.check()
+            self._gate.wait()
             return self._client.ocr(image, **options)
-        try:
-            result = self._client.ocr(image, **options)
-        except BaseException as exc:
-            self._gate.settle(exc)
-            raise
-        self._gate.settle(None)
-        return result
+        with self._gate.opening():
+            return self._client.ocr(image, **options)
 
 
-class _AsyncGated:
-    """The async twin of :class:`_Gated`."""
-
-    def __init__(self, client: AsyncQwenOCR, gate: _Gate, *, first: bool) -> None:
-        self._client, self._gate, self._first = client, gate, first
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
+class _AsyncGated(_GatedClient):
     async def ocr(self, image: Any, **options: Any) -> Any:
         if not self._first:
-            await cast("asyncio.Event", self._gate.event).wait()
-            self._gate.check()
+            await self._gate.await_open()
             return await self._client.ocr(image, **options)
-        try:
-            result = await self._client.ocr(image, **options)
-        except BaseException as exc:
-            self._gate.settle(exc)
-            raise
-        self._gate.settle(None)
-        return result
+        with self._gate.opening():
+            return await self._client.ocr(image, **options)
 
 
 class _Cancelled(Exception):
@@ -881,20 +853,30 @@ class _Cancelled(Exception):
 
 @dataclass(frozen=True)
 class _Failure:
+    """An exception a file's thread or task hands to the consumer, which raises it in its turn."""
+
     error: BaseException
 
 
-@dataclass
-class _Run:
-    item: SourceItem
-    position: int
-    slots: int
-    queue: queue.Queue[Any]
+def _unwrap(message: _T | _Failure) -> _T:
+    """``message``, or the exception it hands on, raised."""
+    if isinstance(message, _Failure):
+        raise message.error
+    return message
+
+
+def _release(slots: threading.Semaphore | asyncio.Semaphore, count: int) -> None:
+    for _ in range(count):
+        slots.release()
+
+
+_Q = TypeVar("_Q")
 
 
 @dataclass
-class _ARun:
-    item: SourceItem
-    position: int
+class _Run(Generic[_Q]):
+    """A file being read: its slots of the window, and the queue of its results."""
+
+    file: _File
     slots: int
-    queue: asyncio.Queue[Any]
+    queue: _Q

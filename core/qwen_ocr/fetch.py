@@ -164,6 +164,36 @@ class _Hop:
     extensions: dict[str, Any] = field(default_factory=dict)
     label: str = ""
 
+    def request(self, deadline: Deadline, timeout: float, *, sync: bool = True) -> dict[str, Any]:
+        """The arguments of ``stream()`` for this hop: a GET of the checked address, each step's timeout shrunk to
+        what is left of the deadline, redirects not followed."""
+        limits = deadline.extensions(httpx.Timeout(timeout), sync=sync)
+        extensions = {**self.extensions, **limits}
+        return {
+            "method": "GET",
+            "url": self.target,
+            "headers": self.headers,
+            "extensions": extensions,
+            "follow_redirects": False,
+        }
+
+
+class _Body:
+    """The answer's body as it arrives: at most ``max_bytes``, within the deadline."""
+
+    def __init__(self, response: httpx.Response, hop: _Hop, max_bytes: int, deadline: Deadline) -> None:
+        _check_response(response, hop.label, max_bytes)
+        self._label, self._max_bytes, self._deadline = hop.label, max_bytes, deadline
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self._size = _take(chunk, self._size, self._label, self._max_bytes, self._deadline)
+        self._chunks.append(chunk)
+
+    def data(self) -> bytes:
+        return b"".join(self._chunks)
+
 
 def check_url(url: str, *, allow_private: bool = False, resolver: Resolver | None = None) -> str | None:
     """Check ``url`` as :func:`fetch` does before connecting; the address it would connect to (``None`` when
@@ -283,30 +313,18 @@ def fetch(
         hop = _plan(_parse(url), allow_private=allow_private, resolver=resolver)
         for _ in range(max_redirects + 1):
             try:
-                with (
-                    deadline.active(),
-                    http.stream(
-                        "GET",
-                        hop.target,
-                        headers=hop.headers,
-                        extensions={**hop.extensions, **deadline.extensions(httpx.Timeout(timeout))},
-                        follow_redirects=False,
-                    ) as response,
-                ):
+                with deadline.active(), http.stream(**hop.request(deadline, timeout)) as response:
                     following = _next_hop(response, hop)
                     if following is None:
-                        _check_response(response, hop.label, max_bytes)
-                        chunks: list[bytes] = []
-                        size = 0
+                        body = _Body(response, hop, max_bytes, deadline)
                         for chunk in response.iter_bytes():
-                            size = _take(chunk, size, hop.label, max_bytes, deadline)
-                            chunks.append(chunk)
-                        return b"".join(chunks)
+                            body.add(chunk)
+                        return body.data()
             except httpx.HTTPError as exc:
                 raise _failed(hop, exc, deadline) from None
             hop = _plan(following, allow_private=allow_private, resolver=resolver)
             _check_deadline(deadline, hop.label)
-        raise FetchError(f"cannot download {_label(_parse(url))}: more than {max_redirects} redirects.")
+        raise _too_many_redirects(url, max_redirects)
     finally:
         if own:
             http.close()
@@ -351,27 +369,18 @@ async def _afetch(
     hop = await asyncio.to_thread(_plan, _parse(url), allow_private=allow_private, resolver=resolver)
     for _ in range(max_redirects + 1):
         try:
-            async with http.stream(
-                "GET",
-                hop.target,
-                headers=hop.headers,
-                extensions={**hop.extensions, **deadline.extensions(httpx.Timeout(timeout), sync=False)},
-                follow_redirects=False,
-            ) as response:
+            async with http.stream(**hop.request(deadline, timeout, sync=False)) as response:
                 following = _next_hop(response, hop)
                 if following is None:
-                    _check_response(response, hop.label, max_bytes)
-                    chunks: list[bytes] = []
-                    size = 0
+                    body = _Body(response, hop, max_bytes, deadline)
                     async for chunk in response.aiter_bytes():
-                        size = _take(chunk, size, hop.label, max_bytes, deadline)
-                        chunks.append(chunk)
-                    return b"".join(chunks)
+                        body.add(chunk)
+                    return body.data()
         except httpx.HTTPError as exc:
             raise _failed(hop, exc, deadline) from None
         hop = await asyncio.to_thread(_plan, following, allow_private=allow_private, resolver=resolver)
         _check_deadline(deadline, hop.label)
-    raise FetchError(f"cannot download {_label(_parse(url))}: more than {max_redirects} redirects.")
+    raise _too_many_redirects(url, max_redirects)
 
 
 def _next_hop(response: httpx.Response, hop: _Hop) -> httpx.URL | None:
@@ -412,6 +421,10 @@ def _take(chunk: bytes, size: int, label: str, max_bytes: int, deadline: Deadlin
 def _check_deadline(deadline: Deadline, label: str) -> None:
     if deadline.expired():
         raise FetchError(_too_slow(label, deadline))
+
+
+def _too_many_redirects(url: str, max_redirects: int) -> FetchError:
+    return FetchError(f"cannot download {_label(_parse(url))}: more than {max_redirects} redirects.")
 
 
 def _too_slow(label: str, deadline: Deadline) -> str:

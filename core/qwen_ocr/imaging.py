@@ -33,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Any, Union
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .budget import Resolution, pixel_budget
-from .errors import InvalidArgumentError, InvalidImageError
+from .errors import InvalidArgumentError, InvalidImageError, QwenOCRError
 from .models import ModelSpec, model_spec
 
 if TYPE_CHECKING:
@@ -395,31 +395,37 @@ def _file_kind(mode: int) -> str:
     return "special file"
 
 
+def _read_regular(path: str | os.PathLike[str], limit: int, error: type[QwenOCRError], *, noun: str) -> bytes:
+    """At most ``limit`` bytes of the regular file ``path``. Every way it cannot be read is an ``error`` naming it,
+    with its code: ``IsADirectory`` (not ``noun``), ``NotAFile`` (a FIFO, a device, a socket), ``FileNotFound``,
+    ``PermissionDenied`` or ``ReadError``."""
+    text = os.fspath(path)
+    try:
+        if os.path.isdir(text):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", text)
+        with _open_regular(text) as fh:
+            return fh.read(limit)
+    except IsADirectoryError:
+        raise error(
+            f"{text} is a directory, not {noun}. Pass its files one by one, or use the loaders for folders.",
+            code="IsADirectory",
+        ) from None
+    except _NotAFile as exc:
+        raise error(f"{exc.args[0]}; only regular files are read. Copy it to a file first.", code="NotAFile") from None
+    except FileNotFoundError:
+        raise error(f"no such file: {text}.", code="FileNotFound") from None
+    except PermissionError:
+        raise error(f"no permission to read {text}.", code="PermissionDenied") from None
+    except OSError as exc:
+        raise error(f"cannot read {text}: {exc.strerror or exc}.", code="ReadError") from None
+
+
 def _read_path(path: str | os.PathLike[str]) -> bytes:
     text = os.fspath(path)
     problem = _path_problem(text)
     if problem is not None:
         raise InvalidImageError(f"{problem}.", code="InvalidPath")
-    try:
-        if os.path.isdir(text):
-            raise IsADirectoryError(errno.EISDIR, "Is a directory", text)
-        with _open_regular(text) as fh:
-            data = fh.read(MAX_ENCODED_BYTES * 5 + 1)
-    except IsADirectoryError:
-        raise InvalidImageError(
-            f"{text} is a directory, not an image. Pass one file, or use the loaders for folders.",
-            code="IsADirectory",
-        ) from None
-    except _NotAFile as exc:
-        raise InvalidImageError(
-            f"{exc.args[0]}; only regular files are read. Copy it to a file first.", code="NotAFile"
-        ) from None
-    except FileNotFoundError:
-        raise InvalidImageError(f"no such file: {text}.", code="FileNotFound") from None
-    except PermissionError:
-        raise InvalidImageError(f"no permission to read {text}.", code="PermissionDenied") from None
-    except OSError as exc:
-        raise InvalidImageError(f"cannot read {text}: {exc.strerror or exc}.", code="ReadError") from None
+    data = _read_regular(text, MAX_ENCODED_BYTES * 5 + 1, InvalidImageError, noun="an image")
     if len(data) > MAX_ENCODED_BYTES * 5:
         raise InvalidImageError(
             f"{text} is larger than {MAX_ENCODED_BYTES * 5 // 1_000_000} MB; no single image that large can be sent. "

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .errors import QwenOCRError
 from .rendering import ContentFormat, check_content_format
 from .results import OCRResult, Table, TextLine, parse_tables
 from .tasks import Task
@@ -45,6 +46,7 @@ __all__ = [
     "FlatValue",
     "MetadataKey",
     "declare",
+    "error_metadata",
     "excluded_keys",
     "flat_metadata",
     "json_safe",
@@ -179,10 +181,17 @@ def page_metadata(page: PageResult, *, content_format: ContentFormat = "markdown
             structure.pop("latex", None)  # the text is that LaTeX
         meta.update(structure)
     if page.error is not None:
-        meta["error"] = str(page.error)
-        meta["error_type"] = type(page.error).__name__
-        meta["error_code"] = page.error.code
+        meta.update(error_metadata(page.error))
     return meta
+
+
+def error_metadata(error: QwenOCRError) -> dict[str, JSONValue]:
+    """``error`` (the message), ``error_type`` (the class name) and ``error_code`` (the service's or ours).
+
+    >>> error_metadata(QwenOCRError("no such file: a.pdf.", code="FileNotFound"))["error_code"]
+    'FileNotFound'
+    """
+    return {"error": str(error), "error_type": type(error).__name__, "error_code": error.code}
 
 
 def structured_metadata(result: OCRResult) -> dict[str, JSONValue]:

@@ -36,13 +36,16 @@ from .retry import cancel_scope, raise_if_cancelled
 if TYPE_CHECKING:
     from ._async_client import AsyncQwenOCR
     from ._client import QwenOCR
-    from .documents import DocumentSource, Page, PageSpec, TextLayerMode
+    from .documents import Document, DocumentSource, Page, PageSpec, TextLayerMode
     from .imaging import PreparedImage
     from .rendering import ContentFormat
 
 __all__ = ["JSONValue", "PageResult", "aread_document", "read_document", "structured_metadata"]
 
 _T = TypeVar("_T")
+
+_Read: TypeAlias = 'tuple[Literal["ocr", "text_layer"], OCRResult]'
+"""A page's reading: where its text comes from, and the result."""
 
 JSONValue: TypeAlias = "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
 """What a metadata value may be: JSON types only, so vector stores and ``json.dumps`` accept it."""
@@ -152,27 +155,13 @@ def read_document(
         QwenOCRError: when the document itself cannot be opened (encrypted, corrupt, not a document). Errors of a
             single page are reported in its :class:`PageResult` instead.
     """
-    from .documents import open_document
-
-    model = options.get("model") or client.model
-    window = max(1, max_concurrency or client.max_concurrency)
+    doc, window = _open(client, source, pages, password, max_concurrency, options)
     halt = threading.Event()  # set when the reading ends, however it ends: the page threads stop at once
-    with (
-        open_document(
-            source,
-            password=password,
-            pages=pages,
-            model=model,
-            min_pixels=options.get("min_pixels"),
-            max_pixels=options.get("max_pixels"),
-            resolution=options.get("resolution"),
-        ) as doc,
-        ThreadPoolExecutor(max_workers=_preparers(window), thread_name_prefix="qwen-ocr-render") as renderers,
-    ):
+    with doc, ThreadPoolExecutor(max_workers=_preparers(window), thread_name_prefix="qwen-ocr-render") as renderers:
         name, total = doc.name, doc.page_count
         pool = _PagePool(window)
 
-        def read(page: Page) -> tuple[Literal["ocr", "text_layer"], OCRResult]:
+        def read(page: Page) -> _Read:
             # Render and encode on a few dedicated threads (one per core: the big page buffers stay in their few
             # allocator arenas), while the request threads wait on the network.
             with cancel_scope(halt):
@@ -182,7 +171,7 @@ def read_document(
                     return "text_layer", _text_layer_result(prepared)
                 return "ocr", client.ocr(prepared, **options)
 
-        in_flight: deque[tuple[PageResult, Future[tuple[Literal["ocr", "text_layer"], OCRResult]]]] = deque()
+        in_flight: deque[tuple[PageResult, Future[_Read]]] = deque()
         try:
             for page in doc:
                 if cancel is not None and cancel.is_set():
@@ -192,11 +181,11 @@ def read_document(
                 while len(in_flight) > window or (in_flight and in_flight[0][1].done()):
                     if not _wait(in_flight[0][1], cancel):
                         return
-                    yield _finish(*in_flight.popleft())
+                    yield _pop(in_flight)
             while in_flight:
                 if not _wait(in_flight[0][1], cancel):
                     return
-                yield _finish(*in_flight.popleft())
+                yield _pop(in_flight)
         finally:  # closed early: no page is started or retried, the requests in flight are not waited for
             halt.set()
             for _, pending in in_flight:
@@ -307,30 +296,17 @@ async def aread_document(
             async for page in aread_document(client, "scan.pdf", max_concurrency=8):
                 print(page.page_label, page.text)
     """
-    from .documents import open_document
-
-    model = options.get("model") or client.model
-    window = max(1, max_concurrency or client.max_concurrency)
-    doc = await asyncio.to_thread(
-        open_document,
-        source,
-        password=password,
-        pages=pages,
-        model=model,
-        min_pixels=options.get("min_pixels"),
-        max_pixels=options.get("max_pixels"),
-        resolution=options.get("resolution"),
-    )
+    doc, window = await asyncio.to_thread(_open, client, source, pages, password, max_concurrency, options)
     renderers = ThreadPoolExecutor(max_workers=_preparers(window), thread_name_prefix="qwen-ocr-render")
     loop = asyncio.get_running_loop()
 
-    async def read(page: Page) -> tuple[Literal["ocr", "text_layer"], OCRResult]:
+    async def read(page: Page) -> _Read:
         prepared = await loop.run_in_executor(renderers, _prepare_or_text, page, text_layer)
         if isinstance(prepared, str):
             return "text_layer", _text_layer_result(prepared)
         return "ocr", await client.ocr(prepared, **options)
 
-    in_flight: deque[tuple[PageResult, asyncio.Task[tuple[Literal["ocr", "text_layer"], OCRResult]]]] = deque()
+    in_flight: deque[tuple[PageResult, asyncio.Task[_Read]]] = deque()
     try:
         name, total = doc.name, doc.page_count
         page_iter = iter(doc)
@@ -339,13 +315,13 @@ async def aread_document(
             if page is None:
                 break
             while len(in_flight) >= window:
-                yield await _afinish(*in_flight.popleft())
+                yield await _next_done(in_flight)
             outcome = PageResult(source=name, index=page.index, label=page.label, total_pages=total)
             in_flight.append((outcome, asyncio.ensure_future(read(page))))
             while in_flight and in_flight[0][1].done():
-                yield await _afinish(*in_flight.popleft())
+                yield await _next_done(in_flight)
         while in_flight:
-            yield await _afinish(*in_flight.popleft())
+            yield await _next_done(in_flight)
     finally:
         for _, pending in in_flight:
             if not pending.done():
@@ -373,19 +349,46 @@ def _text_layer_result(text: str) -> OCRResult:
     return OCRResult(text=text, raw_text=text, model="", provider="text_layer")
 
 
-async def _afinish(
-    outcome: PageResult, task: asyncio.Task[tuple[Literal["ocr", "text_layer"], OCRResult]]
-) -> PageResult:
-    try:
-        outcome.text_source, outcome.result = await task
-    except QwenOCRError as exc:
-        outcome.error = exc
-    return outcome
+def _open(
+    client: QwenOCR | AsyncQwenOCR,
+    source: DocumentSource,
+    pages: PageSpec,
+    password: str | None,
+    max_concurrency: int | None,
+    options: dict[str, Any],
+) -> tuple[Document, int]:
+    """The document, opened at the pixel budget of the model the pages go to, and the window of pages in flight."""
+    from .documents import open_document
+
+    doc = open_document(
+        source,
+        password=password,
+        pages=pages,
+        model=options.get("model") or client.model,
+        min_pixels=options.get("min_pixels"),
+        max_pixels=options.get("max_pixels"),
+        resolution=options.get("resolution"),
+    )
+    return doc, max(1, max_concurrency or client.max_concurrency)
 
 
-def _finish(outcome: PageResult, future: Future[tuple[Literal["ocr", "text_layer"], OCRResult]]) -> PageResult:
+def _pop(in_flight: deque[tuple[PageResult, Future[_Read]]]) -> PageResult:
+    """The first page in flight, read."""
+    outcome, future = in_flight.popleft()
+    return _finish(outcome, future.result)
+
+
+async def _next_done(in_flight: deque[tuple[PageResult, asyncio.Task[_Read]]]) -> PageResult:
+    """The first page in flight, once read (it stays in ``in_flight`` while awaited, to be cancelled with the rest)."""
+    await asyncio.wait([in_flight[0][1]])
+    outcome, task = in_flight.popleft()
+    return _finish(outcome, task.result)
+
+
+def _finish(outcome: PageResult, read: Callable[[], _Read]) -> PageResult:
+    """The page's result with its reading (``read()``: its text source and result, or its error)."""
     try:
-        outcome.text_source, outcome.result = future.result()
+        outcome.text_source, outcome.result = read()
     except QwenOCRError as exc:
         outcome.error = exc
     return outcome

@@ -5,9 +5,9 @@
 stable order (a pattern's or a directory's files sorted by path). An entry that cannot be expanded (a missing file,
 a pattern that matches nothing, an empty directory) becomes an item carrying its typed error, so that the reading
 can raise it, skip it or mark it like any other failure. http(s) URLs are downloaded into memory with
-:func:`download` / :func:`adownload` (size cap, timeout, no credentials sent, non-public hosts refused: see
-:mod:`qwen_ocr.fetch`); ``data:`` URLs are decoded; ``oss://`` URLs (DashScope's temporary storage, which only the
-service can read) are passed to the service as one image.
+:func:`download` / :func:`adownload` (:func:`qwen_ocr.fetch.fetch` / :func:`~qwen_ocr.fetch.afetch`: size cap,
+timeout, no credentials sent, non-public hosts refused); ``data:`` URLs are decoded; ``oss://`` URLs (DashScope's
+temporary storage, which only the service can read) are passed to the service as one image.
 
 Example::
 
@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import glob as globlib
+import hashlib
 import io
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -30,6 +31,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .documents import DocumentReadError
 from .errors import InvalidArgumentError, QwenOCRError
+from .fetch import afetch as adownload
+from .fetch import fetch as download
 from .imaging import _decode_data_url, _path_problem
 
 if TYPE_CHECKING:
@@ -47,10 +50,13 @@ __all__ = [
     "Sources",
     "adownload",
     "check_sources",
+    "content_key",
+    "describe_sources",
     "display_url",
     "download",
     "expand_sources",
     "is_url",
+    "named_sources",
 ]
 
 Source: TypeAlias = Union[
@@ -186,6 +192,79 @@ def check_sources(sources: object, *, argument: str = "sources") -> None:
             f"{argument} is a {type(sources).__name__}; pass a path, a glob pattern, a directory, a URL, bytes, "
             "(name, bytes), a binary file object, or a list of these."
         )
+
+
+def describe_sources(sources: object) -> str:
+    """``sources`` for a ``repr``: paths and URLs (without credentials) as given, bytes by their size, at most three
+    entries of a list.
+
+    >>> describe_sources(["a.pdf", b"1234", ("b.png", b""), "https://u:p@example.com/c.pdf"])
+    "['a.pdf', <4 bytes>, ('b.png', <bytes>), ... (4 in all)]"
+    """
+    if isinstance(sources, (bytes, bytearray, memoryview)):
+        return f"<{len(sources)} bytes>"
+    if isinstance(sources, (str, os.PathLike)):
+        text = os.fspath(sources)
+        return repr(display_url(text) if is_url(text) else text)
+    if isinstance(sources, tuple) and len(sources) == 2 and isinstance(sources[0], str):
+        return f"({sources[0]!r}, <bytes>)"
+    if isinstance(sources, (list, tuple)):
+        shown = ", ".join(describe_sources(entry) for entry in sources[:3])
+        more = f", ... ({len(sources)} in all)" if len(sources) > 3 else ""
+        return f"[{shown}{more}]"
+    return f"<{type(sources).__name__}>"
+
+
+def content_key(data: bytes) -> str:
+    """The name of content that has none: ``"sha256:"`` and the first 32 hex digits of its SHA-256.
+
+    >>> content_key(b"scan")
+    'sha256:59ad1b2fc74287ded1bba7af67765d23'
+    """
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:32]
+
+
+def named_sources(inputs: object, *, fs: Any = None, unnamed: set[str] | None = None) -> Iterator[Any]:
+    """What :func:`qwen_ocr.read_documents` reads for ``inputs`` (one input or an iterable of them), every entry
+    named: paths as they are (on a non-local fsspec filesystem ``fs``, read into memory as they come), bytes and
+    binary file objects as ``(name, bytes)``, named after their file object's ``name`` or else after their content
+    (:func:`content_key`; those names are added to ``unnamed``). Anything else is passed on, for the reading to
+    raise its typed error.
+
+    >>> list(named_sources([b"x", "a.pdf"]))
+    [('sha256:2d711642b726b04401627ca9fbac32f5', b'x'), 'a.pdf']
+    """
+    single = isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview)) or callable(
+        getattr(inputs, "read", None)
+    )
+    for entry in [inputs] if single else cast("Iterable[Any]", inputs):
+        if isinstance(entry, (str, os.PathLike)):
+            path = os.fsdecode(os.fspath(entry))
+            if fs is None or _is_local(fs):
+                yield path
+            else:
+                with fs.open(path, "rb") as handle:
+                    yield path, bytes(handle.read())
+            continue
+        read = getattr(entry, "read", None)
+        data = read() if callable(read) else entry
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            yield entry
+            continue
+        label = getattr(entry, "name", None) if callable(read) else None
+        if isinstance(label, (str, os.PathLike)):
+            yield os.fsdecode(os.fspath(label)), bytes(data)
+        else:
+            key = content_key(bytes(data))
+            if unnamed is not None:
+                unnamed.add(key)
+            yield key, bytes(data)
+
+
+def _is_local(fs: Any) -> bool:
+    protocol = getattr(fs, "protocol", None)
+    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol or ())
+    return "file" in protocols or "local" in protocols
 
 
 def _wrong_entry(argument: str, position: int, entry: object) -> InvalidArgumentError:
@@ -330,42 +409,6 @@ def _expand_directory(text: str, path: Path, *, recursive: bool, pattern: str | 
 
 # --------------------------------------------------------------------------------------------------------------
 # Downloads
-
-
-def download(
-    url: str,
-    *,
-    client: httpx.Client,
-    max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
-    timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
-    allow_private: bool = False,
-) -> bytes:
-    """The body of ``url``, read into memory (at most ``max_bytes``) with :func:`qwen_ocr.fetch.fetch`: http(s)
-    only, redirects followed one at a time and each checked, hosts with private, loopback, link-local and other
-    non-public addresses refused unless ``allow_private`` (SSRF), nothing sent but the request itself (no API key, no
-    cookies of ours).
-
-    Raises:
-        DocumentReadError: ``DownloadFailed`` (unreachable, timed out, an HTTP error status), ``DownloadTooLarge``,
-            ``UnsafeURL`` (a non-public host; a :class:`qwen_ocr.fetch.UnsafeURLError`) or ``UnsupportedURL``.
-    """
-    from .fetch import fetch
-
-    return fetch(url, client=client, max_bytes=max_bytes, timeout=timeout, allow_private=allow_private)
-
-
-async def adownload(
-    url: str,
-    *,
-    client: httpx.AsyncClient,
-    max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
-    timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
-    allow_private: bool = False,
-) -> bytes:
-    """The async twin of :func:`download`."""
-    from .fetch import afetch
-
-    return await afetch(url, client=client, max_bytes=max_bytes, timeout=timeout, allow_private=allow_private)
 
 
 class Downloads:

@@ -140,38 +140,30 @@ def _is_image_mime(value: Any) -> bool:
     return isinstance(value, str) and value.strip().lower().startswith("image/")
 
 
-def _from_v1(part: Mapping[str, Any]) -> ImageRef | None:
-    mime = part.get("mime_type") if isinstance(part.get("mime_type"), str) else None
-    if isinstance(part.get("base64"), str):
-        return ImageRef("base64", str(part["base64"]).strip(), mime)
-    if isinstance(part.get("url"), str):
-        return ref_from_string(str(part["url"]), mime)
-    if isinstance(part.get("file_id"), str):
-        return ImageRef("file_id", str(part["file_id"]), mime)
-    return None
+_Place = tuple[str | None, str, Literal["base64", "url", "file_id"]]
+"""Where a content-part format keeps an image: ``(kind, key, holds)``: when the part's kind field says ``kind`` (or
+always, for ``None``), ``key`` holds a string that is a ``holds``."""
+
+_V1: tuple[_Place, ...] = ((None, "base64", "base64"), (None, "url", "url"), (None, "file_id", "file_id"))
+"""LangChain v1 image blocks (``{"type": "image", "base64" | "url" | "file_id": ...}``)."""
+_V0: tuple[_Place, ...] = (("url", "url", "url"), ("base64", "data", "base64"), ("id", "id", "file_id"))
+"""LangChain v0 blocks (``source_type``: ``"url"``, ``"base64"`` or ``"id"``)."""
+_ANTHROPIC: tuple[_Place, ...] = (("base64", "data", "base64"), ("url", "url", "url"), ("file", "file_id", "file_id"))
+"""Anthropic ``source`` objects (``type``: ``"base64"``, ``"url"`` or ``"file"``)."""
 
 
-def _from_v0(part: Mapping[str, Any]) -> ImageRef | None:
-    source_type = part.get("source_type")
-    mime = part.get("mime_type") if isinstance(part.get("mime_type"), str) else None
-    if source_type == "url" and isinstance(part.get("url"), str):
-        return ref_from_string(str(part["url"]), mime)
-    if source_type == "base64" and isinstance(part.get("data"), str):
-        return ImageRef("base64", str(part["data"]).strip(), mime)
-    if source_type == "id" and isinstance(part.get("id"), str):
-        return ImageRef("file_id", str(part["id"]), mime)
-    return None
-
-
-def _from_anthropic(source: Mapping[str, Any]) -> ImageRef | None:
-    kind = source.get("type")
-    mime = source.get("media_type") if isinstance(source.get("media_type"), str) else None
-    if kind == "base64" and isinstance(source.get("data"), str):
-        return ImageRef("base64", str(source["data"]).strip(), mime)
-    if kind == "url" and isinstance(source.get("url"), str):
-        return ref_from_string(str(source["url"]), mime)
-    if kind == "file" and isinstance(source.get("file_id"), str):
-        return ImageRef("file_id", str(source["file_id"]), mime)
+def _ref_from(
+    part: Mapping[str, Any], places: tuple[_Place, ...], *, kind_key: str = "", mime_key: str = "mime_type"
+) -> ImageRef | None:
+    """The image of the first of ``places`` the part has (the part's kind under ``kind_key``, its mimetype under
+    ``mime_key``)."""
+    mime = part.get(mime_key) if isinstance(part.get(mime_key), str) else None
+    for kind, key, holds in places:
+        value = part.get(key)
+        if (kind is None or part.get(kind_key) == kind) and isinstance(value, str):
+            if holds == "url":
+                return ref_from_string(value, mime)
+            return ImageRef(holds, value.strip() if holds == "base64" else value, mime)
     return None
 
 
@@ -203,12 +195,12 @@ def image_ref(part: object) -> ImageRef | None:
     if kind == "image":
         source = part.get("source")
         if isinstance(source, Mapping):
-            return _from_anthropic(source)
+            return _ref_from(source, _ANTHROPIC, kind_key="type", mime_key="media_type")
         if "source_type" in part:
-            return _from_v0(part)
-        return _from_v1(part)
+            return _ref_from(part, _V0, kind_key="source_type")
+        return _ref_from(part, _V1)
     if kind == "file" and _is_image_mime(part.get("mime_type")):
-        return _from_v0(part) if "source_type" in part else _from_v1(part)
+        return _ref_from(part, _V0, kind_key="source_type") if "source_type" in part else _ref_from(part, _V1)
     return None
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.tools import ArgsSchema, BaseTool, ToolException
 from pydantic import BaseModel, Field, field_validator
 
@@ -146,7 +146,7 @@ class QwenOCRTool(BaseTool, ClientHolder):
     def _prepare(
         self, image: str, task: Task | str | None, result_schema: dict[str, Any] | None
     ) -> tuple[Any, dict[str, Any]]:
-        try:
+        with _tool_errors():
             loaded = load_image(ref_from_string(image), self.allowed_dir)
             options = ocr_options(
                 task=coerce_task(task),
@@ -156,34 +156,25 @@ class QwenOCRTool(BaseTool, ClientHolder):
                 max_pixels=self.max_pixels,
                 resolution=self.resolution,
             )
-        except QwenOCRError as exc:
-            raise ToolException(f"cannot read the image: {exc}") from exc
         return loaded.image, options
 
-    def _run(
-        self,
-        image: str,
-        task: Task | str | None = None,
-        result_schema: dict[str, Any] | None = None,
-        run_manager: CallbackManagerForToolRun | None = None,
-    ) -> str:
+    def _run(self, image: str, task: Task | str | None = None, result_schema: dict[str, Any] | None = None) -> str:
         source, options = self._prepare(image, task, result_schema)
-        try:
-            result = self.get_client().ocr(source, **options)
-        except QwenOCRError as exc:
-            raise ToolException(f"cannot read the image: {exc}") from exc
-        return format_tool_output(result, quote=self.quote)
+        with _tool_errors():
+            return format_tool_output(self.get_client().ocr(source, **options), quote=self.quote)
 
     async def _arun(
-        self,
-        image: str,
-        task: Task | str | None = None,
-        result_schema: dict[str, Any] | None = None,
-        run_manager: AsyncCallbackManagerForToolRun | None = None,
+        self, image: str, task: Task | str | None = None, result_schema: dict[str, Any] | None = None
     ) -> str:
         source, options = self._prepare(image, task, result_schema)
-        try:
-            result = await self.get_async_client().ocr(source, **options)
-        except QwenOCRError as exc:
-            raise ToolException(f"cannot read the image: {exc}") from exc
-        return format_tool_output(result, quote=self.quote)
+        with _tool_errors():
+            return format_tool_output(await self.get_async_client().ocr(source, **options), quote=self.quote)
+
+
+@contextlib.contextmanager
+def _tool_errors() -> Iterator[None]:
+    """A :class:`~qwen_ocr.QwenOCRError` as the ``ToolException`` the agent is shown (``handle_tool_error``)."""
+    try:
+        yield
+    except QwenOCRError as exc:
+        raise ToolException(f"cannot read the image: {exc}") from exc

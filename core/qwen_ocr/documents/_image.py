@@ -18,6 +18,7 @@ import contextlib
 import io
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -134,30 +135,27 @@ class ImageFile:
                     code="ImageTooLarge",
                     page_index=index,
                 )
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    orientation = _orientation(self._im)
-                    frame = self._im.copy()
-                    frame.load()
-            except Exception as exc:
-                raise PageRenderError(
-                    f"page {index + 1} of {self.name} cannot be decoded: its data is corrupt or truncated "
-                    f"({type(exc).__name__}: {exc}).",
-                    page_index=index,
-                ) from None
+            with self._decoding(index):
+                orientation = _orientation(self._im)
+                frame = self._im.copy()
+                frame.load()
+        with self._decoding(index):
+            method = _TRANSPOSE.get(orientation)
+            return frame.transpose(method) if method is not None else frame
+
+    @contextlib.contextmanager
+    def _decoding(self, index: int) -> Iterator[None]:
+        """Decoding page ``index``, warnings silenced: any failure is its :class:`PageRenderError`."""
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                method = _TRANSPOSE.get(orientation)
-                upright = frame.transpose(method) if method is not None else frame
+                yield
         except Exception as exc:
             raise PageRenderError(
                 f"page {index + 1} of {self.name} cannot be decoded: its data is corrupt or truncated "
                 f"({type(exc).__name__}: {exc}).",
                 page_index=index,
             ) from None
-        return upright
 
     def render(self, index: int, spec: ModelSpec, min_pixels: int | None, max_pixels: int | None) -> Image.Image:
         """The page as it will be sent: upright, flattened onto white, downscaled to the budget if over it (and for

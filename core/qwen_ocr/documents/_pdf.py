@@ -23,6 +23,7 @@ import ctypes
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,48 +200,55 @@ class PdfFile:
         if bilevel:
             flags = pdfium_c.FPDF_ANNOT | pdfium_c.FPDF_RENDER_NO_SMOOTHIMAGE | pdfium_c.FPDF_GRAYSCALE
             channels, bitmap_format = 1, pdfium_c.FPDFBitmap_Gray
+        with self._loaded(
+            index,
+            f"page {index + 1} of {self.name} cannot be rendered",
+            out_of_memory=f"page {index + 1} of {self.name}: not enough memory to render {width}x{height} px.",
+        ) as (page, stack):
+            bitmap = pdfium.PdfBitmap.new_native(
+                width,
+                height,
+                bitmap_format,
+                rev_byteorder=not bilevel,
+                buffer=self._bitmap_buffer(width * height * channels),
+            )
+            stack.callback(bitmap.close)
+            bitmap.fill_rect((255, 255, 255, 255), 0, 0, width, height)
+            pdfium_c.FPDF_RenderPageBitmap(bitmap, page, 0, 0, width, height, 0, flags)
+            formenv = self._pdf.formenv
+            if formenv:
+                pdfium_c.FPDF_FFLDraw(formenv, bitmap, page, 0, 0, width, height, 0, flags)
+            im: Image.Image = bitmap.to_pil()
+            wanted = "L" if bilevel else "RGB"
+            if im.mode != wanted:  # pragma: no cover - defensive
+                im = im.convert(wanted)
+            elif bilevel:
+                im = im.copy()  # a greyscale image shares the (reused) buffer: own the pixels before it goes
+            im.load()
+        return im
+
+    @contextlib.contextmanager
+    def _loaded(
+        self, index: int, failure: str, *, out_of_memory: str | None = None
+    ) -> Iterator[tuple[Any, contextlib.ExitStack]]:
+        """Page ``index`` loaded under the PDFium lock, its time counted, closed after what the caller puts on the
+        stack (a bitmap, a text page). A failure in between is the page's :class:`PageRenderError`: ``failure``
+        and the exception (or ``out_of_memory`` for a ``MemoryError``)."""
         with PDFIUM_LOCK:
             page = self._load(index)
             started = time.perf_counter()
-            bitmap = None
             try:
-                bitmap = pdfium.PdfBitmap.new_native(
-                    width,
-                    height,
-                    bitmap_format,
-                    rev_byteorder=not bilevel,
-                    buffer=self._bitmap_buffer(width * height * channels),
-                )
-                bitmap.fill_rect((255, 255, 255, 255), 0, 0, width, height)
-                pdfium_c.FPDF_RenderPageBitmap(bitmap, page, 0, 0, width, height, 0, flags)
-                formenv = self._pdf.formenv
-                if formenv:
-                    pdfium_c.FPDF_FFLDraw(formenv, bitmap, page, 0, 0, width, height, 0, flags)
-                im: Image.Image = bitmap.to_pil()
-                wanted = "L" if bilevel else "RGB"
-                if im.mode != wanted:  # pragma: no cover - defensive
-                    im = im.convert(wanted)
-                elif bilevel:
-                    im = im.copy()  # a greyscale image shares the (reused) buffer: own the pixels before it goes
-                im.load()
-            except MemoryError:
-                raise PageRenderError(
-                    f"page {index + 1} of {self.name}: not enough memory to render {width}x{height} px.",
-                    page_index=index,
-                ) from None
+                with contextlib.ExitStack() as stack:
+                    yield page, stack
             except PageRenderError:
                 raise
             except Exception as exc:
-                raise PageRenderError(
-                    f"page {index + 1} of {self.name} cannot be rendered ({type(exc).__name__}: {exc}).",
-                    page_index=index,
-                ) from None
+                if isinstance(exc, MemoryError) and out_of_memory is not None:
+                    raise PageRenderError(out_of_memory, page_index=index) from None
+                raise PageRenderError(f"{failure} ({type(exc).__name__}: {exc}).", page_index=index) from None
             finally:
-                if bitmap is not None:
-                    bitmap.close()
                 page.close()
                 self._work += time.perf_counter() - started
-        return im
 
     def _bitmap_buffer(self, nbytes: int) -> Any:
         """A buffer of at least ``nbytes`` for a bitmap: the last one when large enough (renders at the budget are
@@ -253,67 +261,41 @@ class PdfFile:
 
     def analyse(self, index: int) -> PageAnalysis:
         """The page's text layer, and how much of the page its largest image and its invisible text cover."""
-        with PDFIUM_LOCK:
-            page = self._load(index)
-            started = time.perf_counter()
-            textpage = None
-            try:
-                textpage = page.get_textpage()
-                text = clean_text_layer(str(textpage.get_text_bounded(errors="replace")))
-                left, bottom, right, top = (float(v) for v in page.get_bbox())
-                area = max(0.0, right - left) * max(0.0, top - bottom)
-                box = (left, bottom, right, top)
-                coverage = 0.0
-                image_dpi = 0.0
-                text_objects = 0
-                invisible = 0
-                paths = 0
-                images = bilevel = 0
-                for obj in page.get_objects(max_depth=1):
-                    kind = obj.type
-                    if kind == pdfium_c.FPDF_PAGEOBJ_TEXT:
-                        text_objects += 1
-                        invisible += _is_invisible(obj)
-                    elif kind == pdfium_c.FPDF_PAGEOBJ_PATH:
-                        paths += 1
-                    elif kind == pdfium_c.FPDF_PAGEOBJ_IMAGE:
-                        images += 1
-                        bilevel += _is_bilevel(obj)
-                        covered = _covered(obj, box, area)
-                        coverage = max(coverage, covered)
-                        if covered >= _DPI_COVERAGE:
-                            image_dpi = max(image_dpi, _image_dpi(obj, _pixels(obj)))
-                    elif kind == pdfium_c.FPDF_PAGEOBJ_FORM:
-                        images += 1  # images inside forms are not inspected: never called bilevel
-                        image_px, n_text, n_invisible, n_paths = _walk_form(page, obj, 1)
-                        text_objects += n_text
-                        invisible += n_invisible
-                        paths += n_paths
-                        if image_px:
-                            covered = _covered(obj, box, area)
-                            coverage = max(coverage, covered)
-                            if covered >= _DPI_COVERAGE:
-                                image_dpi = max(image_dpi, _image_dpi(obj, image_px))
-            except PageRenderError:
-                raise
-            except Exception as exc:
-                raise PageRenderError(
-                    f"the text layer of page {index + 1} of {self.name} cannot be read ({type(exc).__name__}: {exc}).",
-                    page_index=index,
-                ) from None
-            finally:
-                if textpage is not None:
-                    textpage.close()
-                page.close()
-                self._work += time.perf_counter() - started
-        share = invisible / text_objects if text_objects else 0.0
+        with self._loaded(index, f"the text layer of page {index + 1} of {self.name} cannot be read") as (page, stack):
+            textpage = page.get_textpage()
+            stack.callback(textpage.close)
+            text = clean_text_layer(str(textpage.get_text_bounded(errors="replace")))
+            left, bottom, right, top = (float(v) for v in page.get_bbox())
+            area = max(0.0, right - left) * max(0.0, top - bottom)
+            box = (left, bottom, right, top)
+            coverage = image_dpi = 0.0
+            images = bilevel = 0
+            tally = _Tally()
+            for obj in page.get_objects(max_depth=1):
+                if tally.add(obj):
+                    continue
+                if obj.type == pdfium_c.FPDF_PAGEOBJ_IMAGE:
+                    images += 1
+                    bilevel += _is_bilevel(obj)
+                    pixels = _pixels(obj)
+                elif obj.type == pdfium_c.FPDF_PAGEOBJ_FORM:
+                    images += 1  # images inside forms are not inspected: never called bilevel
+                    pixels = _walk_form(page, obj, 1, tally)
+                    if not pixels:
+                        continue
+                else:
+                    continue
+                covered = _covered(obj, box, area)
+                coverage = max(coverage, covered)
+                if covered >= _DPI_COVERAGE:
+                    image_dpi = max(image_dpi, _image_dpi(obj, pixels))
         return PageAnalysis(
             text=text,
             image_coverage=coverage,
-            invisible_share=share,
-            text_objects=text_objects,
+            invisible_share=tally.invisible / tally.text if tally.text else 0.0,
+            text_objects=tally.text,
             image_dpi=image_dpi,
-            path_objects=paths,
+            path_objects=tally.paths,
             bilevel_images=images > 0 and bilevel == images,
         )
 
@@ -421,28 +403,35 @@ def _image_dpi(obj: Any, pixels: int) -> float:
     return float((pixels / square_inches) ** 0.5)
 
 
-def _walk_form(page: Any, form: Any, level: int) -> tuple[int, int, int, int]:
-    """The pixel count of the largest image a form XObject holds (at any depth, 0 if none), and its text objects
-    (all, invisible) and path objects."""
+def _walk_form(page: Any, form: Any, level: int, tally: _Tally) -> int:
+    """The pixel count of the largest image a form XObject holds (at any depth, 0 if none); its text and path
+    objects are counted into ``tally``."""
     image_px = 0
-    n_text = 0
-    n_invisible = 0
-    n_paths = 0
     for obj in page.get_objects(form=form, level=level, max_depth=level + 1):
-        if obj.level != level:
+        if obj.level != level or tally.add(obj):
             continue
-        kind = obj.type
-        if kind == pdfium_c.FPDF_PAGEOBJ_TEXT:
-            n_text += 1
-            n_invisible += _is_invisible(obj)
-        elif kind == pdfium_c.FPDF_PAGEOBJ_PATH:
-            n_paths += 1
-        elif kind == pdfium_c.FPDF_PAGEOBJ_IMAGE:
+        if obj.type == pdfium_c.FPDF_PAGEOBJ_IMAGE:
             image_px = max(image_px, _pixels(obj), 1)
-        elif kind == pdfium_c.FPDF_PAGEOBJ_FORM and level < _FORM_DEPTH:
-            sub_px, sub_text, sub_invisible, sub_paths = _walk_form(page, obj, level + 1)
-            image_px = max(image_px, sub_px)
-            n_text += sub_text
-            n_invisible += sub_invisible
-            n_paths += sub_paths
-    return image_px, n_text, n_invisible, n_paths
+        elif obj.type == pdfium_c.FPDF_PAGEOBJ_FORM and level < _FORM_DEPTH:
+            image_px = max(image_px, _walk_form(page, obj, level + 1, tally))
+    return image_px
+
+
+@dataclass
+class _Tally:
+    """The text objects of a page (all, and the invisible ones) and its path objects."""
+
+    text: int = 0
+    invisible: int = 0
+    paths: int = 0
+
+    def add(self, obj: Any) -> bool:
+        """Count ``obj`` if it is a text or a path object; whether it was one."""
+        if obj.type == pdfium_c.FPDF_PAGEOBJ_TEXT:
+            self.text += 1
+            self.invisible += _is_invisible(obj)
+            return True
+        if obj.type == pdfium_c.FPDF_PAGEOBJ_PATH:
+            self.paths += 1
+            return True
+        return False

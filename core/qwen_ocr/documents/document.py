@@ -23,7 +23,7 @@ Example::
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import math
 import os
 from collections.abc import Iterator
@@ -38,9 +38,9 @@ from ..errors import InvalidArgumentError
 from ..imaging import (
     PreparedImage,
     _data_url,
-    _NotAFile,
     _open_regular,
     _path_problem,
+    _read_regular,
     _target_size,
     describe_bytes,
     sniff_format,
@@ -165,7 +165,7 @@ def open_document(
     )
 
 
-class Document:
+class Document(contextlib.AbstractContextManager["Document"]):
     """An open document: iterate it for its selected pages; use it in ``with`` so that it is closed.
 
     Attributes:
@@ -216,9 +216,6 @@ class Document:
     def __iter__(self) -> Iterator[Page]:
         for index in self.selected:
             yield self.page(index)
-
-    def __enter__(self) -> Document:
-        return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -534,26 +531,7 @@ def _read_source(source: DocumentSource) -> tuple[str, Path | None, bytes | None
 
 
 def _read_head(path: Path) -> bytes:
-    try:
-        if path.is_dir():
-            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
-        with _open_regular(path) as fh:
-            return fh.read(_HEAD)
-    except IsADirectoryError:
-        raise DocumentReadError(
-            f"{path} is a directory, not a document. Open its files one by one, or use the loaders for folders.",
-            code="IsADirectory",
-        ) from None
-    except _NotAFile as exc:
-        raise DocumentReadError(
-            f"{exc.args[0]}; only regular files are read as documents. Copy it to a file first.", code="NotAFile"
-        ) from None
-    except FileNotFoundError:
-        raise DocumentReadError(f"no such file: {path}.", code="FileNotFound") from None
-    except PermissionError:
-        raise DocumentReadError(f"no permission to read {path}.", code="PermissionDenied") from None
-    except OSError as exc:
-        raise DocumentReadError(f"cannot read {path}: {exc.strerror or exc}.", code="ReadError") from None
+    return _read_regular(path, _HEAD, DocumentReadError, noun="a document")
 
 
 def _read_all(path: Path, name: str) -> bytes:

@@ -26,26 +26,17 @@ import threading
 from importlib.util import find_spec
 from pathlib import Path
 
-from ._engine import (
-    DEFAULT_DET_LIMIT,
-    SUPPORTED_TASKS,
-    UNSUPPORTED_TASKS,
-    LocalEngine,
-    LocalEngineUnavailableError,
-)
+from ._engine import DEFAULT_DET_LIMIT as DEFAULT_DET_LIMIT
+from ._engine import SUPPORTED_TASKS as SUPPORTED_TASKS
+from ._engine import UNSUPPORTED_TASKS as UNSUPPORTED_TASKS
+from ._engine import LocalEngine as LocalEngine
+from ._engine import LocalEngineUnavailableError as LocalEngineUnavailableError
+from ._engine import __all__ as _engine_names
 from ._types import DET_MODEL, REC_MODEL
 from .metrics import cer
 
-__all__ = [
-    "DEFAULT_DET_LIMIT",
-    "SUPPORTED_TASKS",
-    "UNSUPPORTED_TASKS",
-    "LocalEngine",
-    "LocalEngineUnavailableError",
-    "cer",
-    "get_engine",
-    "is_available",
-]
+__all__ = ["cer", "get_engine", "is_available"]
+__all__ += _engine_names
 
 _engine: LocalEngine | None = None
 _engine_lock = threading.Lock()

@@ -23,29 +23,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._wire import fake_compatible_response, fake_native_response, load_recording, task_from_prompt
-from .fake import FakeReply, FakeRequest, FakeTransport
+from ._wire import load_recording, task_from_prompt
+from .fake import FakeReply as FakeReply
+from .fake import FakeRequest as FakeRequest
+from .fake import FakeTransport as FakeTransport
+from .fake import __all__ as _fake_names
+from .fake import fake_compatible_response as fake_compatible_response
+from .fake import fake_native_response as fake_native_response
 
 if TYPE_CHECKING:
-    from .emulator import FAULT_KINDS, PERMANENT_FAULTS, TRANSIENT_FAULTS, Emulator, EmulatorStats, LoggedRequest
+    from .emulator import FAULT_KINDS as FAULT_KINDS
+    from .emulator import PERMANENT_FAULTS as PERMANENT_FAULTS
+    from .emulator import TRANSIENT_FAULTS as TRANSIENT_FAULTS
+    from .emulator import Emulator as Emulator
+    from .emulator import EmulatorStats as EmulatorStats
+    from .emulator import LoggedRequest as LoggedRequest
 
-__all__ = [
-    "FAULT_KINDS",
-    "PERMANENT_FAULTS",
-    "TRANSIENT_FAULTS",
-    "Emulator",
-    "EmulatorStats",
-    "FakeReply",
-    "FakeRequest",
-    "FakeTransport",
-    "LoggedRequest",
-    "fake_compatible_response",
-    "fake_native_response",
-    "load_recording",
-    "task_from_prompt",
-]
+_LAZY = ("FAULT_KINDS", "PERMANENT_FAULTS", "TRANSIENT_FAULTS", "Emulator", "EmulatorStats", "LoggedRequest")
+"""The emulator's names, imported on first use."""
 
-_LAZY = frozenset({"FAULT_KINDS", "PERMANENT_FAULTS", "TRANSIENT_FAULTS", "Emulator", "EmulatorStats", "LoggedRequest"})
+__all__ = ["load_recording", "task_from_prompt"]
+__all__ += _fake_names
+__all__ += _LAZY
 
 
 def __getattr__(name: str) -> Any:

@@ -62,7 +62,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from ..errors import QwenOCRError
 from ..results import OCRResult
@@ -101,7 +101,7 @@ __all__ = [
     "main",
 ]
 
-FaultKind = Literal[
+TransientFault = Literal[
     "429",
     "429_retry_after",
     "insufficient_quota",
@@ -112,24 +112,11 @@ FaultKind = Literal[
     "garbled",
     "stream_error",
     "stream_cut",
-    "400",
-    "401",
-    "403",
-    "DataInspectionFailed",
-    "Arrearage",
 ]
-TRANSIENT_FAULTS: tuple[str, ...] = (
-    "429",
-    "429_retry_after",
-    "insufficient_quota",
-    "500",
-    "503",
-    "drop",
-    "timeout",
-    "garbled",
-    "stream_error",
-    "stream_cut",
-)
+PermanentFault = Literal["400", "401", "403", "DataInspectionFailed", "Arrearage"]
+FaultKind = Literal[TransientFault, PermanentFault]
+"""A fault the emulator can inject: see :data:`TRANSIENT_FAULTS` and :data:`PERMANENT_FAULTS`."""
+TRANSIENT_FAULTS: tuple[str, ...] = get_args(TransientFault)
 """Faults a client should retry: HTTP 429 / 500 / 503 with the service's body (``429``: without ``Retry-After``;
 ``429_retry_after``: with ``Retry-After: <fault_retry_after>``; the RPM limit's 429 has one too);
 ``insufficient_quota``: the per-minute token throttling (HTTP 429; the compatible mode's OpenAI-style
@@ -138,7 +125,7 @@ socket is closed without an answer; ``timeout``: no answer for ``stall`` seconds
 then the socket is closed; ``garbled``: HTTP 200 with a body that is not JSON; ``stream_error``: an error frame
 mid-stream (``event:error`` + ``:HTTP_STATUS/500`` natively, a ``data: {"error": ...}`` or ``event: error`` frame
 in compatible mode); ``stream_cut``: the stream ends mid-way without its final frame (and without ``[DONE]``)."""
-PERMANENT_FAULTS: tuple[str, ...] = ("400", "401", "403", "DataInspectionFailed", "Arrearage")
+PERMANENT_FAULTS: tuple[str, ...] = get_args(PermanentFault)
 """Faults a client must not retry, with the service's codes: ``400`` ``InvalidParameter``, ``401`` ``InvalidApiKey``,
 ``403`` ``AccessDenied``, ``DataInspectionFailed`` (HTTP 400, content inspection) and ``Arrearage`` (HTTP 400, an
 account in arrears)."""
@@ -523,9 +510,12 @@ class Emulator:
 
     def _reply_body(self, task: Task | None, image_url: str | None) -> dict[str, Any]:
         """The native reply for this task: a recorded one, or the local engine's reading."""
-        if self.reader == "local":
-            return result_to_native(self._read_locally(task, image_url))
-        return load_recording(RECORDINGS[task])
+        try:
+            if self.reader == "local":
+                return result_to_native(self._read_locally(task, image_url))
+            return load_recording(RECORDINGS[task])
+        except QwenOCRError as exc:  # answered as the service would: its status and code
+            raise _Refusal(exc.status_code or 400, exc.code, exc.message) from None
 
     def _read_locally(self, task: Task | None, image_url: str | None) -> OCRResult:
         data = decode_data_url(image_url) if image_url else None
@@ -667,11 +657,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(protocol, 429, rid, extra={"Retry-After": retry_after})
             return
         try:
-            image_url = self._validate(protocol, body)
-        except _Refusal as refusal:
+            self._answer(protocol, body, stream, task, rid, entry)
+        except _Refusal as refusal:  # a bad request, or one the local reader cannot read
             self._send_error(protocol, refusal.status, rid, code=refusal.code, message=refusal.message)
-            return
 
+    def _answer(
+        self, protocol: WireProtocol, body: Any, stream: bool, task: Task | None, rid: str, entry: LoggedRequest
+    ) -> None:
+        emulator = self.server.emulator
+        image_url = self._validate(protocol, body)
         digest = image_digest(image_url)
         with emulator._lock:
             entry.image = digest
@@ -706,15 +700,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_bytes(200, garbled, {"Content-Type": "application/json", "x-request-id": rid})
             return
 
-        try:
-            native = emulator._reply_body(task, image_url)
-        except _Refusal as refusal:
-            self._send_error(protocol, refusal.status, rid, code=refusal.code, message=refusal.message)
-            return
-        except QwenOCRError as exc:
-            status = exc.status_code or 400
-            self._send_error(protocol, status, rid, code=exc.code, message=exc.message)
-            return
+        native = emulator._reply_body(task, image_url)
         native["request_id"] = rid
         model = body.get("model") if isinstance(body, Mapping) else None
         model = model if isinstance(model, str) else "qwen-vl-ocr"
