@@ -141,7 +141,7 @@ def test_requests_read_text_and_carry_the_instances_key(image_ocr_stub: Stub) ->
 
 
 def test_unknown_fields_are_refused() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValueError, match="did you mean 'scope'"):  # InvalidArgumentError, naming the close match
         ImageReader(scop="all")  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
         ImageReader(scope="everything")  # type: ignore[arg-type]
