@@ -275,8 +275,9 @@ def image_ref(part: object) -> ImageRef | None:
 def find_parts(content: str | Sequence[Any]) -> list[tuple[int, ImageRef]]:
     """``(position, ref)`` of every image and document part of a message's content, in order.
 
-    >>> [ref.media for _, ref in find_parts(["x", {"type": "file", "base64": "JVBERi0=", "mime_type": "application/pdf"}])]
-    ['document']
+    >>> pdf = {"type": "file", "base64": "JVBERi0=", "mime_type": "application/pdf"}
+    >>> [(position, ref.media) for position, ref in find_parts(["x", pdf])]
+    [(1, 'document')]
     """
     if isinstance(content, str):
         return []

@@ -157,7 +157,7 @@ class _DocumentReading:
         return all(page.error is None for page in self.pages)
 
 
-_Outcome = Union[OCRResult, _DocumentReading, QwenOCRError]
+_Outcome = Union[OCRResult, _DocumentReading, QwenOCRError]  # noqa: UP007 - a runtime alias (Python 3.10)
 
 
 @dataclass
@@ -380,7 +380,9 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         if todo:
             self._store(images, todo, self._ocr_sync(client, todo))
         if documents:
-            self._store(images, documents, [self._read_document(client, ref, loaded) for ref, loaded in documents.values()])
+            self._store(
+                images, documents, [self._read_document(client, ref, loaded) for ref, loaded in documents.values()]
+            )
         return self._finish(messages, images)
 
     async def _aread(
@@ -424,7 +426,9 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
                 of_kind = [(position, ref) for position, ref in found if ref.media == media]
                 placeholder = action == "template" and media == "image" and self.template == "placeholder"
                 for index, (position, ref) in enumerate(of_kind, 1):
-                    images.append(_Image(i, position, ref, index, len(of_kind), "placeholder" if placeholder else action))
+                    images.append(
+                        _Image(i, position, ref, index, len(of_kind), "placeholder" if placeholder else action)
+                    )
         images.sort(key=lambda image: (image.message, image.part))
         return images
 
@@ -486,7 +490,9 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         try:
             data = self._document_bytes(loaded)
             total = _page_count(data)
-            pages = read_documents(client, [(ref.name or "document", data)], **self._reading(min(total, self.max_pages)))
+            pages = read_documents(
+                client, [(ref.name or "document", data)], **self._reading(min(total, self.max_pages))
+            )
             read = [_page(page) for page in pages]
         except QwenOCRError as exc:
             return exc

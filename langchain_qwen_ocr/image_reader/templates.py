@@ -184,7 +184,9 @@ def placeholder_mark(index: int, total: int) -> str:
     >>> placeholder_mark(1, 2)
     '[image 1 of 2 in this message: not read; a tool can read it by its number (image_index=1)]'
     """
-    return f"[image {index} of {total} in this message: not read; a tool can read it by its number (image_index={index})]"
+    return (
+        f"[image {index} of {total} in this message: not read; a tool can read it by its number (image_index={index})]"
+    )
 
 
 def pages_left_mark(index: int, total: int, *, read: int, pages: int) -> str:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import IO, Any, Literal, Union
 
 from llama_index.core.readers.base import BasePydanticReader
 from llama_index.core.schema import Document
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr
 
 from qwen_ocr.budget import Resolution
-from qwen_ocr.engine import OnError, aread_documents, check_option_names, read_documents
+from qwen_ocr.engine import OnError, aread_documents, check_model_arguments, is_fatal, read_documents
+from qwen_ocr.errors import QwenOCRError
 from qwen_ocr.reading import PageResult
 from qwen_ocr.rendering import ContentFormat, render
 from qwen_ocr.settings import ClientHolder
@@ -21,6 +23,8 @@ from qwen_ocr.tasks import Task, resolve_task
 from .._metadata import hidden_keys, page_metadata
 
 __all__ = ["FileInput", "QwenOCRReader"]
+
+logger = logging.getLogger("llamaindex_qwen_ocr")
 
 FileInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
 """One input of the reader: a path (local, or on ``fs``; a folder or a glob pattern stands for its files), the
@@ -67,8 +71,11 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
     A page or a file that cannot be read (encrypted without the right ``password``, corrupt, not a document,
     missing) raises its typed :class:`qwen_ocr.QwenOCRError` (``on_error="raise"``), is left out (``"skip"``), or
     comes back as a ``Document`` with empty text and ``error`` metadata (``"mark"``; a whole file's has the id
-    ``"<file_path>_unreadable"``). Errors that would fail every page alike (a wrong key, no access to the model, an
-    exhausted quota) are raised in every case, as in every integration.
+    ``"<file_path>_unreadable"``). Errors that would fail every page alike (a missing or wrong key, no access to the
+    model, an exhausted quota) are raised in every case, as in every integration, and the first of each kind is
+    also logged at WARNING with its cause: ``SimpleDirectoryReader`` catches a reader's errors and skips the file
+    (it raises only with ``raise_on_error=True``), so a run where every file fails for that reason does not end
+    in silence with 0 documents.
 
     Example::
 
@@ -80,7 +87,9 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
         docs[0].metadata["page_label"], docs[0].metadata["total_pages"]
 
         docs = reader.load_data(["scans/", "cover.png"])                       # folders and lists too
-        docs = SimpleDirectoryReader("scans/", file_extractor={".pdf": reader, ".png": reader}).load_data()
+        docs = SimpleDirectoryReader(
+            "scans/", file_extractor={".pdf": reader, ".png": reader}, raise_on_error=True
+        ).load_data()
         docs = await reader.aload_data("paper.pdf")                           # natively async
     """
 
@@ -127,10 +136,24 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
         default="markdown", description="The page text: 'markdown' (default), 'text' or the model's 'raw' text."
     )
 
+    _warned: set[str] = PrivateAttr(default_factory=set)
+
     def __init__(self, **data: Any) -> None:
-        fields = type(self).model_fields
-        check_option_names(data, [*fields, *(f.alias for f in fields.values() if f.alias)], "setting")
+        check_model_arguments(type(self), data, "setting")
         super().__init__(**data)
+
+    def _warn_fatal(self, error: QwenOCRError) -> None:
+        """Log, once per kind, an error that fails every file alike (see the class's description)."""
+        kind = f"{type(error).__name__}:{error.code}"
+        if kind in self._warned:
+            return
+        self._warned.add(kind)
+        logger.warning(
+            "QwenOCRReader cannot read any file: %s (%s). Every file fails alike until this is fixed; "
+            "SimpleDirectoryReader skips failed files unless raise_on_error=True.",
+            error.message,
+            type(error).__name__,
+        )
 
     @classmethod
     def class_name(cls) -> str:
@@ -158,6 +181,10 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
         try:
             for page in pages:
                 yield self._document(page, unnamed, extra_info)
+        except QwenOCRError as exc:
+            if is_fatal(exc):
+                self._warn_fatal(exc)
+            raise
         finally:
             pages.close()  # stops the pages still in flight when the caller stops early or a page raises
 
@@ -186,6 +213,10 @@ class QwenOCRReader(BasePydanticReader, ClientHolder):
         try:
             async for page in pages:
                 yield self._document(page, unnamed, extra_info)
+        except QwenOCRError as exc:
+            if is_fatal(exc):
+                self._warn_fatal(exc)
+            raise
         finally:
             await pages.aclose()  # cancels the requests still in flight when the caller stops early or a page raises
 
