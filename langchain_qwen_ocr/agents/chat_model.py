@@ -2,12 +2,14 @@
 chat-model API of ``llm``.
 
 ``ImageReader() | llm`` is a ``RunnableSequence``: ``bind_tools`` and ``with_structured_output`` are gone, so it
-cannot be an agent's model. :class:`ImageReadingChatModel` is a ``BaseChatModel`` instead: it runs the
-:class:`~langchain_qwen_ocr.ImageReader` on the messages (a run of its own under the model's run, so the OCR shows
-in tracing), then generates with ``llm`` inside the same model run (one chat-model run, with ``llm``'s LangSmith
-parameters; tokens are streamed once). ``bind_tools`` binds ``llm``'s own tool format to the wrapper, so
-``create_react_agent(with_image_reader(llm), tools)`` and ``create_agent(with_image_reader(llm), tools)`` work;
-``with_structured_output`` reads the images, then calls ``llm.with_structured_output(...)`` as ``llm`` implements it.
+cannot be an agent's model. :class:`ImageReadingChatModel` is a ``BaseChatModel`` instead: ``invoke``, ``stream``
+and their async twins first run the :class:`~langchain_qwen_ocr.ImageReader` on the input (a run of its own, next
+to the model's run, so the OCR shows in tracing and the model's run shows the text it was given), then generate
+with ``llm`` in one chat-model run (with ``llm``'s LangSmith parameters; tokens are streamed once). Other entry
+points (``generate``, event streams) read the images inside the model's run. ``bind_tools`` binds ``llm``'s own
+tool format to the wrapper, so ``create_react_agent(with_image_reader(llm), tools)`` and
+``create_agent(with_image_reader(llm), tools)`` work; ``with_structured_output`` reads the images, then calls
+``llm.with_structured_output(...)`` as ``llm`` implements it.
 
 Example::
 
@@ -32,7 +34,7 @@ from langchain_core.callbacks import (
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.language_models.model_profile import ModelProfile
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.tools import BaseTool
@@ -42,8 +44,14 @@ from qwen_ocr.engine import check_model_arguments
 from qwen_ocr.errors import InvalidArgumentError
 
 from ..image_reader import ImageReader
+from ..image_reader.parts import find_parts
 
 __all__ = ["ImageReadingChatModel", "with_image_reader"]
+
+
+def _has_parts(messages: Sequence[BaseMessage]) -> bool:
+    """Whether any message still holds an image or document part (none once the entry points have read them)."""
+    return any(find_parts(message.content) for message in messages)
 
 
 class ImageReadingChatModel(BaseChatModel):
@@ -100,7 +108,65 @@ class ImageReadingChatModel(BaseChatModel):
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         return self.llm._get_ls_params(stop=stop, **kwargs)
 
-    # -- generation ----------------------------------------------------------------------------------------------
+    # -- entry points: the images are read first, as a run of their own -----------------------------------------
+
+    def _reader_config(self, config: RunnableConfig | None) -> RunnableConfig:
+        """The caller's config for the reader's run, without the model run's own name and id."""
+        given = dict(config or {})
+        given.pop("run_name", None)
+        given.pop("run_id", None)
+        return cast("RunnableConfig", given)
+
+    def invoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        """Read the images of ``input``, then ``llm`` answers from their text."""
+        read = self.reader.invoke(input, self._reader_config(config))
+        return super().invoke(read, config, stop=stop, **kwargs)
+
+    async def ainvoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        """The async twin of :meth:`invoke` (the reader's native async path)."""
+        read = await self.reader.ainvoke(input, self._reader_config(config))
+        return await super().ainvoke(read, config, stop=stop, **kwargs)
+
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        """Read the images of ``input``, then stream ``llm``'s answer."""
+        read = self.reader.invoke(input, self._reader_config(config))
+        yield from super().stream(read, config, stop=stop, **kwargs)
+
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        """The async twin of :meth:`stream`."""
+        read = await self.reader.ainvoke(input, self._reader_config(config))
+        async for chunk in super().astream(read, config, stop=stop, **kwargs):
+            yield chunk
+
+    # -- generation (the images are already text when the entry points above were used) ---------------------------
 
     @staticmethod
     def _child(run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None) -> RunnableConfig:
@@ -115,7 +181,7 @@ class ImageReadingChatModel(BaseChatModel):
         return {"callbacks": child}
 
     def _read(self, messages: list[BaseMessage], run_manager: CallbackManagerForLLMRun | None) -> list[BaseMessage]:
-        read = self.reader.invoke(messages, config=self._child(run_manager))
+        read = self.reader.invoke(messages, config=self._child(run_manager)) if _has_parts(messages) else messages
         if self.llm.rate_limiter is not None:  # llm's own limit: its invoke() is not what runs here
             self.llm.rate_limiter.acquire(blocking=True)
         return read
@@ -123,7 +189,9 @@ class ImageReadingChatModel(BaseChatModel):
     async def _aread(
         self, messages: list[BaseMessage], run_manager: AsyncCallbackManagerForLLMRun | None
     ) -> list[BaseMessage]:
-        read = await self.reader.ainvoke(messages, config=self._child(run_manager))
+        read = messages
+        if _has_parts(messages):
+            read = await self.reader.ainvoke(messages, config=self._child(run_manager))
         if self.llm.rate_limiter is not None:
             await self.llm.rate_limiter.aacquire(blocking=True)
         return read
