@@ -225,8 +225,11 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
             ``<image_text index="k" of="n">...</image_text>`` block holding the text as quoted data (a closing tag
             inside the text is escaped); ``"higress"``: the plugin's layout (its Chinese prompt; the whole message
             becomes one text: "N images in total", "image k's content is ...", then the user's text; not quoted
-            as data); a format string with ``{index}``, ``{total}``, ``{text}``; or a callable taking an
-            :class:`~langchain_qwen_ocr.image_reader.templates.ImageText` and returning the replacement text.
+            as data); ``"placeholder"``: the images of the messages in ``scope`` are not read, each becomes
+            ``[image k of n in this message: not read; ...(image_index=k)]`` for an agent whose model asks
+            :class:`~langchain_qwen_ocr.QwenOCRTool` to read one with the task it needs; a format string with
+            ``{index}``, ``{total}``, ``{text}`` (and ``{page}``, ``{pages}`` for document pages); or a callable
+            taking an :class:`~langchain_qwen_ocr.image_reader.templates.ImageText` and returning the text.
         on_error: a failed image: ``"raise"`` its ``QwenOCRError``; ``"mark"`` it in place with
             ``[image k of n could not be read: reason]``; ``"keep_image"`` (leave the image part); ``"skip"`` (leave
             it out). ``None`` (default) means ``"mark"``, and ``"skip"`` with ``template="higress"``, which is what

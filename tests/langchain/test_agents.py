@@ -435,6 +435,17 @@ def test_pdf_by_url_is_downloaded_safely(pdf_stub: ImageOCRStub, tmp_path: Path)
     assert "FIRST PAGE" in read.content[1]["text"]
 
 
+def test_pdf_with_other_templates_and_history(pdf_stub: ImageOCRStub) -> None:
+    client = pdf_stub.client()
+    [out] = ImageReader(client=client, template="p{page}/{pages}: {text}", max_pages=1).invoke([asking(pdf_part(PDF))])
+    assert out.content[1] == {"type": "text", "text": "p1/3: FIRST PAGE"}
+    [higress] = ImageReader(client=client, template="higress").invoke([asking(pdf_part(PDF))])
+    assert "FIRST PAGE" in higress.content[1]["text"] and "用户" not in str(higress.content)  # no image: no prompt
+    earlier = [asking(pdf_part(PDF)), AIMessage("ok"), HumanMessage("and now?")]
+    dropped = ImageReader(client=client, history="drop").invoke(earlier)
+    assert dropped[0].content[1] == {"type": "text", "text": "[file 1 of 1 omitted]"}
+
+
 def test_other_file_types_are_left_alone(stub: ImageOCRStub) -> None:
     part = {"type": "file", "base64": b64(b"hello"), "mime_type": "text/plain"}
     [out] = ImageReader(client=stub.client()).invoke([asking(part)])
