@@ -1,4 +1,5 @@
-"""Small helpers the notebooks share: whether to use the real service, pictures to read, compact picture output.
+"""Small helpers the notebooks share: whether to use the real service, pictures to read, compact picture output,
+and a stand-in text-only chat model for the offline runs.
 
 Nothing here talks to the network. ``LIVE`` is true only when ``DASHSCOPE_API_KEY`` is set in the environment.
 """
@@ -7,10 +8,17 @@ from __future__ import annotations
 
 import io
 import os
+import re
+from collections.abc import Sequence
+from typing import Any
 
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["LIVE", "LOAD_TABLE", "show", "stand_in", "table_picture"]
+__all__ = ["LIVE", "LOAD_TABLE", "StandInChatModel", "show", "stand_in", "table_picture"]
 
 LIVE = bool(os.environ.get("DASHSCOPE_API_KEY", "").strip())
 """Use the real Qwen-OCR service (a key is set), else the offline stand-ins (local engine, emulator)."""
@@ -101,3 +109,52 @@ def show(picture: Image.Image, width: int = 700) -> None:
     buffer = io.BytesIO()
     picture.convert("RGB").save(buffer, format="JPEG", quality=85)
     display(Shown(data=buffer.getvalue(), format="jpeg"))
+
+
+
+_TOTAL = re.compile(r"total[^:\n]*:\s*([0-9][0-9,]*\.?[0-9]*)", re.IGNORECASE)
+
+
+class StandInChatModel(BaseChatModel):
+    """Not a model: a visible, rule-based stand-in for a text-only chat model with tool calling.
+
+    It refuses image and file parts (as a text-only API does). Given an ``add_vat`` tool and a text that says
+    "Total ...: <amount>", it calls the tool with that amount, then answers with the tool's result; otherwise it says
+    what it received (the first line of each text part).
+    """
+
+    @property
+    def _llm_type(self) -> str:
+        return "stand-in"
+
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: str | None = None, **kwargs: Any) -> Any:
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        for message in messages:
+            for part in message.content if isinstance(message.content, list) else []:
+                if not (isinstance(part, str) or part.get("type") == "text"):
+                    raise ValueError(f"a text-only model cannot read a {part.get('type')!r} part")
+        tools = [spec["function"]["name"] for spec in kwargs.get("tools", [])]
+        said = "\n".join(m.text for m in messages if isinstance(m, HumanMessage))
+        found = _TOTAL.search(said)
+        results = [m for m in messages if isinstance(m, ToolMessage)]
+        if found and "add_vat" in tools and not results:
+            amount = float(found.group(1).replace(",", ""))
+            call = {"name": "add_vat", "args": {"amount": amount}, "id": "call-1", "type": "tool_call"}
+            answer = AIMessage("", tool_calls=[call])
+        elif found and results:
+            answer = AIMessage(f"[stand-in] The total due is {found.group(1)}; with VAT it comes to {results[-1].text}.")
+        else:
+            firsts = []
+            for message in messages:
+                if isinstance(message, HumanMessage):
+                    for part in message.content if isinstance(message.content, list) else [message.content]:
+                        lines = (part if isinstance(part, str) else part["text"]).strip().splitlines()
+                        body = [line for line in lines if not line.startswith(("[", "<"))]
+                        note = lines[0].split(". It is")[0].lstrip("[") + ": " if lines[0].startswith("[") else ""
+                        firsts.append(f"{note}{(body or [''])[0][:80]}")
+            answer = AIMessage(
+                "[stand-in] I received text only, its parts begin:\n" + "\n".join(f"- {f}" for f in firsts)
+            )
+        return ChatResult(generations=[ChatGeneration(message=answer)])

@@ -47,13 +47,14 @@ def code_cells(book: dict[str, Any]) -> list[dict[str, Any]]:
     return [cell for cell in book["cells"] if cell["cell_type"] == "code"]
 
 
-def test_there_are_the_five_notebooks() -> None:
+def test_there_are_the_six_notebooks() -> None:
     assert [p.name for p in BOOKS] == [
         "01_quickstart.ipynb",
         "02_image_reader_chat.ipynb",
         "03_langchain_rag.ipynb",
         "04_llamaindex_tables.ipynb",
         "05_cost_and_speed.ipynb",
+        "06_agents.ipynb",
     ]
 
 

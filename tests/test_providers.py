@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 
 from qwen_ocr import AsyncQwenOCR, MissingAPIKeyError, OCRResult, QwenOCR, Task
 from qwen_ocr.testing import Emulator
-from tests.conftest import FAST_RETRY
+from tests.conftest import FAST_RETRY, make_image
 
 
 @pytest.fixture(scope="module")
@@ -115,19 +114,21 @@ def fake_local(monkeypatch: pytest.MonkeyPatch) -> _FakeEngine:
     return engine
 
 
-def test_auto_uses_the_local_engine_without_a_key_and_says_so(
-    fake_local: _FakeEngine, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING)
-    monkey_logged = __import__("qwen_ocr._base", fromlist=["_logged"])._logged
-    monkey_logged.clear()
+def test_auto_never_switches_to_the_local_engine_by_itself(fake_local: _FakeEngine) -> None:
+    # Issue 18: with no key and the local extra installed, "auto" used to switch to RapidOCR with one log line.
     client = QwenOCR()
+    assert client.provider == "dashscope"
+    with pytest.raises(MissingAPIKeyError, match="DASHSCOPE_API_KEY") as caught:
+        client.ocr(make_image(), task="text_recognition")
+    assert "provider='local'" in caught.value.message
+    assert fake_local.calls == []
+
+
+def test_explicit_local_provider(fake_local: _FakeEngine) -> None:
+    client = QwenOCR(provider="local")
     assert client.provider == "local"
     assert client.ocr(b"ignored by the fake", task="text_recognition").text == "offline text"
     assert fake_local.calls[0]["task"] is Task.TEXT_RECOGNITION
-    assert any("provider='local'" in r.getMessage() and "DASHSCOPE_API_KEY" in r.getMessage() for r in caplog.records)
-    QwenOCR()  # said once, not at every client
-    assert sum("provider='local'" in r.getMessage() for r in caplog.records) == 1
     chunks = list(client.stream(b"x"))
     assert [c.text for c in chunks] == ["offline text"]
     assert chunks[0].finish_reason == "stop"
@@ -148,7 +149,7 @@ def test_auto_with_a_key_uses_dashscope(fake_local: _FakeEngine) -> None:
 
 
 def test_auto_without_key_or_engine_reports_the_missing_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("qwen_ocr._base._local_available", lambda: False)
+    monkeypatch.setattr("qwen_ocr.local.is_available", lambda: False)
     client = QwenOCR()
     assert client.provider == "dashscope"
     with pytest.raises(MissingAPIKeyError, match="provider='local'"):

@@ -269,21 +269,12 @@ class BaseClient:
     # -- providers -----------------------------------------------------------------------------------------------
 
     def _choose_provider(self, provider: Provider, protocol: WireProtocol) -> Literal["dashscope", "openai", "local"]:
-        """``auto``: the service when a key (or a server of your own) is configured, else the local engine."""
+        """``auto``: the service (DashScope, or the OpenAI-compatible protocol). The engine never changes by itself:
+        with no key, the first call raises the missing-key error, which says how to set one and that
+        ``provider="local"`` reads offline; the local engine is used only when asked for."""
         if provider == "local":
             return "local"
-        if provider in ("dashscope", "openai"):
-            return "openai" if protocol == "openai" else "dashscope"
-        if self.api_key is not None or self._custom_host or protocol == "openai":
-            return "openai" if protocol == "openai" else "dashscope"
-        if _local_available():
-            _log_once(
-                "qwen_ocr: no DashScope API key configured; using the offline local engine (provider='local'). "
-                "Set DASHSCOPE_API_KEY (or pass api_key=) to use Qwen-OCR itself, or pass provider='local' to "
-                "choose this explicitly."
-            )
-            return "local"
-        return "dashscope"  # the missing-key error is raised at the first call
+        return "openai" if protocol == "openai" else "dashscope"
 
     def _local_ocr(self, image: ImageInput, options: Mapping[str, Any]) -> OCRResult:
         """Read with the offline engine (CPU work; the async client runs this in a worker thread)."""
@@ -537,22 +528,6 @@ def _local_module() -> Any:
     import importlib
 
     return importlib.import_module("qwen_ocr.local")
-
-
-def _local_available() -> bool:
-    try:
-        return bool(_local_module().is_available())
-    except (ImportError, AttributeError):
-        return False
-
-
-_logged: set[str] = set()
-
-
-def _log_once(message: str) -> None:
-    if message not in _logged:
-        _logged.add(message)
-        logger.warning(message)
 
 
 def _positive_finite(value: object) -> bool:

@@ -501,6 +501,6 @@ def missing_key_error() -> MissingAPIKeyError:
         "DASHSCOPE_API_KEY_FILE_PATH to a file holding the key, or add 'dashscope_api_key = sk-...' under "
         "[default] in ~/.alibabacloud/credentials, or save it to ~/.dashscope/api_key (as the dashscope SDK's "
         "save_api_key does). Keys are created in the Model Studio console and are bound to a region "
-        "(region='intl', 'cn', 'us', ... or DASHSCOPE_API_REGION). To try the library without a key, use "
-        "provider='local'."
+        "(region='intl', 'cn', 'us', ... or DASHSCOPE_API_REGION). To read offline without a key, pass "
+        "provider='local' (the local engine: pip install 'qwen-ocr[local]'); it is never chosen by itself."
     )

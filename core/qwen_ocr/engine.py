@@ -83,6 +83,7 @@ __all__ = [
     "OnError",
     "ReadOptions",
     "aread_documents",
+    "check_model_arguments",
     "check_option_names",
     "client_setting_names",
     "is_fatal",
@@ -235,6 +236,24 @@ def check_option_names(given: Iterable[str], valid: Iterable[str], what: str, *,
             close = difflib.get_close_matches(name, (*names, *others), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise InvalidArgumentError(f"unknown {what} {name!r}; {hint}valid: {', '.join(sorted(names))}.")
+
+
+def check_model_arguments(model: type[Any], given: Iterable[str], what: str = "argument") -> None:
+    """Refuse, with :func:`check_option_names`, any of ``given`` that is neither a field of the pydantic ``model`` nor
+    one of its aliases: what every integration's constructor checks first, so that a misspelt setting
+    (``modle="..."``) fails at once, naming the closest valid one, instead of being dropped."""
+    from pydantic import AliasChoices
+
+    names: list[str] = []
+    for name, info in model.model_fields.items():
+        names.append(name)
+        aliases = [info.alias, info.validation_alias]
+        for alias in aliases:
+            if isinstance(alias, str):
+                names.append(alias)
+            elif isinstance(alias, AliasChoices):
+                names.extend(choice for choice in alias.choices if isinstance(choice, str))
+    check_option_names(given, dict.fromkeys(names), what)
 
 
 def client_setting_names() -> tuple[str, ...]:

@@ -6,13 +6,18 @@ them all at once with Qwen-OCR, put their text into the message) and fixes what 
 numbered in the order they appear (not in the order the replies arrive), a failed image is marked instead of
 skipped in silence, images of earlier turns are read or dropped so that a text-only back end accepts the request,
 the text is quoted as data and not as instructions, local files are never read unless a directory is allowed, and
-the API key belongs to the instance.
+the API key belongs to the instance. It also reads PDF ``file`` parts, page by page, through the document engine
+(:func:`qwen_ocr.read_documents`), which a text-only model would reject.
+
+The same reading runs inside LangChain v1 agents (:class:`~langchain_qwen_ocr.ImageReaderMiddleware`) and around a
+chat model that keeps its whole API (:func:`~langchain_qwen_ocr.with_image_reader`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import logging
 import threading
@@ -31,13 +36,26 @@ from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validat
 
 from qwen_ocr import AsyncQwenOCR, OCRResult, QwenOCR, QwenOCRError, Task
 from qwen_ocr.budget import Resolution, check_resolution
-from qwen_ocr.engine import is_fatal
+from qwen_ocr.documents import open_document
+from qwen_ocr.engine import aread_documents, check_model_arguments, is_fatal, read_documents
+from qwen_ocr.fetch import afetch, fetch
 from qwen_ocr.imaging import ImageInput
+from qwen_ocr.reading import PageResult
+from qwen_ocr.rendering import render
 from qwen_ocr.settings import ClientHolder
 from qwen_ocr.tasks import coerce_task, normalize_schema, resolve_task
 
-from .parts import ImageRef, check_allowed_dir, find_image_parts, load_image
-from .templates import ImageText, check_template, error_mark, higress_prompt, omitted_mark, render_inline
+from .parts import MAX_LOCAL_BYTES, ImageRef, LoadedImage, check_allowed_dir, find_parts, load_image
+from .templates import (
+    ImageText,
+    check_template,
+    error_mark,
+    higress_prompt,
+    omitted_mark,
+    pages_left_mark,
+    placeholder_mark,
+    render_inline,
+)
 
 __all__ = ["ImageReader", "OnError", "ocr_options", "to_messages"]
 
@@ -47,7 +65,10 @@ OnError = Literal["raise", "mark", "keep_image", "skip"]
 """What to do with an image that cannot be read: raise its error, mark it in place ("[image k of n could not be
 read: reason]"), keep the image part as it was, or leave it out (what the Higress plugin does)."""
 
-_Action = Literal["template", "ocr", "drop"]
+_Action = Literal["template", "ocr", "drop", "placeholder"]
+
+DEFAULT_MAX_PAGES = 20
+"""The pages of a document part read at most (the rest are marked as not read)."""
 
 
 def to_messages(value: LanguageModelInput) -> list[BaseMessage]:
@@ -113,9 +134,35 @@ def _text_of(part: Any) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Page:
+    """One page of a document part: its number (from 1), text (:func:`qwen_ocr.rendering.render`), and reading."""
+
+    number: int
+    text: str
+    result: OCRResult | None = None
+    error: QwenOCRError | None = None
+
+
+@dataclass(frozen=True)
+class _DocumentReading:
+    """The pages read of a document part (the first ``max_pages``), and how many it has."""
+
+    pages: tuple[_Page, ...]
+    total_pages: int
+
+    @property
+    def complete(self) -> bool:
+        """Every page read was read without error (only such readings are cached)."""
+        return all(page.error is None for page in self.pages)
+
+
+_Outcome = Union[OCRResult, _DocumentReading, QwenOCRError]  # noqa: UP007 - a runtime alias (Python 3.10)
+
+
 @dataclass
 class _Image:
-    """One image part of one message, and what becomes of it."""
+    """One image (or document) part of one message, and what becomes of it."""
 
     message: int
     part: int
@@ -124,7 +171,25 @@ class _Image:
     total: int
     action: _Action
     key: str | None = None
-    outcome: OCRResult | QwenOCRError | None = None
+    outcome: _Outcome | None = None
+
+    @property
+    def is_document(self) -> bool:
+        return self.ref.media == "document"
+
+
+def _page_count(data: bytes) -> int:
+    """Pages in a document's bytes (a typed ``DocumentError`` when it is not a document the engine reads)."""
+    with open_document(io.BytesIO(data)) as document:
+        return document.page_count
+
+
+def _page(page: PageResult) -> _Page:
+    """A page of the engine's reading; a file the engine could not open at all raises its error."""
+    if page.file_failed and page.error is not None:
+        raise page.error
+    result = page.result.model_copy()._attach_image(None) if page.result is not None else None  # text, not pixels
+    return _Page(page.index + 1, render(result) if result is not None else "", result, page.error)
 
 
 class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], ClientHolder):
@@ -160,8 +225,11 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
             ``<image_text index="k" of="n">...</image_text>`` block holding the text as quoted data (a closing tag
             inside the text is escaped); ``"higress"``: the plugin's layout (its Chinese prompt; the whole message
             becomes one text: "N images in total", "image k's content is ...", then the user's text; not quoted
-            as data); a format string with ``{index}``, ``{total}``, ``{text}``; or a callable taking an
-            :class:`~langchain_qwen_ocr.image_reader.templates.ImageText` and returning the replacement text.
+            as data); ``"placeholder"``: the images of the messages in ``scope`` are not read, each becomes
+            ``[image k of n in this message: not read; ...(image_index=k)]`` for an agent whose model asks
+            :class:`~langchain_qwen_ocr.QwenOCRTool` to read one with the task it needs; a format string with
+            ``{index}``, ``{total}``, ``{text}`` (and ``{page}``, ``{pages}`` for document pages); or a callable
+            taking an :class:`~langchain_qwen_ocr.image_reader.templates.ImageText` and returning the text.
         on_error: a failed image: ``"raise"`` its ``QwenOCRError``; ``"mark"`` it in place with
             ``[image k of n could not be read: reason]``; ``"keep_image"`` (leave the image part); ``"skip"`` (leave
             it out). ``None`` (default) means ``"mark"``, and ``"skip"`` with ``template="higress"``, which is what
@@ -174,8 +242,18 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
             turn; ``0`` turns the cache off.
         allowed_dir: local paths and ``file://`` URLs in message content are refused (``LocalFileRefused``)
             unless this names a directory and the file resolves inside it (relative paths are taken relative to
-            it; ``..`` and symlinks are resolved first). Remote http(s) URLs are passed to the service, which
-            fetches them; this class downloads nothing.
+            it; ``..`` and symlinks are resolved first). Remote http(s) URLs of images are passed to the service,
+            which fetches them; this class downloads nothing but documents (below).
+        max_pages: a document part (a PDF ``file`` block: base64, a data: URL, an http(s) URL or an allowed local
+            file) is read page by page through :func:`qwen_ocr.read_documents` (a PDF page with good text of its
+            own costs no request, as in the loader), at most this many pages (default 20); each page becomes a
+            text part rendered with ``template`` ("page p of P of file k of n"), then one part says which pages
+            were not read. A document given by a provider's ``file_id`` cannot be read (``FileIdNotReadable``,
+            handled per ``on_error``). ``file`` blocks of other types (``text/plain``...) are left as they are.
+        allow_private_urls: a document's http(s) URL is downloaded through :mod:`qwen_ocr.fetch` (size cap,
+            timeouts, hosts with private or loopback addresses refused unless this is ``True``).
+
+    An unknown argument is refused (:class:`~qwen_ocr.errors.InvalidArgumentError` naming the closest one).
 
     Example::
 
@@ -215,9 +293,15 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
     on_error: OnError | None = Field(default=None, description="raise, mark, keep_image or skip; None: see above.")
     cache_size: int = Field(default=256, ge=0, description="Results kept per instance (LRU); 0 disables.")
     allowed_dir: Path | None = Field(default=None, description="The only directory local images may come from.")
+    max_pages: int = Field(default=DEFAULT_MAX_PAGES, ge=1, description="Pages of a document part read at most.")
+    allow_private_urls: bool = Field(default=False, description="Download documents from non-public hosts too.")
 
-    _cache: OrderedDict[str, OCRResult] = PrivateAttr(default_factory=OrderedDict)
+    _cache: OrderedDict[str, OCRResult | _DocumentReading] = PrivateAttr(default_factory=OrderedDict)
     _cache_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def __init__(self, **data: Any) -> None:
+        check_model_arguments(type(self), data)
+        super().__init__(**data)
 
     # -- validation ----------------------------------------------------------------------------------------------
 
@@ -292,12 +376,16 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
     def _read(self, input_: LanguageModelInput, run_manager: CallbackManagerForChainRun) -> list[BaseMessage]:
         messages = to_messages(input_)
         images = self._plan(messages)
-        if not images:
-            return messages
+        if not any(image.action != "placeholder" for image in images):
+            return self._finish(messages, images) if images else messages
         client = self.get_client()
-        todo = self._prepare(images, client.model)
+        todo, documents = self._prepare(images, client.model)
         if todo:
             self._store(images, todo, self._ocr_sync(client, todo))
+        if documents:
+            self._store(
+                images, documents, [self._read_document(client, ref, loaded) for ref, loaded in documents.values()]
+            )
         return self._finish(messages, images)
 
     async def _aread(
@@ -305,61 +393,129 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
     ) -> list[BaseMessage]:
         messages = to_messages(input_)
         images = self._plan(messages)
-        if not images:
-            return messages
+        if not any(image.action != "placeholder" for image in images):
+            return self._finish(messages, images) if images else messages
         client = self.get_async_client()
-        if self.allowed_dir is not None and any(image.ref.kind == "local" for image in images):
-            todo = await asyncio.to_thread(self._prepare, images, client.model)  # file reads off the loop
+        if any(image.ref.kind in ("local", "base64") and image.is_document for image in images) or (
+            self.allowed_dir is not None and any(image.ref.kind == "local" for image in images)
+        ):
+            todo, documents = await asyncio.to_thread(self._prepare, images, client.model)  # file reads off the loop
         else:
-            todo = self._prepare(images, client.model)
+            todo, documents = self._prepare(images, client.model)
         if todo:
             self._store(images, todo, await self._ocr_async(client, todo))
+        if documents:
+            readings = [await self._aread_document(client, ref, loaded) for ref, loaded in documents.values()]
+            self._store(images, documents, readings)
         return self._finish(messages, images)
 
     # -- steps (pure except the cache) ---------------------------------------------------------------------------
 
     def _plan(self, messages: Sequence[BaseMessage]) -> list[_Image]:
-        """Every image part to read or drop, in message and part order."""
+        """Every image and document part to read or drop, in message and part order (images and documents are
+        numbered apart)."""
         users = [i for i, message in enumerate(messages) if _is_user(message)]
         last_user = users[-1] if users else None
         images: list[_Image] = []
         for i, message in enumerate(messages):
-            found = find_image_parts(message.content)
+            found = find_parts(message.content)
             if not found:
                 continue
             in_scope = _is_user(message) and (self.scope == "all" or i == last_user)
             if not in_scope and self.history == "keep":
                 continue
             action: _Action = "template" if in_scope else ("drop" if self.history == "drop" else "ocr")
-            for index, (position, ref) in enumerate(found, 1):
-                images.append(_Image(i, position, ref, index, len(found), action))
+            for media in ("image", "document"):
+                of_kind = [(position, ref) for position, ref in found if ref.media == media]
+                placeholder = action == "template" and media == "image" and self.template == "placeholder"
+                for index, (position, ref) in enumerate(of_kind, 1):
+                    images.append(
+                        _Image(i, position, ref, index, len(of_kind), "placeholder" if placeholder else action)
+                    )
+        images.sort(key=lambda image: (image.message, image.part))
         return images
 
-    def _key(self, digest: str, model: str) -> str:
+    def _key(self, digest: str, model: str, document: bool = False) -> str:
         options = json.dumps(self.options, sort_keys=True, default=str, ensure_ascii=False)
-        return hashlib.sha256(f"{digest}\0{model}\0{options}".encode()).hexdigest()
+        pages = f"\0document\0{self.max_pages}" if document else ""
+        return hashlib.sha256(f"{digest}\0{model}\0{options}{pages}".encode()).hexdigest()
 
-    def _prepare(self, images: Sequence[_Image], model: str) -> dict[str, ImageInput]:
-        """Load each image (refusing what may not be read), answer what the cache knows; the rest, by key."""
+    def _prepare(
+        self, images: Sequence[_Image], model: str
+    ) -> tuple[dict[str, ImageInput], dict[str, tuple[ImageRef, LoadedImage]]]:
+        """Load each part (refusing what may not be read), answer what the cache knows; the rest, by key: the
+        images to read, and the documents."""
         todo: dict[str, ImageInput] = {}
+        documents: dict[str, tuple[ImageRef, LoadedImage]] = {}
         hits = 0
         for image in images:
-            if image.action == "drop":
+            if image.action in ("drop", "placeholder"):
                 continue
             try:
                 loaded = load_image(image.ref, self.allowed_dir)
             except QwenOCRError as exc:
                 image.outcome = exc
                 continue
-            image.key = self._key(loaded.digest, model)
+            image.key = self._key(loaded.digest, model, image.is_document)
             cached = self._cache_get(image.key)
             if cached is not None:
                 image.outcome = cached
                 hits += 1
+            elif image.is_document:
+                documents.setdefault(image.key, (image.ref, loaded))
             elif image.key not in todo:
                 todo[image.key] = loaded.image
-        logger.debug("ImageReader: %d image part(s), %d from the cache, %d to read", len(images), hits, len(todo))
-        return todo
+        logger.debug(
+            "ImageReader: %d part(s), %d from the cache, %d image(s) and %d document(s) to read",
+            len(images),
+            hits,
+            len(todo),
+            len(documents),
+        )
+        return todo, documents
+
+    # -- documents: page by page through the engine ----------------------------------------------------------------
+
+    def _reading(self, pages: int) -> dict[str, Any]:
+        """The options of :func:`qwen_ocr.read_documents` for a document whose first ``pages`` pages are read."""
+        concurrency = self.max_concurrency if "max_concurrency" in self.model_fields_set else None
+        options: dict[str, Any] = {**self.options, "pages": f"1-{pages}", "on_error": "mark"}
+        if concurrency is not None:
+            options["max_concurrency"] = concurrency
+        return options
+
+    def _document_bytes(self, loaded: LoadedImage) -> bytes:
+        if isinstance(loaded.image, bytes):
+            return loaded.image
+        return fetch(str(loaded.image), max_bytes=MAX_LOCAL_BYTES, allow_private=self.allow_private_urls)
+
+    def _read_document(self, client: QwenOCR, ref: ImageRef, loaded: LoadedImage) -> _DocumentReading | QwenOCRError:
+        try:
+            data = self._document_bytes(loaded)
+            total = _page_count(data)
+            pages = read_documents(
+                client, [(ref.name or "document", data)], **self._reading(min(total, self.max_pages))
+            )
+            read = [_page(page) for page in pages]
+        except QwenOCRError as exc:
+            return exc
+        return _DocumentReading(tuple(read), total)
+
+    async def _aread_document(
+        self, client: AsyncQwenOCR, ref: ImageRef, loaded: LoadedImage
+    ) -> _DocumentReading | QwenOCRError:
+        try:
+            if isinstance(loaded.image, bytes):
+                data = loaded.image
+            else:
+                url = str(loaded.image)
+                data = await afetch(url, max_bytes=MAX_LOCAL_BYTES, allow_private=self.allow_private_urls)
+            total = await asyncio.to_thread(_page_count, data)
+            options = self._reading(min(total, self.max_pages))
+            read = [_page(page) async for page in aread_documents(client, [(ref.name or "document", data)], **options)]
+        except QwenOCRError as exc:
+            return exc
+        return _DocumentReading(tuple(read), total)
 
     def _ocr_sync(self, client: QwenOCR, todo: Mapping[str, ImageInput]) -> list[OCRResult | QwenOCRError]:
         inputs = list(todo.values())
@@ -381,18 +537,16 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
             inputs, max_concurrency=self.max_concurrency, return_exceptions=True, **self.options
         )
 
-    def _store(
-        self, images: Sequence[_Image], todo: Mapping[str, ImageInput], outcomes: Sequence[OCRResult | QwenOCRError]
-    ) -> None:
+    def _store(self, images: Sequence[_Image], todo: Mapping[str, Any], outcomes: Sequence[_Outcome]) -> None:
         by_key = dict(zip(todo, outcomes, strict=True))
         for key, outcome in by_key.items():
-            if isinstance(outcome, OCRResult):
+            if isinstance(outcome, OCRResult) or (isinstance(outcome, _DocumentReading) and outcome.complete):
                 self._cache_put(key, outcome)
         for image in images:
-            if image.outcome is None and image.key is not None:
+            if image.outcome is None and image.key is not None and image.key in by_key:
                 image.outcome = by_key[image.key]
 
-    def _cache_get(self, key: str) -> OCRResult | None:
+    def _cache_get(self, key: str) -> OCRResult | _DocumentReading | None:
         if self.cache_size == 0:
             return None
         with self._cache_lock:
@@ -401,10 +555,11 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
                 self._cache.move_to_end(key)
             return found
 
-    def _cache_put(self, key: str, result: OCRResult) -> None:
+    def _cache_put(self, key: str, result: OCRResult | _DocumentReading) -> None:
         if self.cache_size == 0:
             return
-        kept = result.model_copy()._attach_image(None)  # the text, not the image: the cache holds no pixels
+        # the text, not the image: the cache holds no pixels (document pages are kept without theirs already)
+        kept = result.model_copy()._attach_image(None) if isinstance(result, OCRResult) else result
         with self._cache_lock:
             self._cache[key] = kept
             self._cache.move_to_end(key)
@@ -418,6 +573,10 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         for image in images:  # errors that fail every image alike (a wrong key...) are raised, as everywhere
             if isinstance(image.outcome, QwenOCRError) and (on_error == "raise" or is_fatal(image.outcome)):
                 raise image.outcome
+            if isinstance(image.outcome, _DocumentReading) and on_error == "raise":
+                for page in image.outcome.pages:
+                    if page.error is not None:
+                        raise page.error
         by_message: dict[int, list[_Image]] = {}
         for image in images:
             by_message.setdefault(image.message, []).append(image)
@@ -444,23 +603,58 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
             source=image.ref.describe(),
         )
 
+    def _document_blocks(self, image: _Image, reading: _DocumentReading, on_error: OnError) -> list[Any]:
+        """A document's pages, one text part each (rendered with the template), then the pages not read."""
+        template = "default" if self.template in ("higress", "placeholder") else self.template
+        blocks: list[Any] = []
+        for page in reading.pages:
+            if page.error is not None:
+                if on_error != "skip":  # "keep_image" cannot keep a page: the page is marked
+                    mark = error_mark(image.index, image.total, page.error, media="document", page=page.number)
+                    blocks.append(_text_block(mark))
+                continue
+            text = ImageText(
+                index=image.index,
+                total=image.total,
+                text=page.text,
+                result=page.result,
+                source=image.ref.describe(),
+                page=page.number,
+                pages=reading.total_pages,
+            )
+            blocks.append(_text_block(render_inline(template, text)))
+        if reading.total_pages > len(reading.pages):
+            left = pages_left_mark(image.index, image.total, read=len(reading.pages), pages=reading.total_pages)
+            blocks.append(_text_block(left))
+        return blocks
+
+    def _replacement(self, image: _Image, on_error: OnError) -> list[Any] | None:
+        """What replaces one part: a list of parts (empty: left out), or ``None`` to keep the part as it is."""
+        media = image.ref.media
+        if image.action == "drop":
+            return [_text_block(omitted_mark(image.index, image.total, media=media))]
+        if image.action == "placeholder":
+            return [_text_block(placeholder_mark(image.index, image.total))]
+        if isinstance(image.outcome, OCRResult):
+            return [_text_block(render_inline(self.template, self._image_text(image)))]
+        if isinstance(image.outcome, _DocumentReading):
+            return self._document_blocks(image, image.outcome, on_error)
+        if isinstance(image.outcome, QwenOCRError):
+            if on_error == "mark":
+                return [_text_block(error_mark(image.index, image.total, image.outcome, media=media))]
+            if on_error == "skip":
+                return []
+        return None
+
     def _inline_content(self, content: list[Any], group: Sequence[_Image], on_error: OnError) -> str | list[Any]:
-        replaced: dict[int, Any] = {}
-        for image in group:
-            if image.action == "drop":
-                replaced[image.part] = _text_block(omitted_mark(image.index, image.total))
-            elif isinstance(image.outcome, OCRResult):
-                replaced[image.part] = _text_block(render_inline(self.template, self._image_text(image)))
-            elif isinstance(image.outcome, QwenOCRError):
-                if on_error == "mark":
-                    replaced[image.part] = _text_block(error_mark(image.index, image.total, image.outcome))
-                elif on_error == "skip":
-                    replaced[image.part] = None
+        replaced = {image.part: self._replacement(image, on_error) for image in group}
         new: list[Any] = []
         for position, part in enumerate(content):
-            value = replaced.get(position, part)
-            if value is not None:
-                new.append(value)
+            value = replaced.get(position)
+            if value is None:
+                new.append(part)
+            else:
+                new.extend(value)
         return new if new else ""
 
     def _higress_content(self, content: list[Any], group: Sequence[_Image], on_error: OnError) -> str | list[Any]:
@@ -468,6 +662,7 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         texts: list[str] = []
         kept: list[Any] = []
         lines: list[tuple[int, str]] = []
+        images = 0
         for position, part in enumerate(content):
             image = positions.get(position)
             if image is None:
@@ -476,12 +671,20 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
                     texts.append(text)
                 else:
                     kept.append(part)  # neither text nor image: kept after the text
-            elif isinstance(image.outcome, OCRResult):
+                continue
+            if image.is_document:  # not in the plugin's layout: its pages, as default blocks, after the text
+                replacement = self._replacement(image, on_error)
+                kept.extend([part] if replacement is None else replacement)
+                continue
+            images += 1
+            if isinstance(image.outcome, OCRResult):
                 lines.append((image.index, image.outcome.text))
             elif isinstance(image.outcome, QwenOCRError):
                 if on_error == "mark":
                     lines.append((image.index, error_mark(image.index, image.total, image.outcome)))
                 elif on_error == "keep_image":
                     kept.append(part)
-        prompt = higress_prompt("\n".join(texts), len(group), lines)
+        if not images:  # documents only: no Higress prompt about images
+            return self._inline_content(content, group, on_error)
+        prompt = higress_prompt("\n".join(texts), images, lines)
         return [_text_block(prompt), *kept] if kept else prompt

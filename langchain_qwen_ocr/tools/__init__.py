@@ -9,6 +9,6 @@ Example::
 
 from __future__ import annotations
 
-from .ocr import QwenOCRInput, QwenOCRTool, format_tool_output
+from .ocr import QwenOCRInput, QwenOCRTool, conversation_image, format_tool_output
 
-__all__ = ["QwenOCRInput", "QwenOCRTool", "format_tool_output"]
+__all__ = ["QwenOCRInput", "QwenOCRTool", "conversation_image", "format_tool_output"]

@@ -15,6 +15,7 @@ from llama_index.core.node_parser.interface import IdFuncCallable, NodeParser
 from llama_index.core.schema import BaseNode, Document, IndexNode, NodeRelationship, TextNode
 from llama_index.core.utils import get_tokenizer, get_tqdm_iterable
 
+from qwen_ocr.engine import check_model_arguments
 from qwen_ocr.page_metadata import STRUCTURE_KEYS, flat_metadata, result_from_metadata
 from qwen_ocr.rendering import without_table_captions
 from qwen_ocr.structure import Block, blocks_from_result
@@ -116,6 +117,9 @@ class QwenOCRNodeParser(NodeParser):
     ``get_leaf_nodes(nodes)`` (from ``llama_index.core.node_parser``), or for ``RecursiveRetriever`` the base
     nodes of :meth:`get_base_nodes_and_mappings` (summaries instead of their tables).
 
+    An unknown setting is refused (:class:`~qwen_ocr.errors.InvalidArgumentError` naming the closest one, e.g.
+    ``chunk_sise`` -> ``chunk_size``), as by the reader.
+
     Example::
 
         from llama_index.core.ingestion import IngestionPipeline
@@ -139,6 +143,10 @@ class QwenOCRNodeParser(NodeParser):
     id_func: IdFuncCallable = Field(
         default=stable_id_func, description="Node ids from (position, source document); stable by default."
     )
+
+    def __init__(self, **data: Any) -> None:
+        check_model_arguments(type(self), data, "setting")
+        super().__init__(**data)
 
     @classmethod
     def class_name(cls) -> str:

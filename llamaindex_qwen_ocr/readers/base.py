@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import aclosing, closing
@@ -9,9 +10,10 @@ from typing import IO, Any, Union
 
 from llama_index.core.readers.base import BasePydanticReader
 from llama_index.core.schema import Document
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
-from qwen_ocr.engine import aread_documents, check_option_names, read_documents
+from qwen_ocr.engine import aread_documents, check_model_arguments, is_fatal, read_documents
+from qwen_ocr.errors import QwenOCRError
 from qwen_ocr.read_settings import ReadSettings
 from qwen_ocr.reading import PageResult
 from qwen_ocr.rendering import render
@@ -21,6 +23,8 @@ from qwen_ocr.sources import named_sources
 from .._metadata import hidden_keys, page_metadata
 
 __all__ = ["FileInput", "QwenOCRReader"]
+
+logger = logging.getLogger("llamaindex_qwen_ocr")
 
 FileInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
 """One input of the reader: a path (local, or on ``fs``; a folder or a glob pattern stands for its files), the
@@ -44,7 +48,9 @@ class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
     and keys of ``extra_info`` the reader does not know are embedded (each key's flag:
     :data:`llamaindex_qwen_ocr._metadata.KEYS`); ``id_`` ``"<file_path>_part_<page index>"`` (stable across
     reads; bytes without a name use ``"sha256:<32 hex digits>"`` as the path). A page or file that cannot be read
-    is raised, skipped or marked (``on_error``; a file's mark has the id ``"<file_path>_unreadable"``).
+    is raised, skipped or marked (``on_error``; a file's mark has the id ``"<file_path>_unreadable"``). Errors that
+    fail every file alike (a missing or wrong key, no access to the model, an exhausted quota) are raised in every
+    case and the first of each kind is logged at WARNING, so a ``SimpleDirectoryReader`` run does not end silently.
 
     Example::
 
@@ -54,16 +60,33 @@ class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
         reader = QwenOCRReader(task="document_parsing", max_concurrency=4)   # key from DASHSCOPE_API_KEY
         docs = reader.load_data("paper.pdf")
         docs = reader.load_data(["scans/", "cover.png"])                       # folders and lists too
-        docs = SimpleDirectoryReader("scans/", file_extractor={".pdf": reader, ".png": reader}).load_data()
+        docs = SimpleDirectoryReader(
+            "scans/", file_extractor={".pdf": reader, ".png": reader}, raise_on_error=True
+        ).load_data()
         docs = await reader.aload_data("paper.pdf")                           # natively async
     """
 
     is_remote: bool = Field(default=True, description="Pages are read by a remote service.")
+    _warned: set[str] = PrivateAttr(default_factory=set)
 
     def __init__(self, **data: Any) -> None:
-        fields = type(self).model_fields
-        check_option_names(data, [*fields, *(f.alias for f in fields.values() if f.alias)], "setting")
+        check_model_arguments(type(self), data, "setting")
         super().__init__(**data)
+
+    def _warn_fatal(self, error: QwenOCRError) -> None:
+        """Log, once per kind, an error that fails every file alike: ``SimpleDirectoryReader`` catches a reader's
+        errors and skips the file (it raises only with ``raise_on_error=True``), so a run where every file fails
+        for that reason must not end in silence with 0 documents."""
+        kind = f"{type(error).__name__}:{error.code}"
+        if kind in self._warned:
+            return
+        self._warned.add(kind)
+        logger.warning(
+            "QwenOCRReader cannot read any file: %s (%s). Every file fails alike until this is fixed; "
+            "SimpleDirectoryReader skips failed files unless raise_on_error=True.",
+            error.message,
+            type(error).__name__,
+        )
 
     @classmethod
     def class_name(cls) -> str:
@@ -90,8 +113,13 @@ class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
             self.get_client(), named_sources(file_path, fs=fs, unnamed=unnamed), **self.read_arguments()
         )
         with closing(pages):  # stops the pages still in flight when the caller stops early or a page raises
-            for page in pages:
-                yield self._document(page, unnamed, extra_info)
+            try:
+                for page in pages:
+                    yield self._document(page, unnamed, extra_info)
+            except QwenOCRError as exc:
+                if is_fatal(exc):
+                    self._warn_fatal(exc)
+                raise
 
     async def alazy_load_data(  # type: ignore[override]
         self,
@@ -104,8 +132,13 @@ class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
         unnamed: set[str] = set()
         sources = named_sources(file_path, fs=fs, unnamed=unnamed)
         async with aclosing(aread_documents(self.get_async_client(), sources, **self.read_arguments())) as pages:
-            async for page in pages:
-                yield self._document(page, unnamed, extra_info)
+            try:
+                async for page in pages:
+                    yield self._document(page, unnamed, extra_info)
+            except QwenOCRError as exc:
+                if is_fatal(exc):
+                    self._warn_fatal(exc)
+                raise
 
     async def aload_data(self, *args: Any, **kwargs: Any) -> list[Document]:
         """Every selected page's ``Document``, read natively async (the arguments of :meth:`lazy_load_data`)."""
