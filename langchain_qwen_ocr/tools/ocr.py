@@ -4,12 +4,12 @@ into the call."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from langchain_core.callbacks import AsyncCallbackManagerForToolRun, CallbackManagerForToolRun
 from langchain_core.messages import BaseMessage
 from langchain_core.tools import ArgsSchema, BaseTool, InjectedToolArg, ToolException
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -215,12 +215,13 @@ class QwenOCRTool(BaseTool, ClientHolder):
 
     def _prepare(
         self,
-        image: str | None,
-        image_index: int | None,
-        task: Task | str | None,
-        result_schema: dict[str, Any] | None,
-        runtime: Any,
+        image: str | None = None,
+        image_index: int | None = None,
+        task: Task | str | None = None,
+        result_schema: dict[str, Any] | None = None,
+        runtime: Any = None,
     ) -> tuple[Any, dict[str, Any]]:
+        """The image to read and the ``ocr()`` options of one call (the tool's arguments as the model gave them)."""
         try:
             if image is not None:
                 ref = ref_from_string(image)
@@ -245,34 +246,22 @@ class QwenOCRTool(BaseTool, ClientHolder):
             raise ToolException(f"cannot read the image: {exc}") from exc
         return loaded.image, options
 
-    def _run(
-        self,
-        image: str | None = None,
-        image_index: int | None = None,
-        task: Task | str | None = None,
-        result_schema: dict[str, Any] | None = None,
-        runtime: Any = None,
-        run_manager: CallbackManagerForToolRun | None = None,
-    ) -> str:
-        source, options = self._prepare(image, image_index, task, result_schema, runtime)
-        try:
-            result = self.get_client().ocr(source, **options)
-        except QwenOCRError as exc:
-            raise ToolException(f"cannot read the image: {exc}") from exc
-        return format_tool_output(result, quote=self.quote)
+    # The arguments come as keywords (``args_schema``); no run_manager parameter, so LangChain passes none.
+    def _run(self, **call: Any) -> str:
+        source, options = self._prepare(**call)
+        with _tool_errors():
+            return format_tool_output(self.get_client().ocr(source, **options), quote=self.quote)
 
-    async def _arun(
-        self,
-        image: str | None = None,
-        image_index: int | None = None,
-        task: Task | str | None = None,
-        result_schema: dict[str, Any] | None = None,
-        runtime: Any = None,
-        run_manager: AsyncCallbackManagerForToolRun | None = None,
-    ) -> str:
-        source, options = self._prepare(image, image_index, task, result_schema, runtime)
-        try:
-            result = await self.get_async_client().ocr(source, **options)
-        except QwenOCRError as exc:
-            raise ToolException(f"cannot read the image: {exc}") from exc
-        return format_tool_output(result, quote=self.quote)
+    async def _arun(self, **call: Any) -> str:
+        source, options = self._prepare(**call)
+        with _tool_errors():
+            return format_tool_output(await self.get_async_client().ocr(source, **options), quote=self.quote)
+
+
+@contextlib.contextmanager
+def _tool_errors() -> Iterator[None]:
+    """A :class:`~qwen_ocr.QwenOCRError` as the ``ToolException`` the agent is shown (``handle_tool_error``)."""
+    try:
+        yield
+    except QwenOCRError as exc:
+        raise ToolException(f"cannot read the image: {exc}") from exc
