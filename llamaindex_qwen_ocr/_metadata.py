@@ -9,7 +9,7 @@ the embedded text.
 
 Example::
 
-    meta = page_metadata(page_result)          # page_result: a qwen_ocr.PageResult
+    meta = flat_page_metadata(page_result)          # page_result: a qwen_ocr.PageResult
     hidden = hidden_keys(meta, own=meta)       # what embeddings and LLM prompts leave out
 """
 
@@ -23,7 +23,7 @@ from qwen_ocr.page_metadata import FlatValue, MetadataKey, declare, excluded_key
 from qwen_ocr.reading import PageResult
 from qwen_ocr.rendering import ContentFormat
 
-__all__ = ["KEYS", "MetadataValue", "hidden_keys", "page_metadata"]
+__all__ = ["KEYS", "MetadataValue", "flat_page_metadata", "hidden_keys"]
 
 MetadataValue = FlatValue
 """A metadata value: flat, so every LlamaIndex vector store accepts it."""
@@ -57,12 +57,12 @@ KEYS: dict[str, MetadataKey] = {
 """Every key a page ``Document`` or node of this package may carry, with its "embed / hide" flag."""
 
 
-def page_metadata(page: PageResult, content_format: ContentFormat = "markdown") -> dict[str, MetadataValue]:
+def flat_page_metadata(page: PageResult, content_format: ContentFormat = "markdown") -> dict[str, MetadataValue]:
     """A page's metadata for a LlamaIndex ``Document``: :meth:`PageResult.metadata`, flat
     (:func:`qwen_ocr.page_metadata.flat_metadata`), without ``source`` (the reader names the file by
     ``file_path``).
 
-    >>> page_metadata(PageResult(source="a.pdf", index=0, label="1", total_pages=2))["page_label"]
+    >>> flat_page_metadata(PageResult(source="a.pdf", index=0, label="1", total_pages=2))["page_label"]
     '1'
     """
     meta = flat_metadata(page.metadata(content_format=content_format))

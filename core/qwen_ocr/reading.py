@@ -375,17 +375,17 @@ def _open(
 def _pop(in_flight: deque[tuple[PageResult, Future[_Read]]]) -> PageResult:
     """The first page in flight, read."""
     outcome, future = in_flight.popleft()
-    return _finish(outcome, future.result)
+    return _settle(outcome, future.result)
 
 
 async def _next_done(in_flight: deque[tuple[PageResult, asyncio.Task[_Read]]]) -> PageResult:
     """The first page in flight, once read (it stays in ``in_flight`` while awaited, to be cancelled with the rest)."""
     await asyncio.wait([in_flight[0][1]])
     outcome, task = in_flight.popleft()
-    return _finish(outcome, task.result)
+    return _settle(outcome, task.result)
 
 
-def _finish(outcome: PageResult, read: Callable[[], _Read]) -> PageResult:
+def _settle(outcome: PageResult, read: Callable[[], _Read]) -> PageResult:
     """The page's result with its reading (``read()``: its text source and result, or its error)."""
     try:
         outcome.text_source, outcome.result = read()

@@ -124,7 +124,7 @@ def latex_to_blocks(latex: str) -> list[Block]:
     if not body:
         return []
     try:
-        return _Reader(body).read()
+        return _LatexReader(body).read()
     except Exception:  # the parser on pathological input (RecursionError, ...): plain paragraphs, never an error
         return _fallback_blocks(body)
 
@@ -519,7 +519,7 @@ class _Pending:
     source: list[str] = field(default_factory=list)
 
 
-class _Reader:
+class _LatexReader:
     """Walks pylatexenc's node tree once, emitting blocks in reading order."""
 
     def __init__(self, text: str) -> None:

@@ -377,7 +377,7 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         messages = to_messages(input_)
         images = self._plan(messages)
         if not any(image.action != "placeholder" for image in images):
-            return self._finish(messages, images) if images else messages
+            return self._with_text(messages, images) if images else messages
         client = self.get_client()
         todo, documents = self._prepare(images, client.model)
         if todo:
@@ -386,7 +386,7 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
             self._store(
                 images, documents, [self._read_document(client, ref, loaded) for ref, loaded in documents.values()]
             )
-        return self._finish(messages, images)
+        return self._with_text(messages, images)
 
     async def _aread(
         self, input_: LanguageModelInput, run_manager: AsyncCallbackManagerForChainRun
@@ -394,7 +394,7 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         messages = to_messages(input_)
         images = self._plan(messages)
         if not any(image.action != "placeholder" for image in images):
-            return self._finish(messages, images) if images else messages
+            return self._with_text(messages, images) if images else messages
         client = self.get_async_client()
         if any(image.ref.kind in ("local", "base64") and image.is_document for image in images) or (
             self.allowed_dir is not None and any(image.ref.kind == "local" for image in images)
@@ -407,7 +407,7 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         if documents:
             readings = [await self._aread_document(client, ref, loaded) for ref, loaded in documents.values()]
             self._store(images, documents, readings)
-        return self._finish(messages, images)
+        return self._with_text(messages, images)
 
     # -- steps (pure except the cache) ---------------------------------------------------------------------------
 
@@ -568,7 +568,7 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
 
     # -- output --------------------------------------------------------------------------------------------------
 
-    def _finish(self, messages: Sequence[BaseMessage], images: Sequence[_Image]) -> list[BaseMessage]:
+    def _with_text(self, messages: Sequence[BaseMessage], images: Sequence[_Image]) -> list[BaseMessage]:
         on_error = self.effective_on_error
         for image in images:  # errors that fail every image alike (a wrong key...) are raised, as everywhere
             if isinstance(image.outcome, QwenOCRError) and (on_error == "raise" or is_fatal(image.outcome)):

@@ -20,7 +20,7 @@ from qwen_ocr.rendering import render
 from qwen_ocr.settings import ClientHolder
 from qwen_ocr.sources import named_sources
 
-from .._metadata import hidden_keys, page_metadata
+from .._metadata import flat_page_metadata, hidden_keys
 
 __all__ = ["FileInput", "QwenOCRReader"]
 
@@ -151,7 +151,7 @@ class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
             meta["file_name"] = key.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or key
             meta["file_path"] = key
         meta.update(extra_info or {})
-        page_meta = page_metadata(page, self.content_format)
+        page_meta = flat_page_metadata(page, self.content_format)
         meta.update(page_meta)
         if page.file_failed:
             id_, text = f"{key}_unreadable", ""
