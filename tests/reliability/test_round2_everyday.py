@@ -53,6 +53,22 @@ def test_cli_concurrency_above_the_clients_default_is_not_capped_by_it(
     assert peak[0] > 8, f"at most {peak[0]} requests in flight with --concurrency 16"
 
 
+def test_cli_default_concurrency_is_the_librarys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without ``--concurrency`` the command kept 4 pages in flight, half the library's default
+    (``DEFAULT_MAX_CONCURRENCY``, 8): the same job took twice as long from the shell as from Python."""
+    from qwen_ocr.cli import main
+    from qwen_ocr.options import DEFAULT_MAX_CONCURRENCY
+
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-everyday")
+    inputs = _images(tmp_path, DEFAULT_MAX_CONCURRENCY + 2)
+    with Emulator(latency=1.0) as emu, peak_in_flight(emu) as peak, time_budget(GUARD):
+        assert main(["read", *inputs, "--base-url", emu.base_url, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert 4 < peak[0] <= DEFAULT_MAX_CONCURRENCY, f"{peak[0]} requests in flight by default"
+
+
 class _ClosedPipe(io.StringIO):
     """A stdout whose reader has gone away (``qwen-ocr read ... | head -1``)."""
 
