@@ -47,7 +47,7 @@ from .results import OCRResult
 from .sources import SourceItem, expand_sources
 from .tasks import Task
 
-__all__ = ["EXIT_CODES", "FORMATS_HELP", "OUT_NAMING", "PROGRESS_HELP", "STDIN", "main"]
+__all__ = ["EXIT_CODES", "FORMATS_HELP", "OUT_NAMING", "PROGRESS_HELP", "STDIN", "hard_breaks", "main"]
 
 FORMATS = ("text", "markdown", "json", "jsonl", "html")
 _EXT = {"text": ".txt", "markdown": ".md", "json": ".json", "jsonl": ".jsonl", "html": ".html"}
@@ -231,9 +231,10 @@ def _with_stdin(items: list[SourceItem]) -> list[SourceItem]:
     if not any(item.label == _STDIN_LABEL and item.path is None for item in items):
         return items
     stream = sys.stdin
-    if stream is None or stream.isatty():
+    if stream is None or _is_terminal(stream):
+        where = "closed" if stream is None else "a terminal"
         raise _UsageError(
-            "- reads an image or a PDF from standard input, which is a terminal here: pipe a file in "
+            f"- reads an image or a PDF from standard input, which is {where} here: pipe a file in "
             "(qwen-ocr read - < scan.png, or curl -s URL | qwen-ocr read -)."
         )
     data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode()
