@@ -368,3 +368,95 @@ def test_repr_stays_the_pydantic_one() -> None:
     result = OCRResult(text="hi", request_id=None)
     assert repr(result).startswith("OCRResult(text='hi', raw_text=''")
     assert str(result) == "hi"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the view at notebook width: reading first, a light preview, cells left-aligned under JupyterLab, no blank rows
+
+JUPYTERLAB_RIGHT_ALIGN = ":not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td"
+"""JupyterLab's rule that right-aligns every cell of HTML output."""
+
+
+def specificity(selector: str) -> tuple[int, int, int]:
+    """(ids, classes + attributes + pseudo-classes, elements) of a simple CSS selector (what the tests use)."""
+    ids = len(re.findall(r"#[\w-]+", selector))
+    classes = len(re.findall(r"\.[\w-]+", selector)) + len(re.findall(r"\[[^\]]*\]", selector))
+    pseudo = len(re.findall(r"(?<!:):(?!not\()[\w-]+", selector))
+    without = re.sub(r"[.#][\w-]+|\[[^\]]*\]|::?[\w-]+(\([^)]*\))?|:not\(|\)", " ", selector)
+    elements = len(re.findall(r"[A-Za-z][\w-]*", without))
+    return ids, classes + pseudo, elements
+
+
+def css_rules(html: str) -> list[tuple[str, str]]:
+    """(selector, declarations) of every rule in the fragment's <style> elements."""
+    style = "".join(re.findall(r"<style>(.*?)</style>", html, flags=re.DOTALL))
+    return [
+        (selector.strip(), body)
+        for selectors, body in re.findall(r"([^{}]+)\{([^{}]*)\}", style)
+        for selector in selectors.split(",")
+    ]
+
+
+def test_the_specificity_helper_counts_as_browsers_do() -> None:
+    assert specificity(JUPYTERLAB_RIGHT_ALIGN) == (0, 2, 1)  # the :not() counts its argument
+    assert specificity(".qwen-ocr-table td") == (0, 1, 1)
+    assert specificity(".a table.b td") == (0, 2, 2)
+
+
+@pytest.mark.parametrize("view", ["result", "table"])
+def test_table_cells_are_left_aligned_even_under_jupyterlabs_right_align_rule(view: str) -> None:
+    table = Table(rows=[[TableCell(text="Item", header=True)], [TableCell(text="Tea")]])
+    html = result_html(OCRResult(task=Task.TABLE_PARSING, tables=[table])) if view == "result" else table_html(table)
+    assert '<table class="qwen-ocr-table">' in html
+    assert html.startswith(
+        '<div class="qwen-ocr-result qwen-ocr-view' if view == "result" else '<div class="qwen-ocr-view'
+    )
+    left = [selector for selector, body in css_rules(html) if "text-align:left" in body]
+    cells = [s for s in left if s.endswith(" td")]
+    assert cells, left
+    for selector in cells:  # wins over JupyterLab's rule whatever the order of the style sheets
+        assert specificity(selector) > specificity(JUPYTERLAB_RIGHT_ALIGN), selector
+        assert selector.startswith(".qwen-ocr-view ")  # scoped: nothing else on the page is touched
+    assert all(s.startswith(".qwen-ocr-view") for s, _ in css_rules(html))
+    # JupyterLab centres tables (".jp-RenderedHTMLCommon table", 0-1-1): ours stay at the left
+    margins = [s for s, body in css_rules(html) if s.endswith("table.qwen-ocr-table") and "margin:" in body]
+    assert margins and all(specificity(s) > (0, 1, 1) for s in margins)
+
+
+def test_a_truncated_table_shows_no_blank_rows() -> None:
+    text = (
+        "<table><tr><th>Channel</th><th>Load</th></tr><tr><td rowspan='3'>V02</td><td>0.815</td></tr>"
+        "<tr><td></td><td> </td></tr><tr><td>0.615</td></tr>"
+        "<tr><td></td><td></td></tr><tr><td></td><td></td></tr><tr><td></td><td></td></tr><tr><td>T0"
+    )
+    from qwen_ocr.results import parse_tables
+
+    (table,) = parse_tables(text)
+    assert table.truncated
+    html = result_html(OCRResult(text=text, task=Task.TABLE_PARSING, tables=[table]))
+    rows = re.findall(r"<tr>(.*?)</tr>", html)
+    assert len(rows) == 3
+    assert all(re.search(r"<t[dh][^>]*>[^<\s]", row) for row in rows), rows  # each row has a cell with text
+    assert '<td rowspan="2">V02</td>' in html  # spanned over the blank row: one row less
+    assert "3 complete rows kept; 4 blank rows left out" in html
+
+
+def test_the_reading_comes_first_and_the_page_is_a_light_collapsible_preview() -> None:
+    from qwen_ocr.viz import PREVIEW_HEIGHT, PREVIEW_MAX_BYTES
+
+    noise = Image.effect_noise((2400, 3200), 80).convert("RGB")  # a grainy scan: the hardest case for JPEG
+    lines = [line(f"line {i}", (100, 100 + 120 * i, 1800, 180 + 120 * i)) for i in range(20)]
+    result = OCRResult(text="...", task=Task.ADVANCED_RECOGNITION, lines=lines, image_size=noise.size)
+    html = result_html(result._attach_image(noise))
+    (data,) = re.findall(r'<img src="data:image/(?:jpeg|png);base64,([A-Za-z0-9+/=]+)"', html)
+    size = len(base64.b64decode(data))
+    assert size <= PREVIEW_MAX_BYTES, size
+    assert len(html) < PREVIEW_MAX_BYTES * 4 / 3 + 20_000  # the whole view stays light too
+    assert html.index("<ol") < html.index("<img")  # the reading first
+    assert '<details class="qwen-ocr-page"><summary' in html  # a click enlarges it
+    assert f"max-height:{PREVIEW_HEIGHT}px" in html
+    assert any("[open] img" in s and "max-height:none" in b for s, b in css_rules(html))
+    assert "20 numbered boxes" in html
+    # a small flat picture is kept as it is (PNG, full size)
+    small = OCRResult(text="hi")._attach_image(Image.new("RGB", (300, 100), "white"))
+    assert 'width="300" height="100"' in small.to_html() and "image/png" in small.to_html()

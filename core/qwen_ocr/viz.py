@@ -4,10 +4,12 @@
 ``PIL.Image``, numbered in reading order: in a notebook, a script or a report alike. A result made by a client
 remembers what it was read from (by reference, never serialised), so ``draw_boxes(result)`` needs nothing else.
 
-In Jupyter an ``OCRResult`` shows itself as HTML (:func:`result_html`): the page with its numbered boxes, the lines
-with the same numbers, tables as tables, fields as a two-column table, ``document_parsing`` LaTeX as headings,
-paragraphs, tables and typeset formulas (where the front end typesets math), formulas as math; and as plain text
-(:func:`result_text`) everywhere else. All text from the model is escaped: OCR output is untrusted input.
+In Jupyter an ``OCRResult`` shows itself as HTML (:func:`result_html`): the reading first (the lines, numbered,
+tables as tables, fields as a two-column table, ``document_parsing`` LaTeX as headings, paragraphs, tables and
+typeset formulas where the front end typesets math, formulas as math), and beside it a small preview of the page
+with the same numbers on its boxes (at most :data:`PREVIEW_MAX_BYTES` embedded; a click opens it to the whole
+width); and as plain text (:func:`result_text`) everywhere else. All text from the model is escaped: OCR output is
+untrusted input.
 
 Example::
 
@@ -17,7 +19,7 @@ Example::
     result = QwenOCR(provider="local").ocr("scan.png", task="advanced_recognition")
     draw_boxes(result).save("scan-boxes.png")               # the page with numbered boxes
     draw_boxes("scan.png", result.lines[:3], color="blue")  # any image, any lines
-    result                                                  # in a notebook: the page, lines, tables, fields
+    result                                                  # in a notebook: lines, tables, fields, the page
 """
 
 from __future__ import annotations
@@ -46,10 +48,13 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_COLOR",
     "DISPLAY_MAX_WIDTH",
+    "PREVIEW_HEIGHT",
+    "PREVIEW_MAX_BYTES",
     "Box",
     "ImageSource",
     "as_image",
     "draw_boxes",
+    "preview",
     "result_html",
     "result_image",
     "result_mimebundle",
@@ -70,6 +75,12 @@ DEFAULT_COLOR = "#e6194b"
 """The outline colour of :func:`draw_boxes` (a strong red)."""
 DISPLAY_MAX_WIDTH = 1000
 """Widest page picture, in pixels, in the rich display (larger pages are shown downscaled)."""
+PREVIEW_MAX_BYTES = 60_000
+"""The largest page picture embedded in the rich display, in bytes: the picture is a JPEG (or PNG, when smaller)
+made smaller until it fits. A notebook keeps every displayed result, so each one stays light."""
+PREVIEW_HEIGHT = 360
+"""The height, in CSS pixels, the page picture is shown at beside the reading, until it is clicked (then it takes
+the whole width)."""
 MAX_LISTED_LINES = 500
 """Lines listed in the rich display; the rest are counted."""
 MAX_TEXT_CHARS = 20_000
@@ -351,14 +362,41 @@ def _label(
     draw.text((x0 + pad - left, y0 + pad - top), text, fill="white", font=font)
 
 
-def _data_uri(picture: Image.Image) -> str:
-    """The picture as a ``data:`` URI: PNG, or JPEG when that is smaller (grainy scans)."""
+def _encoded(picture: Image.Image, quality: int) -> tuple[bytes, str]:
+    """The picture as PNG or JPEG, whichever is smaller (PNG for flat drawings, JPEG for scans and photos)."""
     png = io.BytesIO()
-    picture.save(png, format="PNG")
+    picture.save(png, format="PNG", optimize=False)
     jpeg = io.BytesIO()
-    picture.save(jpeg, format="JPEG", quality=85)
-    data, mime = (png, "image/png") if png.tell() <= jpeg.tell() else (jpeg, "image/jpeg")
-    return f"data:{mime};base64,{base64.b64encode(data.getvalue()).decode('ascii')}"
+    picture.save(jpeg, format="JPEG", quality=quality, optimize=True)
+    return (png.getvalue(), "image/png") if png.tell() <= jpeg.tell() else (jpeg.getvalue(), "image/jpeg")
+
+
+def preview(picture: Image.Image, *, max_bytes: int = PREVIEW_MAX_BYTES) -> tuple[bytes, str, Image.Image]:
+    """The picture encoded in at most ``max_bytes``: ``(data, mime type, the picture at the size encoded)``.
+
+    JPEG at quality 75 (or PNG when smaller); when that is too large, quality 60, then the picture is scaled down
+    step by step (never below 200 px wide: a picture that small is returned whatever its size).
+
+    >>> data, mime, shown = preview(Image.new("RGB", (1000, 1400), "white"))
+    >>> len(data) <= PREVIEW_MAX_BYTES, shown.size
+    (True, (1000, 1400))
+    """
+    work = picture if picture.mode == "RGB" else picture.convert("RGB")
+    while True:
+        for quality in (75, 60):
+            data, mime = _encoded(work, quality)
+            if len(data) <= max_bytes:
+                return data, mime, work
+        if work.width <= 200:
+            return data, mime, work
+        scale = max(0.5, min(0.9, math.sqrt(max_bytes / len(data))))
+        width = max(200, round(work.width * scale))
+        height = max(1, round(work.height * width / work.width))
+        work = work.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -369,25 +407,75 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
+_VIEW = "qwen-ocr-view"
+"""The class of every view's outermost element: the style rules below are scoped under it."""
+
+# Specific enough to win over a notebook's own rules: JupyterLab right-aligns every cell of HTML output
+# (":not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td", one class and a :not() more than ".x td") and centres
+# tables; ".qwen-ocr-view table.qwen-ocr-table td" outweighs both without !important.
 _STYLE = (
-    "<style>.qwen-ocr-table{border-collapse:collapse;margin:0.3em 0}"
-    ".qwen-ocr-table td,.qwen-ocr-table th{border:1px solid #999;padding:2px 6px;vertical-align:top;text-align:left}"
+    "<style>"
+    f".{_VIEW} table.qwen-ocr-table{{border-collapse:collapse;margin:0.3em 0;table-layout:auto;width:auto;"
+    "font-size:inherit}"
+    f".{_VIEW} table.qwen-ocr-table td,.{_VIEW} table.qwen-ocr-table th{{border:1px solid #999;padding:2px 6px;"
+    "vertical-align:top;text-align:left;white-space:normal;line-height:1.35}"
+    f".{_VIEW} table.qwen-ocr-table th{{font-weight:bold}}"
+    f".{_VIEW} details.qwen-ocr-page{{flex:0 1 340px;min-width:200px;margin:0}}"
+    f".{_VIEW} details.qwen-ocr-page[open]{{flex-basis:100%}}"
+    f".{_VIEW} details.qwen-ocr-page>summary{{list-style:none;cursor:zoom-in;display:block}}"
+    f".{_VIEW} details.qwen-ocr-page>summary::-webkit-details-marker{{display:none}}"
+    f".{_VIEW} details.qwen-ocr-page[open]>summary{{cursor:zoom-out}}"
+    f".{_VIEW} details.qwen-ocr-page[open] img{{max-height:none!important}}"
+    f".{_VIEW} .qwen-ocr-when-open{{display:none}}"
+    f".{_VIEW} details[open] .qwen-ocr-when-open{{display:inline}}"
+    f".{_VIEW} details[open] .qwen-ocr-when-closed{{display:none}}"
     "</style>"
 )
 
 
+def _blank(row: Sequence[Any]) -> bool:
+    return all(not cell.text.strip() for cell in row)
+
+
+def _without_blank_rows(table: Table) -> tuple[Table, int]:
+    """The table without its blank rows (no cell with text: a model cut off mid-table often writes a few), and how
+    many were left out; a cell spanning down over a left-out row spans one row less."""
+    from .results import _spans
+
+    blank = [_blank(row) for row in table.rows]
+    dropped = sum(blank)
+    if not dropped:
+        return table, 0
+    spans = _spans(table.rows)
+    rows = []
+    for r, row in enumerate(table.rows):
+        if blank[r]:
+            continue
+        cells = []
+        for cell, (rowspan, colspan) in zip(row, spans[r], strict=True):
+            covered = sum(blank[r + 1 : r + rowspan])
+            cells.append(cell.model_copy(update={"rowspan": rowspan - covered, "colspan": colspan}))
+        rows.append(cells)
+    return table.model_copy(update={"rows": rows}), dropped
+
+
 def _table_block(table: Table) -> str:
-    """A table for the display: spans clamped to the table (a browser lays out what it is given); an oversized
-    table's cells each once, under a note saying why."""
+    """A table for the display: spans clamped to the table (a browser lays out what it is given), blank rows left
+    out (as in :meth:`Table.to_markdown`); an oversized table's cells each once, under a note saying why."""
+    table, dropped = _without_blank_rows(table)
     reason = table.oversized_reason
     body = table.to_html(spans="clamped" if reason is None else "none")
     body = body.replace("<table>", '<table class="qwen-ocr-table">', 1)
     if reason is not None:
         note = f"Table too large to lay out: {reason}. Its cells are shown once each, without their spans."
         body = f"<div><i>{_e(note)}</i></div>{body}"
+    notes = []
     if table.truncated:
-        rows = f"{table.n_rows} complete row{'s' if table.n_rows != 1 else ''}"
-        body += f"<div><i>cut off at max_tokens: {rows} kept</i></div>"
+        notes.append(f"cut off at max_tokens: {table.n_rows} complete row{'s' if table.n_rows != 1 else ''} kept")
+    if dropped:
+        notes.append(f"{dropped} blank row{'s' if dropped != 1 else ''} left out")
+    if notes:
+        body += f"<div><i>{_e('; '.join(notes))}</i></div>"
     return body
 
 
@@ -395,7 +483,7 @@ def table_html(table: Table) -> str:
     """A table as self-contained HTML: cells escaped, spans kept (clamped to the table's extent), a note when the
     output was cut off inside it; a table too large to lay out (:attr:`Table.oversized`) is shown cell by cell
     without its spans, under a note."""
-    return f'<div class="{_MATH_OFF}">{_STYLE}{_table_block(table)}</div>'
+    return f'<div class="{_VIEW} {_MATH_OFF}">{_STYLE}{_table_block(table)}</div>'
 
 
 def _summary(result: OCRResult) -> list[str]:
@@ -491,32 +579,55 @@ def _content_html(result: OCRResult) -> str:
     return "".join(parts)
 
 
+def _figure(result: OCRResult, max_width: int) -> str:
+    """The page picture (with numbered boxes when the result has lines), small: at most :data:`PREVIEW_MAX_BYTES`
+    embedded, shown :data:`PREVIEW_HEIGHT` px high beside the reading; a click opens it to the whole width."""
+    picture = result_image(result)
+    if picture is None:
+        return ""
+    try:
+        drawn = draw_boxes(picture, result.lines, image_size=result.image_size, max_width=max_width)
+        data, mime, shown = preview(drawn)
+    except (OSError, ValueError):
+        return ""
+    boxes = f", {len(result.lines)} numbered box{'es' if len(result.lines) != 1 else ''}" if result.lines else ""
+    caption = (
+        f'<div style="font:12px sans-serif;color:#666;margin-top:2px">the page{_e(boxes)} &middot; '
+        '<span class="qwen-ocr-when-closed">click to enlarge</span>'
+        '<span class="qwen-ocr-when-open">click to shrink</span></div>'
+    )
+    return (
+        '<details class="qwen-ocr-page"><summary title="click to enlarge or shrink">'
+        f'<img src="{_data_uri(data, mime)}" width="{shown.width}" height="{shown.height}" '
+        f'style="max-width:100%;max-height:{PREVIEW_HEIGHT}px;width:auto;height:auto;border:1px solid #ccc" '
+        f'alt="the page{_e(boxes)}"/>{caption}</summary></details>'
+    )
+
+
+def _reading_width(result: OCRResult) -> int:
+    """The width the reading asks for before the page picture goes beside it: tables and LaTeX structure want more
+    (at notebook width, about 900 px, the picture then goes below them rather than squeeze their columns)."""
+    wide = result.tables or (result.task is Task.DOCUMENT_PARSING and (result.latex or result.text))
+    return 560 if wide else 380
+
+
 def result_html(result: OCRResult, *, max_width: int = DISPLAY_MAX_WIDTH) -> str:
     """The rich view of a result as an HTML fragment (what Jupyter shows): everything from the model is escaped.
 
-    The page picture (with numbered boxes when the result has lines; downscaled to ``max_width``) is included when
-    the result knows its image and it can be read; nothing else of the result's origin (no request id, no path).
+    The reading comes first (lines, tables, fields, formulas, text; on the left), the page picture beside it (below
+    it when the output is narrow): a small preview (at most :data:`PREVIEW_MAX_BYTES`, downscaled from at most
+    ``max_width`` pixels wide, with numbered boxes when the result has lines), :data:`PREVIEW_HEIGHT` px high until
+    clicked. It is included when the result knows its image and it can be read; nothing else of the result's
+    origin (no request id, no path). Table cells are left-aligned, also under JupyterLab's right-aligning rule.
     """
-    picture = result_image(result)
-    figure = ""
-    if picture is not None:
-        try:
-            drawn = draw_boxes(picture, result.lines, image_size=result.image_size, max_width=max_width)
-        except (OSError, ValueError):
-            drawn = None
-        if drawn is not None:
-            figure = (
-                f'<div style="flex:0 1 {drawn.width}px;min-width:240px"><img src="{_data_uri(drawn)}" '
-                f'width="{drawn.width}" style="max-width:100%;height:auto;border:1px solid #ccc" '
-                'alt="the page with its text boxes"/></div>'
-            )
     header = " &middot; ".join(_e(fact) for fact in _summary(result))
     return (
-        f'<div class="qwen-ocr-result {_MATH_OFF}">{_STYLE}'
+        f'<div class="qwen-ocr-result {_VIEW} {_MATH_OFF}">{_STYLE}'
         f'<div style="font-family:sans-serif;margin-bottom:0.4em"><b>OCRResult</b> &middot; {header}</div>'
         '<div style="display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start">'
-        f'{figure}<div style="flex:1 1 320px;min-width:240px;overflow-x:auto">{_content_html(result)}</div>'
-        "</div></div>"
+        f'<div style="flex:1 1 {_reading_width(result)}px;min-width:240px;overflow-x:auto">'
+        f"{_content_html(result)}</div>"
+        f"{_figure(result, max_width)}</div></div>"
     )
 
 

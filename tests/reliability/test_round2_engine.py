@@ -97,7 +97,7 @@ def test_cli_reads_six_images_and_a_corrupt_pdf_with_requests_overlapping_across
     monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-engine")
     with Emulator(latency=LATENCY) as emu, peak_in_flight(emu) as peak, time_budget(GUARD):
         run = ["read", *map(str, inputs), "--provider", "dashscope", "--base-url", emu.base_url, "--no-progress"]
-        code = main([*run, "--format", "json"])
+        code = main([*run, "--format", "jsonl"])
         overlapping = _overlapping_images(emu)
         successes = emu.stats.successes
     captured = capsys.readouterr()
@@ -254,7 +254,7 @@ def test_one_text_layer_default_in_the_loader_the_reader_and_the_cli(
     monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-engine")
     with Emulator() as emu, time_budget(GUARD):
         key = {"api_key": "sk-engine", "base_url": emu.base_url}
-        cli = ["read", str(BORN_DIGITAL), "--base-url", emu.base_url, "--no-progress", "--format", "json"]
+        cli = ["read", str(BORN_DIGITAL), "--base-url", emu.base_url, "--no-progress", "--format", "jsonl"]
         for task, sent in ((None, 0), ("table_parsing", 4)):
             emu.reset()
             loader = QwenOCRLoader(BORN_DIGITAL, task=task, **key).load()

@@ -283,7 +283,7 @@ def _inputs(tmp_path: Path) -> dict[str, Path]:
 
 
 def _sources(out: Path) -> dict[str, list[str]]:
-    """Each output file of a ``--format json`` run, and the sources its records are of."""
+    """Each output file of a ``--format jsonl`` run, and the sources its records are of."""
     return {
         path.name: [json.loads(line)["source"] for line in path.read_text(encoding="utf-8").splitlines()]
         for path in sorted(out.iterdir())
@@ -298,7 +298,7 @@ def test_cli_out_gives_inputs_with_the_same_name_files_of_their_own(
     paths = _inputs(tmp_path)
     out = tmp_path / "out"
     sources = [str(paths["a"]), str(paths["b"]), str(paths["a"])]
-    assert main(["read", *sources, "--format", "json", "--out", str(out), *cli]) == 0
+    assert main(["read", *sources, "--format", "jsonl", "--out", str(out), *cli]) == 0
     assert _sources(out) == {
         "scan.jsonl": [sources[0]],
         "scan-2.jsonl": [sources[1]],
@@ -341,7 +341,7 @@ def test_cli_reports_each_unreadable_input_and_reads_the_others(
     out = tmp_path / "out"
     bad = [paths["missing"], paths["corrupt"], paths["text"]]
     order = [str(bad[0]), str(paths["a"]), str(bad[1]), str(bad[2]), str(paths["good"])]
-    assert main(["read", *order, "--format", "json", "--out", str(out), *cli]) == 1
+    assert main(["read", *order, "--format", "jsonl", "--out", str(out), *cli]) == 1
     assert _sources(out) == {"good.jsonl": [str(paths["good"])], "scan.jsonl": [str(paths["a"])]}
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("qwen-ocr: error:")]
     assert len(errors) == 3
