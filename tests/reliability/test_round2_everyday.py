@@ -41,13 +41,13 @@ def test_cli_concurrency_above_the_clients_default_is_not_capped_by_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``--concurrency 16`` sent at most 8 requests at once: the window was 16, but the client it read through kept
-    its own default of 8 request slots. (A whole second per request, so that a busy machine still starts them all
-    while the first ones are in flight.)"""
+    its own default of 8 request slots. (Two seconds per request, so that a busy machine still starts them all
+    while the first ones are in flight: the CLI's first request goes alone, as a probe.)"""
     from qwen_ocr.cli import main
 
     monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-everyday")
     inputs = _images(tmp_path, 16)
-    with Emulator(latency=1.0) as emu, peak_in_flight(emu) as peak, time_budget(GUARD):
+    with Emulator(latency=2.0) as emu, peak_in_flight(emu) as peak, time_budget(GUARD):
         assert main(["read", *inputs, "--base-url", emu.base_url, "--no-progress", "--concurrency", "16"]) == 0
     capsys.readouterr()
     assert peak[0] > 8, f"at most {peak[0]} requests in flight with --concurrency 16"
