@@ -22,7 +22,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -34,7 +34,7 @@ from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from qwen_ocr import AsyncQwenOCR, OCRResult, QwenOCR, QwenOCRError, Task
+from qwen_ocr import AsyncQwenOCR, OCRResult, QwenOCR, QwenOCRError, RemoteImage, Task
 from qwen_ocr.budget import Resolution, check_resolution
 from qwen_ocr.documents import open_document
 from qwen_ocr.engine import aread_documents, check_model_arguments, is_fatal, read_documents
@@ -43,6 +43,7 @@ from qwen_ocr.imaging import ImageInput
 from qwen_ocr.reading import PageResult
 from qwen_ocr.rendering import render
 from qwen_ocr.settings import ClientHolder
+from qwen_ocr.sources import Source
 from qwen_ocr.tasks import coerce_task, normalize_schema, resolve_task
 
 from .parts import MAX_LOCAL_BYTES, ImageRef, LoadedImage, check_allowed_dir, find_parts, load_image
@@ -190,6 +191,20 @@ def _page(page: PageResult) -> _Page:
         raise page.error
     result = page.result.model_copy()._attach_image(None) if page.result is not None else None  # text, not pixels
     return _Page(page.index + 1, render(result) if result is not None else "", result, page.error)
+
+
+def _image_outcomes(pages: Iterable[PageResult], count: int) -> list[OCRResult | QwenOCRError]:
+    """One outcome per image, in image order, from the engine's results (one page per image, by ``file_index``)."""
+    outcomes: list[OCRResult | QwenOCRError | None] = [None] * count
+    for page in pages:
+        if page.result is not None and page.error is None:
+            outcomes[page.file_index] = page.result
+        else:
+            outcomes[page.file_index] = page.error or QwenOCRError(f"{page.source} gave no result.")
+    return [
+        outcome if outcome is not None else QwenOCRError(f"image {number} gave no result.")
+        for number, outcome in enumerate(outcomes, 1)
+    ]
 
 
 class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], ClientHolder):
@@ -381,7 +396,8 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         client = self.get_client()
         todo, documents = self._prepare(images, client.model)
         if todo:
-            self._store(images, todo, self._ocr_sync(client, todo))
+            pages = read_documents(client, self._image_sources(todo), **self._image_reading(len(todo)))
+            self._store(images, todo, _image_outcomes(pages, len(todo)))
         if documents:
             self._store(
                 images, documents, [self._read_document(client, ref, loaded) for ref, loaded in documents.values()]
@@ -403,7 +419,11 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         else:
             todo, documents = self._prepare(images, client.model)
         if todo:
-            self._store(images, todo, await self._ocr_async(client, todo))
+            pages = [
+                page
+                async for page in aread_documents(client, self._image_sources(todo), **self._image_reading(len(todo)))
+            ]
+            self._store(images, todo, _image_outcomes(pages, len(todo)))
         if documents:
             readings = [await self._aread_document(client, ref, loaded) for ref, loaded in documents.values()]
             self._store(images, documents, readings)
@@ -465,6 +485,10 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
                 documents.setdefault(image.key, (image.ref, loaded))
             elif image.key not in todo:
                 todo[image.key] = loaded.image
+        if self.effective_on_error == "raise":  # a part that may not be read fails the call before anything is read
+            for image in images:
+                if isinstance(image.outcome, QwenOCRError):
+                    raise image.outcome
         logger.debug(
             "ImageReader: %d part(s), %d from the cache, %d image(s) and %d document(s) to read",
             len(images),
@@ -516,6 +540,31 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         except QwenOCRError as exc:
             return exc
         return _DocumentReading(tuple(read), total)
+
+    # -- images: through the engine, one window for all of them ----------------------------------------------------
+
+    def _image_reading(self, count: int) -> dict[str, Any]:
+        """The options of :func:`qwen_ocr.read_documents` for ``count`` images: the engine's policy (``"raise"``
+        stops the reading at the first error; otherwise each image's error is kept for ``on_error`` to render)."""
+        return {
+            **self.options,
+            "on_error": "raise" if self.effective_on_error == "raise" else "mark",
+            "text_layer": "never",  # an image has no text layer
+            "max_concurrency": max(1, min(self.max_concurrency, count)),
+        }
+
+    @staticmethod
+    def _image_sources(todo: Mapping[str, ImageInput]) -> list[Source]:
+        """What the engine reads for each image: its bytes, or its http(s) URL as a :class:`~qwen_ocr.RemoteImage`
+        (the service downloads it; this client never does)."""
+        sources: list[Source] = []
+        for number, image in enumerate(todo.values(), 1):
+            if isinstance(image, str):
+                sources.append(RemoteImage(image))
+            else:
+                assert isinstance(image, bytes)  # load_image gives bytes or a URL
+                sources.append((f"image {number}", image))
+        return sources
 
     def _ocr_sync(self, client: QwenOCR, todo: Mapping[str, ImageInput]) -> list[OCRResult | QwenOCRError]:
         inputs = list(todo.values())
