@@ -34,10 +34,10 @@ from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from qwen_ocr import AsyncQwenOCR, OCRResult, QwenOCR, QwenOCRError, RemoteImage, Task
+from qwen_ocr import AsyncQwenOCR, OCRResult, QwenOCR, QwenOCRError, RemoteImage, Task, engine
 from qwen_ocr.budget import Resolution, check_resolution
 from qwen_ocr.documents import open_document
-from qwen_ocr.engine import aread_documents, check_model_arguments, is_fatal, read_documents
+from qwen_ocr.engine import check_model_arguments, is_fatal
 from qwen_ocr.fetch import afetch, fetch
 from qwen_ocr.imaging import ImageInput
 from qwen_ocr.reading import PageResult
@@ -396,7 +396,7 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         client = self.get_client()
         todo, documents = self._prepare(images, client.model)
         if todo:
-            pages = read_documents(client, self._image_sources(todo), **self._image_reading(len(todo)))
+            pages = engine.read_documents(client, self._image_sources(todo), **self._image_reading(len(todo)))
             self._store(images, todo, _image_outcomes(pages, len(todo)))
         if documents:
             self._store(
@@ -421,7 +421,9 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         if todo:
             pages = [
                 page
-                async for page in aread_documents(client, self._image_sources(todo), **self._image_reading(len(todo)))
+                async for page in engine.aread_documents(
+                    client, self._image_sources(todo), **self._image_reading(len(todo))
+                )
             ]
             self._store(images, todo, _image_outcomes(pages, len(todo)))
         if documents:
@@ -517,7 +519,7 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         try:
             data = self._document_bytes(loaded)
             total = _page_count(data)
-            pages = read_documents(
+            pages = engine.read_documents(
                 client, [(ref.name or "document", data)], **self._reading(min(total, self.max_pages))
             )
             read = [_page(page) for page in pages]
@@ -536,7 +538,10 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
                 data = await afetch(url, max_bytes=MAX_LOCAL_BYTES, allow_private=self.allow_private_urls)
             total = await asyncio.to_thread(_page_count, data)
             options = self._reading(min(total, self.max_pages))
-            read = [_page(page) async for page in aread_documents(client, [(ref.name or "document", data)], **options)]
+            read = [
+                _page(page)
+                async for page in engine.aread_documents(client, [(ref.name or "document", data)], **options)
+            ]
         except QwenOCRError as exc:
             return exc
         return _DocumentReading(tuple(read), total)
@@ -565,26 +570,6 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
                 assert isinstance(image, bytes)  # load_image gives bytes or a URL
                 sources.append((f"image {number}", image))
         return sources
-
-    def _ocr_sync(self, client: QwenOCR, todo: Mapping[str, ImageInput]) -> list[OCRResult | QwenOCRError]:
-        inputs = list(todo.values())
-        if len(inputs) == 1:
-            try:
-                return [client.ocr(inputs[0], **self.options)]
-            except QwenOCRError as exc:
-                return [exc]
-        return client.ocr_many(inputs, max_concurrency=self.max_concurrency, return_exceptions=True, **self.options)
-
-    async def _ocr_async(self, client: AsyncQwenOCR, todo: Mapping[str, ImageInput]) -> list[OCRResult | QwenOCRError]:
-        inputs = list(todo.values())
-        if len(inputs) == 1:
-            try:
-                return [await client.ocr(inputs[0], **self.options)]
-            except QwenOCRError as exc:
-                return [exc]
-        return await client.ocr_many(
-            inputs, max_concurrency=self.max_concurrency, return_exceptions=True, **self.options
-        )
 
     def _store(self, images: Sequence[_Image], todo: Mapping[str, Any], outcomes: Sequence[_Outcome]) -> None:
         by_key = dict(zip(todo, outcomes, strict=True))
