@@ -6,8 +6,10 @@ them all at once with Qwen-OCR, put their text into the message) and fixes what 
 numbered in the order they appear (not in the order the replies arrive), a failed image is marked instead of
 skipped in silence, images of earlier turns are read or dropped so that a text-only back end accepts the request,
 the text is quoted as data and not as instructions, local files are never read unless a directory is allowed, and
-the API key belongs to the instance. It also reads PDF ``file`` parts, page by page, through the document engine
-(:func:`qwen_ocr.read_documents`), which a text-only model would reject.
+the API key belongs to the instance. Images are read through the document engine (:func:`qwen_ocr.read_documents`:
+one window of requests, its ``on_error`` policy and cancellation; an http(s) image URL goes to the service as a
+:class:`qwen_ocr.RemoteImage`, never downloaded here), and so are PDF ``file`` parts, page by page, which a text-only
+model would reject.
 
 The same reading runs inside LangChain v1 agents (:class:`~langchain_qwen_ocr.ImageReaderMiddleware`) and around a
 chat model that keeps its whole API (:func:`~langchain_qwen_ocr.with_image_reader`).
@@ -16,6 +18,7 @@ chat model that keeps its whole API (:func:`~langchain_qwen_ocr.with_image_reade
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -397,7 +400,9 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         todo, documents = self._prepare(images, client.model)
         if todo:
             pages = engine.read_documents(client, self._image_sources(todo), **self._image_reading(len(todo)))
-            self._store(images, todo, _image_outcomes(pages, len(todo)))
+            with contextlib.closing(pages):  # an exception or Ctrl-C here stops the reading at once
+                outcomes = _image_outcomes(pages, len(todo))
+            self._store(images, todo, outcomes)
         if documents:
             self._store(
                 images, documents, [self._read_document(client, ref, loaded) for ref, loaded in documents.values()]
@@ -419,12 +424,9 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         else:
             todo, documents = self._prepare(images, client.model)
         if todo:
-            pages = [
-                page
-                async for page in engine.aread_documents(
-                    client, self._image_sources(todo), **self._image_reading(len(todo))
-                )
-            ]
+            reading = engine.aread_documents(client, self._image_sources(todo), **self._image_reading(len(todo)))
+            async with contextlib.aclosing(reading):  # cancelling the call stops the reading at once
+                pages = [page async for page in reading]
             self._store(images, todo, _image_outcomes(pages, len(todo)))
         if documents:
             readings = [await self._aread_document(client, ref, loaded) for ref, loaded in documents.values()]
@@ -505,7 +507,8 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
     def _reading(self, pages: int) -> dict[str, Any]:
         """The options of :func:`qwen_ocr.read_documents` for a document whose first ``pages`` pages are read."""
         concurrency = self.max_concurrency if "max_concurrency" in self.model_fields_set else None
-        options: dict[str, Any] = {**self.options, "pages": f"1-{pages}", "on_error": "mark"}
+        on_error = "raise" if self.effective_on_error == "raise" else "mark"  # the engine's policy, as for images
+        options: dict[str, Any] = {**self.options, "pages": f"1-{pages}", "on_error": on_error}
         if concurrency is not None:
             options["max_concurrency"] = concurrency
         return options
