@@ -1,5 +1,5 @@
 """Reading many documents at once: :func:`read_documents` and :func:`aread_documents`, the one engine under the CLI,
-the LangChain loader and parser, and the LlamaIndex reader.
+the LangChain loader and parser, the LlamaIndex reader and ``ImageReader``.
 
 Given paths, glob patterns, folders, URLs, bytes or file objects (see :mod:`qwen_ocr.sources`), it reads every
 selected page of every file and yields a :class:`~qwen_ocr.PageResult` per page, files in the order given and pages
