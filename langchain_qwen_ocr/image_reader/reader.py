@@ -566,12 +566,13 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         """What the engine reads for each image: its bytes, or its http(s) URL as a :class:`~qwen_ocr.RemoteImage`
         (the service downloads it; this client never does)."""
         sources: list[Source] = []
-        for number, image in enumerate(todo.values(), 1):
+        for image in todo.values():
             if isinstance(image, str):
                 sources.append(RemoteImage(image))
             else:
                 assert isinstance(image, bytes)  # load_image gives bytes or a URL
-                sources.append((f"image {number}", image))
+                # named without a number: the reader's own mark says which image ("image k of n")
+                sources.append(("the image", image))
         return sources
 
     def _store(self, images: Sequence[_Image], todo: Mapping[str, Any], outcomes: Sequence[_Outcome]) -> None:
