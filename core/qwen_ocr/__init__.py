@@ -61,6 +61,7 @@ from .reading import PageResult, aread_document, read_document, structured_metad
 from .results import OCRChunk, OCRResult, Table, TableCell, TextLine, Usage
 from .retry import RetryPolicy
 from .settings import ClientSettings
+from .sources import RemoteImage
 from .tasks import Task
 
 __all__ = [
@@ -96,6 +97,7 @@ __all__ = [
     "QwenOCR",
     "QwenOCRError",
     "RateLimitError",
+    "RemoteImage",
     "ResponseDecodeError",
     "ResponseTooLargeError",
     "RetryPolicy",

@@ -1,5 +1,5 @@
 """Reading many documents at once: :func:`read_documents` and :func:`aread_documents`, the one engine under the CLI,
-the LangChain loader and parser, and the LlamaIndex reader.
+the LangChain loader and parser, the LlamaIndex reader and ``ImageReader``.
 
 Given paths, glob patterns, folders, URLs, bytes or file objects (see :mod:`qwen_ocr.sources`), it reads every
 selected page of every file and yields a :class:`~qwen_ocr.PageResult` per page, files in the order given and pages
@@ -496,8 +496,9 @@ def read_documents(
         client: the client that sends the pages.
         sources: a path, a glob pattern (``"scans/*.pdf"``, ``"inbox/**/*.tif"``), a folder, an http(s) URL
             (downloaded through :mod:`qwen_ocr.fetch`), a ``data:`` or ``oss://`` URL, the file's ``bytes``,
-            ``(name, bytes)``, a binary file object, or a list (any iterable) of these: see
-            :func:`qwen_ocr.sources.expand_sources`.
+            ``(name, bytes)``, a binary file object, a :class:`~qwen_ocr.RemoteImage` (an image URL the service
+            downloads itself, sent as it is as one page, never fetched by the client; an ``oss://`` URL is read so
+            too), or a list (any iterable) of these: see :func:`qwen_ocr.sources.expand_sources`.
         name: the name (``PageResult.source``) of ``sources`` when it is bytes or a file object.
         recursive: also read the subfolders of a folder.
         glob: which files of a folder to read (default: every PDF and image file by extension).

@@ -7,7 +7,8 @@ a pattern that matches nothing, an empty directory) becomes an item carrying its
 can raise it, skip it or mark it like any other failure. http(s) URLs are downloaded into memory with
 :func:`download` / :func:`adownload` (:func:`qwen_ocr.fetch.fetch` / :func:`~qwen_ocr.fetch.afetch`: size cap,
 timeout, no credentials sent, non-public hosts refused); ``data:`` URLs are decoded; ``oss://`` URLs (DashScope's
-temporary storage, which only the service can read) are passed to the service as one image.
+temporary storage, which only the service can read) are passed to the service as one image, and so is any http(s)
+URL wrapped in :class:`RemoteImage` (the service downloads it; the client never does).
 
 Example::
 
@@ -45,6 +46,7 @@ __all__ = [
     "DEFAULT_MAX_DOWNLOAD_BYTES",
     "SUPPORTED_EXTENSIONS",
     "Downloads",
+    "RemoteImage",
     "Source",
     "SourceItem",
     "Sources",
@@ -60,10 +62,11 @@ __all__ = [
 ]
 
 Source: TypeAlias = Union[
-    str, "os.PathLike[str]", bytes, bytearray, memoryview, tuple[str, bytes], IO[bytes], "SourceItem"
+    str, "os.PathLike[str]", bytes, bytearray, memoryview, tuple[str, bytes], IO[bytes], "RemoteImage", "SourceItem"
 ]
 """One input: a path (or a glob pattern, a directory, an http(s), ``data:`` or ``oss://`` URL), the file's bytes,
-``(name, bytes)``, a binary file object, or a :class:`SourceItem` already expanded."""
+``(name, bytes)``, a binary file object, a :class:`RemoteImage` (a URL the service reads itself), or a
+:class:`SourceItem` already expanded."""
 
 Sources: TypeAlias = Source | Sequence[Source]
 """One input or a list of them."""
@@ -82,6 +85,51 @@ _GLOB_CHARS = frozenset("*?[")
 
 
 @dataclass(frozen=True)
+class RemoteImage:
+    """An image URL the service downloads itself: passed to it as it is, as one image (one page), never fetched by
+    the client. A plain http(s) URL given to :func:`qwen_ocr.read_documents` is downloaded by the client (so that a
+    PDF can be split into pages); wrap it in ``RemoteImage`` to have the service read it instead, as a chat message's
+    ``image_url`` is read. Nothing about the host is checked here: the request goes from the service, not from this
+    machine.
+
+    Attributes:
+        url: an http(s) or ``oss://`` URL of one image.
+
+    Raises:
+        InvalidArgumentError: ``url`` is not an http(s) or ``oss://`` URL.
+
+    >>> RemoteImage("https://example.com/receipt.jpg").url
+    'https://example.com/receipt.jpg'
+    >>> RemoteImage("https://user:secret@example.com/a.png")
+    RemoteImage('https://example.com/a.png')
+    >>> RemoteImage("scans/a.png")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    qwen_ocr.errors.InvalidArgumentError: RemoteImage takes an http(s) or oss:// URL ..., not 'scans/a.png'; ...
+    """
+
+    url: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        url = self.url.strip() if isinstance(self.url, str) else None
+        if url is None or not (is_url(url) or url[:6].lower() == "oss://"):
+            shown = display_url(url) if url is not None and is_url(url) else self.url
+            raise InvalidArgumentError(
+                f"RemoteImage takes an http(s) or oss:// URL the service can read, not {shown!r}; pass a path or "
+                "bytes to read a local file."
+            )
+        object.__setattr__(self, "url", url)
+
+    def __repr__(self) -> str:
+        return f"RemoteImage({self.label!r})"
+
+    @property
+    def label(self) -> str:
+        """The URL as results and messages show it: without a user name or password."""
+        return display_url(self.url) if is_url(self.url) else self.url
+
+
+@dataclass(frozen=True)
 class SourceItem:
     """One file to read, or one entry that could not be expanded.
 
@@ -92,7 +140,8 @@ class SourceItem:
         data: the file's bytes (bytes given, or a URL once downloaded).
         url: an http(s) URL still to download.
         fileobj: a binary file object, read whole when opened.
-        remote: an ``oss://`` URL, which only the service can read: sent to it as one image.
+        remote: a URL the service reads itself (an ``oss://`` URL, or a :class:`RemoteImage`): sent to it as one
+            image, never downloaded by the client.
         error: why the entry could not be expanded; the other fields are then empty.
     """
 
@@ -157,7 +206,8 @@ def expand_sources(
 
     Args:
         sources: a path, a glob pattern (``"scans/*.pdf"``, ``"**/*.tif"``), a directory, an http(s), ``data:`` or
-            ``oss://`` URL, bytes, ``(name, bytes)``, a binary file object, or a list (any iterable) of these.
+            ``oss://`` URL, bytes, ``(name, bytes)``, a binary file object, a :class:`RemoteImage`, or a list (any
+            iterable) of these.
         name: the name of ``sources`` when it is bytes or a file object (its ``source`` in metadata).
         recursive: look in the subdirectories of a directory too.
         glob: which files of a directory to read (``"*.pdf"``); by default every file with a
@@ -208,6 +258,8 @@ def describe_sources(sources: object) -> str:
         return repr(display_url(text) if is_url(text) else text)
     if isinstance(sources, tuple) and len(sources) == 2 and isinstance(sources[0], str):
         return f"({sources[0]!r}, <bytes>)"
+    if isinstance(sources, RemoteImage):
+        return repr(sources)
     if isinstance(sources, (list, tuple)):
         shown = ", ".join(describe_sources(entry) for entry in sources[:3])
         more = f", ... ({len(sources)} in all)" if len(sources) > 3 else ""
@@ -269,13 +321,13 @@ def _is_local(fs: Any) -> bool:
 
 def _wrong_entry(argument: str, position: int, entry: object) -> InvalidArgumentError:
     return InvalidArgumentError(
-        f"{argument}[{position}] is a {type(entry).__name__}; each entry must be a path, a URL, bytes, "
+        f"{argument}[{position}] is a {type(entry).__name__}; each entry must be a path, a URL, a RemoteImage, bytes, "
         "(name, bytes) or a binary file object."
     )
 
 
 def _is_single(value: object) -> bool:
-    if isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview, SourceItem)):
+    if isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview, RemoteImage, SourceItem)):
         return True
     if _is_named_bytes(value):
         return True
@@ -296,6 +348,9 @@ def _expand_one(
 ) -> Iterator[SourceItem]:
     if isinstance(entry, SourceItem):
         yield entry
+        return
+    if isinstance(entry, RemoteImage):  # read by the service, never downloaded here
+        yield SourceItem(label=entry.label, remote=entry.url)
         return
     if isinstance(entry, (bytes, bytearray, memoryview)):
         label = name or ("<bytes>" if position is None else f"<bytes #{position}>")

@@ -6,8 +6,10 @@ them all at once with Qwen-OCR, put their text into the message) and fixes what 
 numbered in the order they appear (not in the order the replies arrive), a failed image is marked instead of
 skipped in silence, images of earlier turns are read or dropped so that a text-only back end accepts the request,
 the text is quoted as data and not as instructions, local files are never read unless a directory is allowed, and
-the API key belongs to the instance. It also reads PDF ``file`` parts, page by page, through the document engine
-(:func:`qwen_ocr.read_documents`), which a text-only model would reject.
+the API key belongs to the instance. Images are read through the document engine (:func:`qwen_ocr.read_documents`:
+one window of requests, its ``on_error`` policy and cancellation; an http(s) image URL goes to the service as a
+:class:`qwen_ocr.RemoteImage`, never downloaded here), and so are PDF ``file`` parts, page by page, which a text-only
+model would reject.
 
 The same reading runs inside LangChain v1 agents (:class:`~langchain_qwen_ocr.ImageReaderMiddleware`) and around a
 chat model that keeps its whole API (:func:`~langchain_qwen_ocr.with_image_reader`).
@@ -16,13 +18,14 @@ chat model that keeps its whole API (:func:`~langchain_qwen_ocr.with_image_reade
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -34,15 +37,16 @@ from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from qwen_ocr import AsyncQwenOCR, OCRResult, QwenOCR, QwenOCRError, Task
+from qwen_ocr import AsyncQwenOCR, OCRResult, QwenOCR, QwenOCRError, RemoteImage, Task, engine
 from qwen_ocr.budget import Resolution, check_resolution
 from qwen_ocr.documents import open_document
-from qwen_ocr.engine import aread_documents, check_model_arguments, is_fatal, read_documents
+from qwen_ocr.engine import check_model_arguments, is_fatal
 from qwen_ocr.fetch import afetch, fetch
 from qwen_ocr.imaging import ImageInput
 from qwen_ocr.reading import PageResult
 from qwen_ocr.rendering import render
 from qwen_ocr.settings import ClientHolder
+from qwen_ocr.sources import Source
 from qwen_ocr.tasks import coerce_task, normalize_schema, resolve_task
 
 from .parts import MAX_LOCAL_BYTES, ImageRef, LoadedImage, check_allowed_dir, find_parts, load_image
@@ -190,6 +194,20 @@ def _page(page: PageResult) -> _Page:
         raise page.error
     result = page.result.model_copy()._attach_image(None) if page.result is not None else None  # text, not pixels
     return _Page(page.index + 1, render(result) if result is not None else "", result, page.error)
+
+
+def _image_outcomes(pages: Iterable[PageResult], count: int) -> list[OCRResult | QwenOCRError]:
+    """One outcome per image, in image order, from the engine's results (one page per image, by ``file_index``)."""
+    outcomes: list[OCRResult | QwenOCRError | None] = [None] * count
+    for page in pages:
+        if page.result is not None and page.error is None:
+            outcomes[page.file_index] = page.result
+        else:
+            outcomes[page.file_index] = page.error or QwenOCRError(f"{page.source} gave no result.")
+    return [
+        outcome if outcome is not None else QwenOCRError(f"image {number} gave no result.")
+        for number, outcome in enumerate(outcomes, 1)
+    ]
 
 
 class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], ClientHolder):
@@ -381,7 +399,10 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         client = self.get_client()
         todo, documents = self._prepare(images, client.model)
         if todo:
-            self._store(images, todo, self._ocr_sync(client, todo))
+            pages = engine.read_documents(client, self._image_sources(todo), **self._image_reading(len(todo)))
+            with contextlib.closing(pages):  # an exception or Ctrl-C here stops the reading at once
+                outcomes = _image_outcomes(pages, len(todo))
+            self._store(images, todo, outcomes)
         if documents:
             self._store(
                 images, documents, [self._read_document(client, ref, loaded) for ref, loaded in documents.values()]
@@ -403,7 +424,10 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         else:
             todo, documents = self._prepare(images, client.model)
         if todo:
-            self._store(images, todo, await self._ocr_async(client, todo))
+            reading = engine.aread_documents(client, self._image_sources(todo), **self._image_reading(len(todo)))
+            async with contextlib.aclosing(reading):  # cancelling the call stops the reading at once
+                pages = [page async for page in reading]
+            self._store(images, todo, _image_outcomes(pages, len(todo)))
         if documents:
             readings = [await self._aread_document(client, ref, loaded) for ref, loaded in documents.values()]
             self._store(images, documents, readings)
@@ -465,6 +489,10 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
                 documents.setdefault(image.key, (image.ref, loaded))
             elif image.key not in todo:
                 todo[image.key] = loaded.image
+        if self.effective_on_error == "raise":  # a part that may not be read fails the call before anything is read
+            for image in images:
+                if isinstance(image.outcome, QwenOCRError):
+                    raise image.outcome
         logger.debug(
             "ImageReader: %d part(s), %d from the cache, %d image(s) and %d document(s) to read",
             len(images),
@@ -479,7 +507,8 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
     def _reading(self, pages: int) -> dict[str, Any]:
         """The options of :func:`qwen_ocr.read_documents` for a document whose first ``pages`` pages are read."""
         concurrency = self.max_concurrency if "max_concurrency" in self.model_fields_set else None
-        options: dict[str, Any] = {**self.options, "pages": f"1-{pages}", "on_error": "mark"}
+        on_error = "raise" if self.effective_on_error == "raise" else "mark"  # the engine's policy, as for images
+        options: dict[str, Any] = {**self.options, "pages": f"1-{pages}", "on_error": on_error}
         if concurrency is not None:
             options["max_concurrency"] = concurrency
         return options
@@ -493,7 +522,7 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
         try:
             data = self._document_bytes(loaded)
             total = _page_count(data)
-            pages = read_documents(
+            pages = engine.read_documents(
                 client, [(ref.name or "document", data)], **self._reading(min(total, self.max_pages))
             )
             read = [_page(page) for page in pages]
@@ -512,30 +541,39 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
                 data = await afetch(url, max_bytes=MAX_LOCAL_BYTES, allow_private=self.allow_private_urls)
             total = await asyncio.to_thread(_page_count, data)
             options = self._reading(min(total, self.max_pages))
-            read = [_page(page) async for page in aread_documents(client, [(ref.name or "document", data)], **options)]
+            read = [
+                _page(page)
+                async for page in engine.aread_documents(client, [(ref.name or "document", data)], **options)
+            ]
         except QwenOCRError as exc:
             return exc
         return _DocumentReading(tuple(read), total)
 
-    def _ocr_sync(self, client: QwenOCR, todo: Mapping[str, ImageInput]) -> list[OCRResult | QwenOCRError]:
-        inputs = list(todo.values())
-        if len(inputs) == 1:
-            try:
-                return [client.ocr(inputs[0], **self.options)]
-            except QwenOCRError as exc:
-                return [exc]
-        return client.ocr_many(inputs, max_concurrency=self.max_concurrency, return_exceptions=True, **self.options)
+    # -- images: through the engine, one window for all of them ----------------------------------------------------
 
-    async def _ocr_async(self, client: AsyncQwenOCR, todo: Mapping[str, ImageInput]) -> list[OCRResult | QwenOCRError]:
-        inputs = list(todo.values())
-        if len(inputs) == 1:
-            try:
-                return [await client.ocr(inputs[0], **self.options)]
-            except QwenOCRError as exc:
-                return [exc]
-        return await client.ocr_many(
-            inputs, max_concurrency=self.max_concurrency, return_exceptions=True, **self.options
-        )
+    def _image_reading(self, count: int) -> dict[str, Any]:
+        """The options of :func:`qwen_ocr.read_documents` for ``count`` images: the engine's policy (``"raise"``
+        stops the reading at the first error; otherwise each image's error is kept for ``on_error`` to render)."""
+        return {
+            **self.options,
+            "on_error": "raise" if self.effective_on_error == "raise" else "mark",
+            "text_layer": "never",  # an image has no text layer
+            "max_concurrency": max(1, min(self.max_concurrency, count)),
+        }
+
+    @staticmethod
+    def _image_sources(todo: Mapping[str, ImageInput]) -> list[Source]:
+        """What the engine reads for each image: its bytes, or its http(s) URL as a :class:`~qwen_ocr.RemoteImage`
+        (the service downloads it; this client never does)."""
+        sources: list[Source] = []
+        for image in todo.values():
+            if isinstance(image, str):
+                sources.append(RemoteImage(image))
+            else:
+                assert isinstance(image, bytes)  # load_image gives bytes or a URL
+                # named without a number: the reader's own mark says which image ("image k of n")
+                sources.append(("the image", image))
+        return sources
 
     def _store(self, images: Sequence[_Image], todo: Mapping[str, Any], outcomes: Sequence[_Outcome]) -> None:
         by_key = dict(zip(todo, outcomes, strict=True))
