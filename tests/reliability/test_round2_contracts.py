@@ -75,3 +75,52 @@ def test_hidden_keys_appear_once_under_simple_directory_reader(emulator: Emulato
         for keys in (docs[0].excluded_embed_metadata_keys, docs[0].excluded_llm_metadata_keys):
             assert len(keys) == len(set(keys)), sorted(keys)
             assert "file_name" in keys
+
+
+# --- LangChain ----------------------------------------------------------------------------------------------------
+
+
+def _loader(emulator: Emulator, source: object, **options: object) -> list:  # type: ignore[type-arg]
+    from langchain_qwen_ocr import QwenOCRLoader
+
+    return QwenOCRLoader(source, api_key=KEY, base_url=emulator.base_url, **options).load()  # type: ignore[arg-type]
+
+
+def test_document_ids_are_stable_across_loads(emulator: Emulator) -> None:
+    first = _loader(emulator, str(MULTIPAGE), task="text_recognition", pages="1-2")
+    again = _loader(emulator, str(MULTIPAGE), task="text_recognition", pages="1-2")
+    assert [d.id for d in first] == [d.id for d in again] == [f"{MULTIPAGE}_part_0", f"{MULTIPAGE}_part_1"]
+    (single,) = _loader(emulator, str(MULTIPAGE), task="text_recognition", pages="1-2", mode="single")
+    assert single.id == str(MULTIPAGE)
+    elements = _loader(emulator, str(CROM), task="table_parsing", mode="elements")
+    assert [d.id for d in elements] == [f"{CROM}_part_0_{n}" for n in range(len(elements))]
+    assert len({d.id for d in elements}) == len(elements)
+
+
+def test_a_failed_file_has_the_unreadable_id(emulator: Emulator, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4 not really")
+    (doc,) = _loader(emulator, str(broken), on_error="mark")
+    assert doc.id == f"{broken}_unreadable" and doc.metadata["error"]
+
+
+def test_elements_use_unstructured_category_names(emulator: Emulator) -> None:
+    (table,) = [
+        d
+        for d in _loader(emulator, str(CROM), task="table_parsing", mode="elements")
+        if d.metadata["category"] == "Table"
+    ]
+    assert table.metadata["block_kind"] == "table"
+    assert str(table.metadata["text_as_html"]).startswith("<table>") and "table_html" not in table.metadata
+    lines = _loader(emulator, str(CROM), task="advanced_recognition", mode="elements")
+    assert {d.metadata["category"] for d in lines} == {"UncategorizedText"}
+
+
+def test_line_boxes_are_left_out_unless_asked_for(emulator: Emulator) -> None:
+    (plain,) = _loader(emulator, str(CROM), task="advanced_recognition")
+    (boxed,) = _loader(emulator, str(CROM), task="advanced_recognition", include_lines=True)
+    assert "lines" not in plain.metadata and boxed.metadata["lines"]
+    # what filter_complex_metadata keeps: by default a page of text lines has scalar metadata only
+    assert all(isinstance(v, (str, int, float, bool)) or v is None for v in plain.metadata.values())
+    (single,) = _loader(emulator, str(CROM), task="advanced_recognition", mode="single")
+    assert "lines" not in single.metadata
