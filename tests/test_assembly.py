@@ -126,8 +126,9 @@ def test_a_marked_page_keeps_its_page_keys() -> None:
 def test_elements_mode_reads_the_blocks_of_a_page() -> None:
     page = read("", task=Task.DOCUMENT_PARSING, latex="\\section{Intro} Some text. \\[ E = mc^2 \\]")
     records = element_records(page)
-    kinds = [meta["category"] for _, meta in records]
+    kinds = [meta["block_kind"] for _, meta in records]
     assert kinds == ["heading", "paragraph", "formula"]
+    assert [meta["category"] for _, meta in records] == ["Title", "NarrativeText", "Formula"]
     assert [meta["element_index"] for _, meta in records] == [0, 1, 2]
     assert records[1][1]["heading_path"] == "Intro" and records[0][1]["level"] == 1
     assert records[2][1]["latex"] and "latex" not in records[1][1]

@@ -10,7 +10,13 @@ metadata)`` pair into its own document type (the ``make`` of :class:`Collator`).
 - ``"single"``: a file's pages joined by a separator (:class:`JoinedPages`), with ``page_offsets`` so that a chunk's
   ``start_index`` maps back to its page (:func:`page_for_offset`).
 - ``"elements"``: one per title, heading, paragraph, list item, table, formula, caption, field set or text line of
-  a page (:func:`element_records`, from :func:`qwen_ocr.structure.blocks_from_result`), with ``category``.
+  a page (:func:`element_records`, from :func:`qwen_ocr.structure.blocks_from_result`), with ``category`` named as
+  unstructured names its elements (:data:`CATEGORIES`) and ``text_as_html`` for a table.
+
+Each record has a stable id (:func:`record_id`), the same on every reading of the file: ``"<source>_part_<page>"``
+per page (the LlamaIndex reader's ids), ``"<source>"`` per file, ``"<source>_part_<page>_<element index>"`` per
+element, ``"<source>_unreadable"`` for a file that failed as a whole; a vector store that upserts by id replaces a
+re-read file's chunks instead of adding them twice.
 
 A page or file that failed, where errors are marked (``on_error="mark"``), gives empty text with ``error``,
 ``error_type`` and ``error_code`` (:func:`error_record`).
@@ -42,8 +48,10 @@ from .rendering import ContentFormat, check_content_format, render, without_tabl
 if TYPE_CHECKING:
     from .documents import PageSpec
     from .settings import ClientHolder
+    from .structure import BlockKind
 
 __all__ = [
+    "CATEGORIES",
     "DEFAULT_PAGE_SEPARATOR",
     "MODES",
     "OCR_EXTRA",
@@ -56,6 +64,7 @@ __all__ = [
     "error_record",
     "page_for_offset",
     "page_keys",
+    "record_id",
 ]
 
 D = TypeVar("D")
@@ -70,6 +79,23 @@ cuts, so chunks tend to end at page ends."""
 
 OCR_EXTRA = ("min_pixels", "max_pixels", "resolution", "enable_rotate", "max_tokens", "temperature")
 """The request options an integration takes in ``ocr_options`` (the others are arguments of their own)."""
+
+CATEGORIES: dict[BlockKind, str] = {
+    "title": "Title",
+    "heading": "Title",
+    "paragraph": "NarrativeText",
+    "list_item": "ListItem",
+    "table": "Table",
+    "formula": "Formula",
+    "caption": "FigureCaption",
+    "fields": "FormKeysValues",
+    "line": "UncategorizedText",
+}
+"""An element's ``category``: the name unstructured gives such an element (what LangChain users already filter on),
+from the block's kind (:data:`qwen_ocr.structure.BlockKind`, kept in ``block_kind``). A document's title and its
+section headings are both ``"Title"`` (``level`` tells them apart: 0 for the title, 1 for a section, ...); a text
+line of ``advanced_recognition`` is ``"UncategorizedText"``; the fields of ``key_information_extraction`` are
+``"FormKeysValues"``."""
 
 _LEVELLED = ("title", "heading", "list_item")
 _FILE_LISTS = ("pages", "page_labels", "page_offsets", "page_sizes", "request_ids")
@@ -133,11 +159,13 @@ def element_records(page: PageResult, source: str | None = None) -> list[tuple[s
     """``(text, metadata)`` per element of a read page, in reading order (none for a failed page).
 
     Metadata: the page's flat keys (not its structure: ``lines``, ``fields``, ``tables_html``, ...), then
-    ``category`` (``"title"``, ``"heading"``, ``"paragraph"``, ``"list_item"``, ``"table"``, ``"formula"``,
-    ``"caption"``, ``"fields"`` or ``"line"``), ``element_index`` (reading order on the page), ``heading_path``
-    (the enclosing headings joined by ``" > "``, ``""`` outside any), and where they apply ``level`` (titles,
-    headings, list items), ``bbox`` (``[left, top, right, bottom]`` of a text line, in the frame of
-    ``page_width`` x ``page_height``), ``table_html`` (a table, whose text is its Markdown), ``table_oversized``
+    ``category`` (unstructured's name, :data:`CATEGORIES`: ``"Title"``, ``"NarrativeText"``, ``"ListItem"``,
+    ``"Table"``, ``"Formula"``, ``"FigureCaption"``, ``"FormKeysValues"`` or ``"UncategorizedText"``),
+    ``block_kind`` (ours: ``"title"``, ``"heading"``, ``"paragraph"``, ``"list_item"``, ``"table"``,
+    ``"formula"``, ``"caption"``, ``"fields"`` or ``"line"``), ``element_index`` (reading order on the page),
+    ``heading_path`` (the enclosing headings joined by ``" > "``, ``""`` outside any), and where they apply
+    ``level`` (titles, headings, list items), ``bbox`` (``[left, top, right, bottom]`` of a text line, in the frame
+    of ``page_width`` x ``page_height``), ``text_as_html`` (a table, whose text is its Markdown), ``table_oversized``
     (``True`` for a table too large to lay out, whose text is a note and its HTML), ``latex`` (a formula) and
     ``fields`` (the extracted JSON). A caption that names a table is read with the table (its text starts with
     it), not as an element of its own.
@@ -151,7 +179,8 @@ def element_records(page: PageResult, source: str | None = None) -> list[tuple[s
     for index, block in enumerate(without_table_captions(blocks_from_result(page.result))):
         meta: dict[str, JSONValue] = {
             **base,
-            "category": block.kind,
+            "category": CATEGORIES[block.kind],
+            "block_kind": block.kind,
             "element_index": index,
             "heading_path": " > ".join(block.heading_path),
         }
@@ -160,7 +189,7 @@ def element_records(page: PageResult, source: str | None = None) -> list[tuple[s
         if block.bbox is not None:
             meta["bbox"] = [int(v) for v in block.bbox]
         if block.table is not None:
-            meta["table_html"] = block.table.to_html()
+            meta["text_as_html"] = block.table.to_html()
             if block.table.oversized:
                 meta["table_oversized"] = True
         if block.kind == "formula" and block.latex:
@@ -169,6 +198,35 @@ def element_records(page: PageResult, source: str | None = None) -> list[tuple[s
             meta["fields"] = json_safe(block.fields)
         records.append((block.text, meta))
     return records
+
+
+def record_id(metadata: Mapping[str, Any]) -> str:
+    """The stable id of a record of this module, from its ``source`` and position: ``"<source>_part_<page>"`` for
+    a page (read or marked), ``"<source>_part_<page>_<element_index>"`` for an element, ``"<source>"`` for a file
+    (single mode), ``"<source>_unreadable"`` for a file that failed as a whole (marked). Reading the same file again
+    gives the same ids (the LlamaIndex reader's page ids have the same form).
+
+    >>> record_id({"source": "a.pdf", "page": 2})
+    'a.pdf_part_2'
+    >>> record_id({"source": "a.pdf", "page": 2, "element_index": 5})
+    'a.pdf_part_2_5'
+    >>> record_id({"source": "a.pdf", "pages": [0, 1]}), record_id({"source": "a.pdf", "error": "broken"})
+    ('a.pdf', 'a.pdf_unreadable')
+    """
+    source = metadata.get("source")
+    if not isinstance(source, str):
+        raise InvalidArgumentError(f"record_id needs a str 'source' in the metadata; got {source!r}.")
+    page = metadata.get("page")
+    if isinstance(page, int) and not isinstance(page, bool):
+        element = metadata.get("element_index")
+        return f"{source}_part_{page}" if element is None else f"{source}_part_{page}_{element}"
+    if "pages" in metadata:
+        return source
+    if "error" in metadata:
+        return f"{source}_unreadable"
+    raise InvalidArgumentError(
+        f"record_id cannot place a record of {source!r}: its metadata has no 'page', 'pages' or 'error'."
+    )
 
 
 # -- one file -----------------------------------------------------------------------------------------------------
@@ -301,6 +359,9 @@ class Collator(Generic[D]):
     """Turns the page results of a reading (:func:`qwen_ocr.read_documents`, files in order) into documents for
     the mode, each made by ``make(text, metadata)``.
 
+    ``include_lines=False`` leaves out ``lines`` (each text line's box; ~2 KB a page) of page and file records;
+    element records never carry it (a line element has its own ``bbox``).
+
     In single mode a file's document comes with its last selected page (or, when pages were skipped, with the next
     file's first result or at the end); a file that failed as a whole (marked) gives its pages so far, then its
     error's document.
@@ -317,9 +378,10 @@ class Collator(Generic[D]):
         content_format: ContentFormat = "markdown",
         separator: str = DEFAULT_PAGE_SEPARATOR,
         pages: PageSpec = None,
+        include_lines: bool = True,
     ) -> None:
         self.make, self.mode, self.content_format = make, mode, content_format
-        self.separator, self.pages = separator, pages
+        self.separator, self.pages, self.include_lines = separator, pages, include_lines
         self._file, self._left = -1, 0
         self._single: JoinedPages | None = None
 
@@ -347,13 +409,20 @@ class Collator(Generic[D]):
             docs.extend(self.make(text, meta) for text, meta in element_records(page, page.source))
         else:
             meta = page_keys(page, page.source, content_format=self.content_format)
-            docs.append(self.make(render(page.result, self.content_format), meta))
+            docs.append(self.make(render(page.result, self.content_format), self._trim(meta)))
         return docs
+
+    def _trim(self, metadata: dict[str, JSONValue]) -> dict[str, JSONValue]:
+        if not self.include_lines:
+            metadata.pop("lines", None)
+        return metadata
 
     def finish(self) -> list[D]:
         """What is left: the single-mode document of the last file."""
         single, self._single = self._single, None
-        return [self.make(single.text, single.metadata())] if single is not None and not single.empty else []
+        if single is None or single.empty:
+            return []
+        return [self.make(single.text, self._trim(single.metadata()))]
 
     def collect(self, pages: Generator[PageResult, None, None]) -> Generator[D, None, None]:
         """The documents of a reading, as they complete; closing this closes ``pages`` (stops the reading)."""

@@ -128,7 +128,10 @@ PAGE_KEYS: dict[str, MetadataKey] = declare(
 ELEMENT_KEYS: dict[str, MetadataKey] = declare(
     _embed("heading_path", "the enclosing headings, outermost first, joined by ' > '"),
     _hide("bbox", "[left, top, right, bottom] of a text line (or a node's lines), in the page's frame"),
-    _hide("table_html", "the HTML of the one table an element or node holds"),
+    _hide("table_html", "the HTML of the one table a LlamaIndex node holds"),
+    _hide("text_as_html", "the HTML of the one table a LangChain element holds (unstructured's name)"),
+    _hide("category", "an element's kind as unstructured names it: Title, NarrativeText, ListItem, Table, ..."),
+    _hide("block_kind", "an element's kind as core names it: title, heading, paragraph, list_item, table, ..."),
     _hide("table_oversized", "True for a table too large to lay out (its text is a note and its HTML)"),
 )
 """The keys an element of a page adds (LangChain's elements mode, LlamaIndex's node parser), besides the page keys;

@@ -1,8 +1,11 @@
 """Page results into LangChain ``Document`` objects: one per page, one per file, or one per element.
 
 The text and the keys are core's (:mod:`qwen_ocr.assembly`, the same as the LlamaIndex reader's); this module only
-wraps them into Documents. A failed page or file, where errors are marked, gives empty text and ``error``,
-``error_type``, ``error_code`` in metadata.
+wraps them into Documents, each with its stable ``id`` (:func:`qwen_ocr.assembly.record_id`:
+``"<source>_part_<page>"``, ``"<source>"`` in single mode, ``"<source>_part_<page>_<n>"`` per element,
+``"<source>_unreadable"`` for a failed file), so loading a file again gives the same ids and a vector store's
+``add_documents(docs, ids=[d.id for d in docs])`` replaces instead of duplicating. A failed page or file, where
+errors are marked, gives empty text and ``error``, ``error_type``, ``error_code`` in metadata.
 
 Example::
 
@@ -22,7 +25,14 @@ from typing import TYPE_CHECKING
 
 from langchain_core.documents import Document
 
-from qwen_ocr.assembly import DEFAULT_PAGE_SEPARATOR, Collator, JoinedPages, element_records, error_record
+from qwen_ocr.assembly import (
+    DEFAULT_PAGE_SEPARATOR,
+    Collator,
+    JoinedPages,
+    element_records,
+    error_record,
+    record_id,
+)
 from qwen_ocr.assembly import page_for_offset as page_for_offset
 from qwen_ocr.assembly import page_keys as page_metadata
 from qwen_ocr.page_metadata import error_metadata as error_metadata
@@ -51,8 +61,8 @@ __all__ = [
 
 
 def to_document(text: str, metadata: dict[str, JSONValue]) -> Document:
-    """A Document of ``text`` and ``metadata``."""
-    return Document(page_content=text, metadata=metadata)
+    """A Document of ``text`` and ``metadata``, its ``id`` :func:`qwen_ocr.assembly.record_id` (stable)."""
+    return Document(page_content=text, metadata=metadata, id=record_id(metadata))
 
 
 def page_text(result: OCRResult | None, content_format: ContentFormat = "markdown") -> str:

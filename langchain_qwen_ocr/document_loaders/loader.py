@@ -38,12 +38,28 @@ class QwenOCRLoader(BaseLoader):
             :func:`page_for_offset`) or ``"elements"`` (one per title, paragraph, table, ..., with ``category``).
         content_format: ``page_content`` as ``"markdown"`` (default), ``"text"`` or the model's ``"raw"`` text.
         page_separator: what joins pages in single mode (a blank line by default).
+        include_lines: keep ``metadata["lines"]``, the box of every text line (``advanced_recognition``), in page
+            and single-mode Documents. Off by default: the text is already in ``page_content``, the boxes are
+            ~2 KB a page, a text splitter copies them into every chunk, and most vector stores refuse list
+            metadata; turn it on to draw or highlight lines. See "Metadata and vector stores" below.
         ocr_options: ``resolution`` (``"standard"``, ``"high"``, ``"max"``: :mod:`qwen_ocr.budget`), ``min_pixels``,
             ``max_pixels``, ``enable_rotate``, ``max_tokens``, ``temperature``.
         client, aclient: the :class:`~qwen_ocr.QwenOCR` / :class:`~qwen_ocr.AsyncQwenOCR` to use.
         **options: the options of :func:`qwen_ocr.read_documents` (``task``, ``schema``, ``prompt``, ``model``,
             ``pages``, ``password``, ``text_layer``, ``on_error``, ``max_concurrency``, ``show_progress``, the
             download limits) and, without a client, the client settings of :class:`qwen_ocr.settings.ClientSettings`.
+
+    Each Document's ``id`` is stable (``"<source>_part_<page>"``; ``"<source>"`` in single mode;
+    ``"<source>_part_<page>_<n>"`` per element; ``"<source>_unreadable"`` for a failed file:
+    :func:`qwen_ocr.assembly.record_id`), so loading a file again gives the same ids and a vector store upserts.
+    Elements (``mode="elements"``) have unstructured's ``category`` names (:data:`qwen_ocr.assembly.CATEGORIES`:
+    ``Title``, ``NarrativeText``, ``ListItem``, ``Table``, ``Formula``, ``FigureCaption``, ``FormKeysValues``,
+    ``UncategorizedText``; ours in ``block_kind``), a table's HTML in ``text_as_html``.
+
+    Metadata and vector stores: the scalar keys (``source``, ``page``, ``page_label``, ``total_pages``, ``task``,
+    ``model``, the token counts, ``category``, ...) are kept by ``filter_complex_metadata``; the list and object
+    keys (``lines`` when included, ``fields``, ``tables_html``, ``formulas``, ``bbox``, single mode's ``pages``,
+    ``page_offsets``...) are dropped by it, so keep what you need (e.g. ``page_for_offset``) before filtering.
 
     Raises:
         InvalidArgumentError: an option is wrong or unknown (at construction).
@@ -69,6 +85,7 @@ class QwenOCRLoader(BaseLoader):
         mode: Mode = "page",
         content_format: ContentFormat = "markdown",
         page_separator: str = DEFAULT_PAGE_SEPARATOR,
+        include_lines: bool = False,
         ocr_options: Mapping[str, Any] | None = None,
         client: QwenOCR | None = None,
         aclient: AsyncQwenOCR | None = None,
@@ -77,6 +94,7 @@ class QwenOCRLoader(BaseLoader):
         check_sources(file_path, argument="file_path")
         self.file_path, self.name, self.recursive, self.glob = file_path, name, recursive, glob
         self.mode, self.content_format, self.page_separator = mode, content_format, page_separator
+        self.include_lines = include_lines
         self.options, self._holder = configure(
             mode=mode, content_format=content_format, ocr_options=ocr_options, client=client, aclient=aclient, **options
         )
@@ -89,7 +107,7 @@ class QwenOCRLoader(BaseLoader):
         return {"name": self.name, "recursive": self.recursive, "glob": self.glob, **self.options.arguments()}
 
     def _assembler(self) -> Collator[Document]:
-        return Assembler(self.mode, self.content_format, self.page_separator, self.options.pages)
+        return Assembler(self.mode, self.content_format, self.page_separator, self.options.pages, self.include_lines)
 
     def lazy_load(self) -> Iterator[Document]:
         """The Documents, file by file and page by page in order, while later pages (and files) are read."""

@@ -12,7 +12,7 @@ from langchain_core.document_loaders import BaseBlobParser
 from langchain_core.documents import Document
 from langchain_core.documents.base import Blob
 
-from qwen_ocr.assembly import Collator, configure, describe
+from qwen_ocr.assembly import Collator, configure, describe, record_id
 from qwen_ocr.engine import read_documents
 from qwen_ocr.npy import NPY_MIME_TYPE, image_from_npy, is_npy, npy_source
 from qwen_ocr.sources import SourceItem
@@ -52,12 +52,14 @@ class QwenOCRParser(BaseBlobParser):
         mode: Mode = "page",
         content_format: ContentFormat = "markdown",
         page_separator: str = DEFAULT_PAGE_SEPARATOR,
+        include_lines: bool = False,
         ocr_options: Mapping[str, Any] | None = None,
         client: QwenOCR | None = None,
         aclient: AsyncQwenOCR | None = None,
         **options: Any,
     ) -> None:
         self.mode, self.content_format, self.page_separator = mode, content_format, page_separator
+        self.include_lines = include_lines
         self.options, self._holder = configure(
             mode=mode, content_format=content_format, ocr_options=ocr_options, client=client, aclient=aclient, **options
         )
@@ -79,7 +81,7 @@ class QwenOCRParser(BaseBlobParser):
             item = SourceItem(label=str(blob.source or "<blob>"), data=blob.as_bytes())
 
         def make(text: str, metadata: dict[str, Any]) -> Document:
-            return Document(page_content=text, metadata={**blob.metadata, **metadata})
+            return Document(page_content=text, metadata={**blob.metadata, **metadata}, id=record_id(metadata))
 
-        collator = Collator(make, mode, self.content_format, self.page_separator, options.pages)
+        collator = Collator(make, mode, self.content_format, self.page_separator, options.pages, self.include_lines)
         yield from collator.collect(read_documents(self._holder.get_client(), [item], **options.arguments()))

@@ -6,11 +6,13 @@ import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import aclosing, closing
-from typing import IO, Any, Union
+from typing import IO, Any, SupportsIndex, Union
 
 from llama_index.core.readers.base import BasePydanticReader
 from llama_index.core.schema import Document
-from pydantic import Field, PrivateAttr
+from pydantic import Field, GetCoreSchemaHandler, PrivateAttr
+from pydantic_core import CoreSchema, core_schema
+from typing_extensions import Self
 
 from qwen_ocr.engine import aread_documents, check_model_arguments, is_fatal, read_documents
 from qwen_ocr.errors import QwenOCRError
@@ -22,13 +24,68 @@ from qwen_ocr.sources import named_sources
 
 from .._metadata import flat_page_metadata, hidden_keys
 
-__all__ = ["FileInput", "QwenOCRReader"]
+__all__ = ["FileInput", "KeyList", "PageDocument", "QwenOCRReader"]
 
 logger = logging.getLogger("llamaindex_qwen_ocr")
 
 FileInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
 """One input of the reader: a path (local, or on ``fs``; a folder or a glob pattern stands for its files), the
 file's bytes, or a binary file object; the reader also takes a list of these."""
+
+
+class KeyList(list[str]):
+    """A list of metadata key names that keeps each name once: adding a name it holds does nothing.
+
+    ``SimpleDirectoryReader`` extends every reader's ``excluded_embed_metadata_keys`` and
+    ``excluded_llm_metadata_keys`` with its own file keys (``file_name``, ``file_size``, ...), which the reader
+    already hides; with this list each still appears once.
+
+    >>> keys = KeyList(["file_name"]); keys.extend(["file_name", "file_size"]); keys
+    ['file_name', 'file_size']
+    """
+
+    def __init__(self, keys: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.extend(keys)
+
+    def append(self, key: str) -> None:
+        """Add ``key`` unless it is there."""
+        if key not in self:
+            super().append(key)
+
+    def extend(self, keys: Iterable[str]) -> None:
+        """Add each of ``keys`` that is not there, in order."""
+        for key in keys:
+            self.append(key)
+
+    def insert(self, index: SupportsIndex, key: str) -> None:
+        """Insert ``key`` at ``index`` unless it is there."""
+        if key not in self:
+            super().insert(index, key)
+
+    def __iadd__(self, keys: Iterable[str]) -> Self:  # type: ignore[override,misc]
+        self.extend(keys)
+        return self
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(cls, handler(list[str]))
+
+
+class PageDocument(Document):
+    """The reader's ``Document`` of a page: a LlamaIndex ``Document`` (``class_name()`` ``"Document"``, stored and
+    loaded as one) whose excluded metadata key lists are :class:`KeyList`, so a key is listed once even after
+    ``SimpleDirectoryReader`` adds its own."""
+
+    excluded_embed_metadata_keys: KeyList = Field(
+        default_factory=KeyList, description="Metadata keys left out of the embedding text, each once."
+    )
+    excluded_llm_metadata_keys: KeyList = Field(
+        default_factory=KeyList, description="Metadata keys left out of the LLM text, each once."
+    )
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
 
 
 class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
@@ -64,6 +121,8 @@ class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
             "scans/", file_extractor={".pdf": reader, ".png": reader}, raise_on_error=True
         ).load_data()
         docs = await reader.aload_data("paper.pdf")                           # natively async
+        async for doc in reader.aiter_data("paper.pdf"):                      # each page as soon as it is read
+            ...
     """
 
     is_remote: bool = Field(default=True, description="Pages are read by a remote service.")
@@ -121,14 +180,26 @@ class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
                     self._warn_fatal(exc)
                 raise
 
-    async def alazy_load_data(  # type: ignore[override]
+    async def alazy_load_data(
+        self,
+        file_path: FileInput | Iterable[FileInput],
+        extra_info: dict[str, Any] | None = None,
+        fs: Any = None,
+    ) -> Iterable[Document]:
+        """``BaseReader``'s contract: a coroutine returning every selected page's ``Document``
+        (``list(await reader.alazy_load_data(path))``), read natively async (:meth:`aiter_data`, not a thread).
+        To handle each page as soon as it is read, iterate :meth:`aiter_data` instead."""
+        return [doc async for doc in self.aiter_data(file_path, extra_info, fs)]
+
+    async def aiter_data(
         self,
         file_path: FileInput | Iterable[FileInput],
         extra_info: dict[str, Any] | None = None,
         fs: Any = None,
     ) -> AsyncIterator[Document]:
-        """The async twin of :meth:`lazy_load_data`: requests are awaited on the running event loop; leaving the
-        loop early cancels the requests still in flight."""
+        """The async twin of :meth:`lazy_load_data`, an async iterator (``async for doc in
+        reader.aiter_data(path)``): requests are awaited on the running event loop; leaving the loop early cancels
+        the requests still in flight."""
         unnamed: set[str] = set()
         sources = named_sources(file_path, fs=fs, unnamed=unnamed)
         async with aclosing(aread_documents(self.get_async_client(), sources, **self.read_arguments())) as pages:
@@ -142,7 +213,7 @@ class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
 
     async def aload_data(self, *args: Any, **kwargs: Any) -> list[Document]:
         """Every selected page's ``Document``, read natively async (the arguments of :meth:`lazy_load_data`)."""
-        return [doc async for doc in self.alazy_load_data(*args, **kwargs)]
+        return [doc async for doc in self.aiter_data(*args, **kwargs)]
 
     def _document(self, page: PageResult, unnamed: set[str], extra_info: Mapping[str, Any] | None) -> Document:
         key, named = page.source, page.source not in unnamed
@@ -158,10 +229,10 @@ class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
         else:
             id_, text = f"{key}_part_{page.index}", render(page.result, self.content_format) if page.ok else ""
         hidden = hidden_keys(meta, own=[*page_meta, *(("file_name", "file_path") if named else ())])
-        return Document(
+        return PageDocument(
             id_=id_,
             text=text,
             metadata=meta,
-            excluded_embed_metadata_keys=hidden,
-            excluded_llm_metadata_keys=list(hidden),
+            excluded_embed_metadata_keys=KeyList(hidden),
+            excluded_llm_metadata_keys=KeyList(hidden),
         )

@@ -75,7 +75,7 @@ async def test_rotated_page_is_sent_as_displayed(emu: Emulator) -> None:
     boxes) reported, upright as a reader sees it: portrait Letter."""
     with open_document(ROTATED_SKEW) as pdf:
         assert pdf.page(0).rotation == 90
-    (doc,) = _load(emu, ROTATED_SKEW, task="advanced_recognition")
+    (doc,) = _load(emu, ROTATED_SKEW, task="advanced_recognition", include_lines=True)
     assert (doc.metadata["page_width"], doc.metadata["page_height"]) == (612, 792)
     assert doc.metadata["lines"]
 

@@ -126,7 +126,9 @@ def test_advanced_recognition_gives_line_boxes_in_the_page_frame() -> None:
     """With a real reader (the local engine behind the emulator), the boxes land where the text was drawn."""
     with Emulator(reader="local") as emu, sync_client(emu) as client:
         (doc,) = _json_safe(
-            QwenOCRLoader(_lines_image(), name="lines.png", client=client, task="advanced_recognition").load()
+            QwenOCRLoader(
+                _lines_image(), name="lines.png", client=client, task="advanced_recognition", include_lines=True
+            ).load()
         )
     assert (doc.metadata["page_width"], doc.metadata["page_height"]) == (900, 400)
     lines = {line["text"]: line for line in doc.metadata["lines"]}
@@ -164,7 +166,9 @@ def test_single_mode_joins_pages_and_maps_offsets_back_to_pages(client: QwenOCR)
 
 
 def test_single_mode_separator_and_per_page_structure(client: QwenOCR) -> None:
-    (doc,) = _load(client, mode="single", page_separator="\n\f\n", task="advanced_recognition", pages="2-3")
+    (doc,) = _load(
+        client, mode="single", page_separator="\n\f\n", task="advanced_recognition", pages="2-3", include_lines=True
+    )
     assert doc.page_content.count("\n\f\n") == 1
     assert doc.metadata["pages"] == [1, 2]
     assert {line["page"] for line in doc.metadata["lines"]} == {1, 2}
@@ -182,30 +186,31 @@ def test_single_mode_of_a_born_digital_pdf_uses_its_text_layer(emu: Emulator, cl
 
 def test_elements_of_document_parsing_have_categories_and_heading_paths(client: QwenOCR) -> None:
     docs = _load(client, task="document_parsing", mode="elements", pages="1-2")
-    categories = [d.metadata["category"] for d in docs]
+    categories = [d.metadata["block_kind"] for d in docs]
     assert categories[0] == "title" and "heading" in categories and "paragraph" in categories
-    heading = next(d for d in docs if d.metadata["category"] == "heading")
+    assert docs[0].metadata["category"] == "Title"
+    heading = next(d for d in docs if d.metadata["block_kind"] == "heading")
     assert heading.page_content == "Abstract" and heading.metadata["heading_path"] == "Abstract"
     assert heading.metadata["level"] == 1
     following = docs[docs.index(heading) + 1]
-    assert following.metadata["category"] == "paragraph" and following.metadata["heading_path"] == "Abstract"
+    assert following.metadata["category"] == "NarrativeText" and following.metadata["heading_path"] == "Abstract"
     for page in (0, 1):
         on_page = [d for d in docs if d.metadata["page"] == page]
         assert [d.metadata["element_index"] for d in on_page] == list(range(len(on_page)))
-    assert not any("lines" in d.metadata or "latex" in d.metadata for d in docs if d.metadata["category"] != "formula")
+    assert not any("lines" in d.metadata or "latex" in d.metadata for d in docs if d.metadata["category"] != "Formula")
 
 
 def test_elements_of_lines_tables_and_fields(client: QwenOCR) -> None:
     lines = _load(client, task="advanced_recognition", mode="elements", pages="1")
-    assert {d.metadata["category"] for d in lines} == {"line"}
+    assert {d.metadata["block_kind"] for d in lines} == {"line"}
     assert all(len(d.metadata["bbox"]) == 4 for d in lines)
     assert lines[0].page_content == "INTERNATIONAL"
     (table,) = _load(client, task="table_parsing", mode="elements", pages="1")
-    assert table.metadata["category"] == "table"
+    assert table.metadata["category"] == "Table"
     assert table.page_content.startswith("Case name")  # the title row, then the Markdown table
-    assert "\n\n| " in table.page_content and str(table.metadata["table_html"]).startswith("<table>")
+    assert "\n\n| " in table.page_content and str(table.metadata["text_as_html"]).startswith("<table>")
     (fields,) = _load(client, task="key_information_extraction", mode="elements", pages="1")
-    assert fields.metadata["category"] == "fields"
+    assert fields.metadata["category"] == "FormKeysValues"
     assert fields.metadata["fields"]["乘车日期"] == "2013-06-29"
     assert "乘车日期: 2013-06-29" in fields.page_content
 

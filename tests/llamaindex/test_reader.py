@@ -200,14 +200,16 @@ async def test_async_loading_is_native_and_matches_sync(make_reader: Reader, mon
 
     monkeypatch.setattr(QwenOCRReader, "lazy_load_data", no_sync)
     monkeypatch.setattr(QwenOCRReader, "load_data", no_sync)
-    assert inspect.isasyncgenfunction(QwenOCRReader.alazy_load_data)
+    assert inspect.iscoroutinefunction(QwenOCRReader.alazy_load_data)
+    assert inspect.isasyncgenfunction(QwenOCRReader.aiter_data)
 
     docs = await reader.aload_data(MULTIPAGE)
     assert [(d.id_, d.text) for d in docs] == expected
 
     streamed: list[Document] = []
-    async for doc in reader.alazy_load_data(str(MULTIPAGE), extra_info={"batch": "b1"}):
+    async for doc in reader.aiter_data(str(MULTIPAGE), extra_info={"batch": "b1"}):
         streamed.append(doc)
+    assert [d.id_ for d in await reader.alazy_load_data(str(MULTIPAGE))] == [d.id_ for d in streamed]
     assert [d.metadata["page_label"] for d in streamed] == ["1", "2", "3", "4", "5", "6"]
     assert streamed[0].metadata["batch"] == "b1"
 
@@ -220,7 +222,7 @@ async def test_async_failed_page_and_early_stop(fake_reader: Reader) -> None:
 
     # Leaving the async iterator early closes the pages still in flight.
     reader = fake_reader("ok", max_concurrency=4)
-    async for _ in reader.alazy_load_data(FOUR_PAGES):
+    async for _ in reader.aiter_data(FOUR_PAGES):
         break
     await asyncio.sleep(0)
 

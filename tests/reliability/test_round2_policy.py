@@ -57,7 +57,7 @@ def client(emulator: Emulator) -> Iterator[QwenOCR]:
 
 
 def _langchain(client: QwenOCR, **options: Any) -> Any:
-    (doc,) = QwenOCRLoader(CROM, client=client, **options).load()
+    (doc,) = QwenOCRLoader(CROM, client=client, include_lines=True, **options).load()
     return doc
 
 
@@ -171,7 +171,7 @@ def test_a_latex_table_caption_is_read_once_with_its_table() -> None:
         assert text.count("Loads") == 1 and text.startswith("Loads\n\n| Channel | Load |")
     page = PageResult(source="p.png", index=0, label="1", total_pages=1, result=result)
     (element,) = element_documents(page)
-    assert element.metadata["category"] == "table" and element.page_content == result.to_markdown()
+    assert element.metadata["category"] == "Table" and element.page_content == result.to_markdown()
 
 
 # -- one key set -------------------------------------------------------------------------------------------------
@@ -206,12 +206,12 @@ def test_elements_and_nodes_name_a_table_the_same(client: QwenOCR) -> None:
         (element,) = [
             d
             for d in QwenOCRLoader(CROM, client=client, task="table_parsing", mode="elements").load()
-            if d.metadata["category"] == "table"
+            if d.metadata["category"] == "Table"
         ]
         nodes = QwenOCRNodeParser().get_nodes_from_documents([_llamaindex(client, task="table_parsing")])
     node = next(n for n in nodes if n.metadata["node_kind"] == "table")
-    assert element.metadata["table_html"] == node.metadata["table_html"]
-    assert "table_html" in KEYS and "table_oversized" in KEYS
+    assert element.metadata["text_as_html"] == node.metadata["table_html"]  # unstructured's name in LangChain
+    assert "table_html" in KEYS and "text_as_html" in KEYS and "table_oversized" in KEYS
     assert element.page_content.split("\n\n")[0] == node.get_content().split("\n\n")[0]  # the same title line
 
 

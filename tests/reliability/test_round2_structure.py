@@ -152,7 +152,7 @@ def test_staircase_langchain_documents_are_bounded() -> None:
             single = builder.build()
         assert len(doc.page_content) < MB and NOTE in doc.page_content, task
         assert len(single.page_content) < MB and NOTE in single.page_content, task
-        (table_doc,) = [d for d in elements if d.metadata["category"] == "table"]
+        (table_doc,) = [d for d in elements if d.metadata["category"] == "Table"]
         assert len(table_doc.page_content) < MB and NOTE in table_doc.page_content
         assert table_doc.metadata["table_oversized"] is True
         json.dumps(doc.metadata)
