@@ -30,18 +30,32 @@ Example::
         collator = Collator(lambda text, metadata: (text, metadata), mode="single")
         for text, metadata in collator.collect(read_documents(client, ["a.pdf", "b.pdf"])):
             print(metadata["source"], metadata["page_offsets"], text[:80])
+
+LangChain Documents built from these records:
+
+Each Document's ``id`` is stable (``"<source>_part_<page>"``; ``"<source>"`` in single mode;
+``"<source>_part_<page>_<n>"`` per element; ``"<source>_unreadable"`` for a failed file:
+:func:`qwen_ocr.assembly.record_id`), so loading a file again gives the same ids and a vector store upserts.
+Elements (``mode="elements"``) have unstructured's ``category`` names (:data:`qwen_ocr.assembly.CATEGORIES`:
+``Title``, ``NarrativeText``, ``ListItem``, ``Table``, ``Formula``, ``FigureCaption``, ``FormKeysValues``,
+``UncategorizedText``; ours in ``block_kind``), a table's HTML in ``text_as_html``.
+
+Metadata and vector stores: the scalar keys (``source``, ``page``, ``page_label``, ``total_pages``, ``task``,
+``model``, the token counts, ``category``, ...) are kept by ``filter_complex_metadata``; the list and object
+keys (``lines`` when included, ``fields``, ``tables_html``, ``formulas``, ``bbox``, single mode's ``pages``,
+``page_offsets``...) are dropped by it, so keep what you need (e.g. ``page_for_offset``) before filtering.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Collection, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args
 
 from .documents import parse_pages
 from .engine import ReadOptions, split_arguments
 from .errors import InvalidArgumentError, QwenOCRError
-from .page_metadata import STRUCTURE_KEYS, error_metadata, json_safe, structured_metadata
+from .page_metadata import STRUCTURE_KEYS, error_metadata, flat_metadata, json_safe, structured_metadata
 from .reading import JSONValue, PageResult
 from .rendering import ContentFormat, check_content_format, render, without_table_captions
 
@@ -443,3 +457,32 @@ class Collator(Generic[D]):
             await pages.aclose()
         for doc in self.finish():
             yield doc
+
+
+def named_page_record(
+    page: PageResult, unnamed: Collection[str], extra: Mapping[str, Any] | None, content_format: ContentFormat
+) -> tuple[str, str, dict[str, Any], list[str]]:
+    """One page as a file reader's record: ``(id, text, metadata, the keys the reader wrote)``.
+
+    ``file_name`` and ``file_path`` name the file unless its source is one of ``unnamed`` (bytes named after their
+    content); ``extra`` (e.g. ``SimpleDirectoryReader``'s file keys) is merged in, then the page's flat keys
+    (:func:`qwen_ocr.page_metadata.flat_metadata`), which win. The id is ``"<source>_part_<page>"``, or
+    ``"<source>_unreadable"`` for a file that could not be read at all.
+
+    >>> named_page_record(PageResult(source="a.pdf", index=1, label="2", total_pages=2), (), None, "markdown")[0]
+    'a.pdf_part_1'
+    """
+    key, named = page.source, page.source not in unnamed
+    meta: dict[str, Any] = {}
+    if named:
+        meta["file_name"] = key.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or key
+        meta["file_path"] = key
+    meta.update(extra or {})
+    page_meta = flat_metadata(page.metadata(content_format=content_format))
+    page_meta.pop("source", None)  # the file is named by file_path
+    meta.update(page_meta)
+    if page.file_failed:
+        id_, text = f"{key}_unreadable", ""
+    else:
+        id_, text = f"{key}_part_{page.index}", render(page.result, content_format) if page.ok else ""
+    return id_, text, meta, [*page_meta, *(("file_name", "file_path") if named else ())]

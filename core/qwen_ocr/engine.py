@@ -87,6 +87,7 @@ __all__ = [
     "check_option_names",
     "client_setting_names",
     "is_fatal",
+    "note_fatal",
     "read_documents",
     "split_arguments",
 ]
@@ -114,6 +115,25 @@ def is_fatal(error: BaseException) -> bool:
         return False
     return isinstance(
         error, (AuthenticationError, PermissionDeniedError, NotFoundError, QuotaExceededError, InvalidArgumentError)
+    )
+
+
+def note_fatal(error: QwenOCRError, seen: set[str], log: logging.Logger, who: str) -> None:
+    """Log at WARNING, once per kind (kept in ``seen``), an ``error`` that fails every file alike (:func:`is_fatal`).
+
+    For integrations whose host swallows a reader's errors (``SimpleDirectoryReader`` skips a failed file unless
+    ``raise_on_error=True``): a run where every file fails for that reason must not end silently with nothing.
+    """
+    kind = f"{type(error).__name__}:{error.code}"
+    if not is_fatal(error) or kind in seen:
+        return
+    seen.add(kind)
+    log.warning(
+        "%s cannot read any file: %s (%s). Every file fails alike until this is fixed; "
+        "SimpleDirectoryReader skips failed files unless raise_on_error=True.",
+        who,
+        error.message,
+        type(error).__name__,
     )
 
 

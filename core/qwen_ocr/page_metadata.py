@@ -28,7 +28,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, SupportsIndex
+
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import CoreSchema, core_schema
+from typing_extensions import Self
 
 from .errors import QwenOCRError
 from .rendering import ContentFormat, check_content_format
@@ -44,6 +48,7 @@ __all__ = [
     "PAGE_KEYS",
     "STRUCTURE_KEYS",
     "FlatValue",
+    "KeyList",
     "MetadataKey",
     "declare",
     "error_metadata",
@@ -348,3 +353,42 @@ def _loads(value: Any) -> Any:
         return json.loads(value)
     except ValueError:
         return None
+
+
+class KeyList(list[str]):
+    """A list of metadata key names that keeps each name once: adding a name it holds does nothing.
+
+    ``SimpleDirectoryReader`` extends every reader's ``excluded_embed_metadata_keys`` and
+    ``excluded_llm_metadata_keys`` with its own file keys (``file_name``, ``file_size``, ...), which the reader
+    already hides; with this list each still appears once.
+
+    >>> keys = KeyList(["file_name"]); keys.extend(["file_name", "file_size"]); keys
+    ['file_name', 'file_size']
+    """
+
+    def __init__(self, keys: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.extend(keys)
+
+    def append(self, key: str) -> None:
+        """Add ``key`` unless it is there."""
+        if key not in self:
+            super().append(key)
+
+    def extend(self, keys: Iterable[str]) -> None:
+        """Add each of ``keys`` that is not there, in order."""
+        for key in keys:
+            self.append(key)
+
+    def insert(self, index: SupportsIndex, key: str) -> None:
+        """Insert ``key`` at ``index`` unless it is there."""
+        if key not in self:
+            super().insert(index, key)
+
+    def __iadd__(self, keys: Iterable[str]) -> Self:  # type: ignore[override,misc]
+        self.extend(keys)
+        return self
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(cls, handler(list[str]))

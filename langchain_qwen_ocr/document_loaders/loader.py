@@ -38,10 +38,8 @@ class QwenOCRLoader(BaseLoader):
             :func:`page_for_offset`) or ``"elements"`` (one per title, paragraph, table, ..., with ``category``).
         content_format: ``page_content`` as ``"markdown"`` (default), ``"text"`` or the model's ``"raw"`` text.
         page_separator: what joins pages in single mode (a blank line by default).
-        include_lines: keep ``metadata["lines"]``, the box of every text line (``advanced_recognition``), in page
-            and single-mode Documents. Off by default: the text is already in ``page_content``, the boxes are
-            ~2 KB a page, a text splitter copies them into every chunk, and most vector stores refuse list
-            metadata; turn it on to draw or highlight lines. See "Metadata and vector stores" below.
+        include_lines: keep ``metadata["lines"]``, every text line's box (off: ~2 KB a page that a splitter copies
+            into every chunk and most vector stores refuse; on to draw or highlight lines).
         ocr_options: ``resolution`` (``"standard"``, ``"high"``, ``"max"``: :mod:`qwen_ocr.budget`), ``min_pixels``,
             ``max_pixels``, ``enable_rotate``, ``max_tokens``, ``temperature``.
         client, aclient: the :class:`~qwen_ocr.QwenOCR` / :class:`~qwen_ocr.AsyncQwenOCR` to use.
@@ -49,17 +47,7 @@ class QwenOCRLoader(BaseLoader):
             ``pages``, ``password``, ``text_layer``, ``on_error``, ``max_concurrency``, ``show_progress``, the
             download limits) and, without a client, the client settings of :class:`qwen_ocr.settings.ClientSettings`.
 
-    Each Document's ``id`` is stable (``"<source>_part_<page>"``; ``"<source>"`` in single mode;
-    ``"<source>_part_<page>_<n>"`` per element; ``"<source>_unreadable"`` for a failed file:
-    :func:`qwen_ocr.assembly.record_id`), so loading a file again gives the same ids and a vector store upserts.
-    Elements (``mode="elements"``) have unstructured's ``category`` names (:data:`qwen_ocr.assembly.CATEGORIES`:
-    ``Title``, ``NarrativeText``, ``ListItem``, ``Table``, ``Formula``, ``FigureCaption``, ``FormKeysValues``,
-    ``UncategorizedText``; ours in ``block_kind``), a table's HTML in ``text_as_html``.
-
-    Metadata and vector stores: the scalar keys (``source``, ``page``, ``page_label``, ``total_pages``, ``task``,
-    ``model``, the token counts, ``category``, ...) are kept by ``filter_complex_metadata``; the list and object
-    keys (``lines`` when included, ``fields``, ``tables_html``, ``formulas``, ``bbox``, single mode's ``pages``,
-    ``page_offsets``...) are dropped by it, so keep what you need (e.g. ``page_for_offset``) before filtering.
+    Ids, element categories and which keys survive ``filter_complex_metadata``: see :mod:`qwen_ocr.assembly`.
 
     Raises:
         InvalidArgumentError: an option is wrong or unknown (at construction).

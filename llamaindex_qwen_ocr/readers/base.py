@@ -6,23 +6,22 @@ import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import aclosing, closing
-from typing import IO, Any, SupportsIndex, Union
+from typing import IO, Any, Union
 
 from llama_index.core.readers.base import BasePydanticReader
 from llama_index.core.schema import Document
-from pydantic import Field, GetCoreSchemaHandler, PrivateAttr
-from pydantic_core import CoreSchema, core_schema
-from typing_extensions import Self
+from pydantic import Field, PrivateAttr
 
-from qwen_ocr.engine import aread_documents, check_model_arguments, is_fatal, read_documents
+from qwen_ocr.assembly import named_page_record
+from qwen_ocr.engine import aread_documents, check_model_arguments, note_fatal, read_documents
 from qwen_ocr.errors import QwenOCRError
+from qwen_ocr.page_metadata import KeyList
 from qwen_ocr.read_settings import ReadSettings
 from qwen_ocr.reading import PageResult
-from qwen_ocr.rendering import render
 from qwen_ocr.settings import ClientHolder
 from qwen_ocr.sources import named_sources
 
-from .._metadata import flat_page_metadata, hidden_keys
+from .._metadata import hidden_keys
 
 __all__ = ["FileInput", "KeyList", "PageDocument", "QwenOCRReader"]
 
@@ -31,45 +30,6 @@ logger = logging.getLogger("llamaindex_qwen_ocr")
 FileInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
 """One input of the reader: a path (local, or on ``fs``; a folder or a glob pattern stands for its files), the
 file's bytes, or a binary file object; the reader also takes a list of these."""
-
-
-class KeyList(list[str]):
-    """A list of metadata key names that keeps each name once: adding a name it holds does nothing.
-
-    ``SimpleDirectoryReader`` extends every reader's ``excluded_embed_metadata_keys`` and
-    ``excluded_llm_metadata_keys`` with its own file keys (``file_name``, ``file_size``, ...), which the reader
-    already hides; with this list each still appears once.
-
-    >>> keys = KeyList(["file_name"]); keys.extend(["file_name", "file_size"]); keys
-    ['file_name', 'file_size']
-    """
-
-    def __init__(self, keys: Iterable[str] = ()) -> None:
-        super().__init__()
-        self.extend(keys)
-
-    def append(self, key: str) -> None:
-        """Add ``key`` unless it is there."""
-        if key not in self:
-            super().append(key)
-
-    def extend(self, keys: Iterable[str]) -> None:
-        """Add each of ``keys`` that is not there, in order."""
-        for key in keys:
-            self.append(key)
-
-    def insert(self, index: SupportsIndex, key: str) -> None:
-        """Insert ``key`` at ``index`` unless it is there."""
-        if key not in self:
-            super().insert(index, key)
-
-    def __iadd__(self, keys: Iterable[str]) -> Self:  # type: ignore[override,misc]
-        self.extend(keys)
-        return self
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return core_schema.no_info_after_validator_function(cls, handler(list[str]))
 
 
 class PageDocument(Document):
@@ -91,23 +51,14 @@ class PageDocument(Document):
 class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
     """Reads PDFs, multi-page TIFFs and images with Qwen-OCR: one ``Document`` per page, files in the order given.
 
-    Reads through :func:`qwen_ocr.read_documents` (files, folders, glob patterns or lists of them, one window of
-    ``max_concurrency`` pages across files, one ``on_error`` policy); works on its own, as a
-    ``SimpleDirectoryReader`` ``file_extractor`` (also over an fsspec filesystem) and in an ``IngestionPipeline``.
-    Settings are the fields of :class:`qwen_ocr.read_settings.ReadSettings` (``task``, ``schema``, ``prompt``,
-    ``pages``, ``password``, ``text_layer``, ``on_error``, ``recursive``, ``glob``, ``content_format``, ...) and
-    :class:`qwen_ocr.settings.ClientSettings` (or ``client=`` / ``aclient=``); an unknown one is refused.
-    ``api_key`` and ``password`` never appear in ``repr`` or ``to_dict()``.
-
-    Each page's ``Document``: ``text`` in ``content_format`` (:mod:`qwen_ocr.rendering`, the LangChain loader's
-    text); ``metadata`` the keys of :meth:`qwen_ocr.PageResult.metadata` made flat (lists and objects as JSON
-    text), with ``file_name`` and ``file_path`` and ``extra_info`` merged in; only ``file_path``, ``page_label``
-    and keys of ``extra_info`` the reader does not know are embedded (each key's flag:
-    :data:`llamaindex_qwen_ocr._metadata.KEYS`); ``id_`` ``"<file_path>_part_<page index>"`` (stable across
-    reads; bytes without a name use ``"sha256:<32 hex digits>"`` as the path). A page or file that cannot be read
-    is raised, skipped or marked (``on_error``; a file's mark has the id ``"<file_path>_unreadable"``). Errors that
-    fail every file alike (a missing or wrong key, no access to the model, an exhausted quota) are raised in every
-    case and the first of each kind is logged at WARNING, so a ``SimpleDirectoryReader`` run does not end silently.
+    It reads through :func:`qwen_ocr.read_documents` (files, folders, globs or lists of them; one window of pages
+    across files; one ``on_error`` policy) and works as a ``SimpleDirectoryReader`` ``file_extractor`` too. Settings:
+    :class:`qwen_ocr.read_settings.ReadSettings` and :class:`qwen_ocr.settings.ClientSettings` (or ``client=``);
+    an unknown one is refused; secrets never appear in ``repr`` or ``to_dict()``. A page is
+    :func:`qwen_ocr.assembly.named_page_record`: its text in ``content_format``, its flat keys (only ``file_path``,
+    ``page_label`` and unknown ``extra_info`` keys embedded), the id ``"<file_path>_part_<page>"``. Errors that fail
+    every file alike are raised and the first of each kind logged at WARNING (``SimpleDirectoryReader`` skips
+    failed files silently unless ``raise_on_error=True``).
 
     Example::
 
@@ -131,21 +82,6 @@ class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
     def __init__(self, **data: Any) -> None:
         check_model_arguments(type(self), data, "setting")
         super().__init__(**data)
-
-    def _warn_fatal(self, error: QwenOCRError) -> None:
-        """Log, once per kind, an error that fails every file alike: ``SimpleDirectoryReader`` catches a reader's
-        errors and skips the file (it raises only with ``raise_on_error=True``), so a run where every file fails
-        for that reason must not end in silence with 0 documents."""
-        kind = f"{type(error).__name__}:{error.code}"
-        if kind in self._warned:
-            return
-        self._warned.add(kind)
-        logger.warning(
-            "QwenOCRReader cannot read any file: %s (%s). Every file fails alike until this is fixed; "
-            "SimpleDirectoryReader skips failed files unless raise_on_error=True.",
-            error.message,
-            type(error).__name__,
-        )
 
     @classmethod
     def class_name(cls) -> str:
@@ -176,8 +112,7 @@ class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
                 for page in pages:
                     yield self._document(page, unnamed, extra_info)
             except QwenOCRError as exc:
-                if is_fatal(exc):
-                    self._warn_fatal(exc)
+                note_fatal(exc, self._warned, logger, "QwenOCRReader")
                 raise
 
     async def alazy_load_data(
@@ -207,8 +142,7 @@ class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
                 async for page in pages:
                     yield self._document(page, unnamed, extra_info)
             except QwenOCRError as exc:
-                if is_fatal(exc):
-                    self._warn_fatal(exc)
+                note_fatal(exc, self._warned, logger, "QwenOCRReader")
                 raise
 
     async def aload_data(self, *args: Any, **kwargs: Any) -> list[Document]:
@@ -216,23 +150,8 @@ class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
         return [doc async for doc in self.aiter_data(*args, **kwargs)]
 
     def _document(self, page: PageResult, unnamed: set[str], extra_info: Mapping[str, Any] | None) -> Document:
-        key, named = page.source, page.source not in unnamed
-        meta: dict[str, Any] = {}
-        if named:
-            meta["file_name"] = key.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or key
-            meta["file_path"] = key
-        meta.update(extra_info or {})
-        page_meta = flat_page_metadata(page, self.content_format)
-        meta.update(page_meta)
-        if page.file_failed:
-            id_, text = f"{key}_unreadable", ""
-        else:
-            id_, text = f"{key}_part_{page.index}", render(page.result, self.content_format) if page.ok else ""
-        hidden = hidden_keys(meta, own=[*page_meta, *(("file_name", "file_path") if named else ())])
+        id_, text, meta, own = named_page_record(page, unnamed, extra_info, self.content_format)
+        hidden = KeyList(hidden_keys(meta, own=own))
         return PageDocument(
-            id_=id_,
-            text=text,
-            metadata=meta,
-            excluded_embed_metadata_keys=KeyList(hidden),
-            excluded_llm_metadata_keys=KeyList(hidden),
+            id_=id_, text=text, metadata=meta, excluded_embed_metadata_keys=hidden, excluded_llm_metadata_keys=hidden
         )
