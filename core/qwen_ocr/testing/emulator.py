@@ -878,6 +878,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("x-dashscope-finished", "false")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        self.wfile.flush()  # the headers at once, as before the write buffer: the frames follow with the latency
         pause = latency / len(frames) if frames and latency else 0.0
         try:
             for frame in frames:
