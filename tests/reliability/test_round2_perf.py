@@ -8,10 +8,21 @@ Each test failed on the code before its fix (see the commit messages); none is a
 
 from __future__ import annotations
 
+import base64
 import http.client
+import io
 import json
+import struct
 import time
+import zlib
+from pathlib import Path
 
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+from PIL import Image, ImageDraw
+
+from qwen_ocr import open_document, prepare_image
+from qwen_ocr.imaging import PreparedImage
 from qwen_ocr.testing import Emulator
 
 from ._support import numbered_png, time_budget
@@ -55,3 +66,159 @@ def test_the_emulator_answers_a_keep_alive_connection_without_a_nagle_stall() ->
         finally:
             conn.close()
     assert elapsed < 0.3, f"10 replies on one connection took {elapsed:.3f} s: a Nagle/delayed-ACK stall per reply"
+
+
+# -- images: the cheapest lossless form, never an RGB detour ------------------------------------------------------
+
+CORPUS = Path(__file__).parents[1] / "data" / "corpus"
+PDFLATEX = CORPUS / "py-pdf" / "004-pdflatex-4-pages" / "pdflatex-4-pages.pdf"
+
+
+def _png_header(prepared: PreparedImage) -> tuple[int, int, int, int]:
+    """Width, height, bit depth and colour type of the PNG a prepared image sends."""
+    data = base64.b64decode(prepared.url.split(",", 1)[1])
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    return width, height, depth, colour
+
+
+def _png_rows_filters(prepared: PreparedImage) -> set[int]:
+    """The filter type bytes of the rows of a (non-interlaced, 8-bit greyscale) PNG a prepared image sends."""
+    data = base64.b64decode(prepared.url.split(",", 1)[1])
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    assert (depth, colour) == (8, 0)
+    position, idat = 8, b""
+    while position < len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        if kind == b"IDAT":
+            idat += data[position + 8 : position + 8 + length]
+        position += 12 + length
+    raw = zlib.decompress(idat)
+    stride = width + 1
+    assert len(raw) == stride * height
+    return {raw[row * stride] for row in range(height)}
+
+
+def _bilevel_scan(size: tuple[int, int] = (2550, 3300)) -> Image.Image:
+    im = Image.new("1", size, 1)
+    draw = ImageDraw.Draw(im)
+    for row in range(60):
+        draw.text((150, 150 + row * 50), f"line {row}: the quick brown fox jumps over the lazy dog " * 3, fill=0)
+    return im
+
+
+def _decoded(prepared: PreparedImage) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(prepared.url.split(",", 1)[1])))
+
+
+def test_linn_png_goes_out_as_a_1_bit_png_resampled_nearest() -> None:
+    """linn.png (a 2-colour palette PNG, 2550x3300) just over the 'high' budget went out as a 3 MB RGB PNG after a
+    LANCZOS resample; it stays black and white now: a 1-bit PNG of a few hundred KB at most."""
+    for resolution in ("standard", "high"):
+        prepared = prepare_image(CORPUS / "ocrmypdf" / "linn.png", resolution=resolution)  # type: ignore[arg-type]
+        assert prepared.reencoded and prepared.sent_size != (2550, 3300)  # over the budget: downscaled
+        width, height, depth, colour = _png_header(prepared)
+        assert (width, height) == prepared.sent_size
+        assert (depth, colour) == (1, 0), f"{resolution}: sent at bit depth {depth}, colour type {colour}"
+        assert prepared.nbytes <= 400_000
+        assert _decoded(prepared).getcolors() is not None and len(_decoded(prepared).getcolors() or []) <= 2
+
+
+def test_a_1_bit_image_is_resized_with_nearest_and_stays_1_bit() -> None:
+    scan = _bilevel_scan()
+    for source in (scan, _png_bytes(scan), _png_bytes(scan.convert("L"))):
+        prepared = prepare_image(source)
+        assert _png_header(prepared)[2:] == (1, 0)
+        histogram = _decoded(prepared).convert("L").histogram()
+        assert sum(histogram[1:255]) == 0
+
+
+def test_a_grey_palette_image_goes_out_in_grey_not_rgb() -> None:
+    im = Image.linear_gradient("L").resize((3000, 3000)).convert("P")  # a grey ramp as a palette image
+    prepared = prepare_image(_png_bytes(im))
+    assert prepared.reencoded
+    assert _png_header(prepared)[3] == 0, "sent in colour (an RGB detour)"
+
+
+def test_a_palette_png_within_the_budget_goes_byte_for_byte() -> None:
+    im = _bilevel_scan((800, 600)).convert("L").convert("P")
+    data = _png_bytes(im)
+    prepared = prepare_image(data)
+    assert not prepared.reencoded
+    assert base64.b64decode(prepared.url.split(",", 1)[1]) == data
+
+
+def test_a_1_bit_tiff_page_is_downscaled_nearest_and_stays_1_bit() -> None:
+    frames = [_bilevel_scan(), _bilevel_scan()]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="TIFF", save_all=True, append_images=frames[1:], compression="group4")
+    with open_document(buf.getvalue()) as doc:
+        page = doc.page(1)
+        rendered = page.render()
+        prepared = page.prepare()
+    assert rendered.mode == "1" and rendered.size == prepared.sent_size
+    assert _png_header(prepared)[2:] == (1, 0)
+    assert _decoded(prepared).convert("1").tobytes() == rendered.tobytes()  # render() is what prepare() sends
+
+
+# -- PDF pages: greyscale straight from PDFium, unfiltered rows for drawn pages -------------------------------------
+
+
+def test_a_colourless_pdf_page_is_rendered_by_pdfium_in_greyscale() -> None:
+    """The page was rendered in RGB, checked and converted; PDFium renders it in greyscale now (3-5x faster)."""
+    with open_document(PDFLATEX) as doc:
+        page = doc.page(0)
+        rendered = page.render()
+        width, height = page.sent_size
+    pdf = pdfium.PdfDocument(str(PDFLATEX))
+    try:
+        bitmap = pdfium.PdfBitmap.new_native(width, height, pdfium_c.FPDFBitmap_Gray, rev_byteorder=False)
+        bitmap.fill_rect((255, 255, 255, 255), 0, 0, width, height)
+        pdf_page = pdf[0]
+        pdfium_c.FPDF_RenderPageBitmap(
+            bitmap, pdf_page, 0, 0, width, height, 0, pdfium_c.FPDF_ANNOT | pdfium_c.FPDF_GRAYSCALE
+        )
+        want = bitmap.to_pil().tobytes()
+        bitmap.close()
+        pdf_page.close()
+    finally:
+        pdf.close()
+    assert rendered.mode == "L"
+    assert rendered.tobytes() == want
+
+
+def test_a_coloured_pdf_page_stays_rgb() -> None:
+    pdf = pdfium.PdfDocument.new()
+    page = pdf.new_page(595, 842)
+    square = pdfium_c.FPDFPageObj_CreateNewRect(100, 100, 300, 300)
+    pdfium_c.FPDFPageObj_SetFillColor(square, 220, 30, 30, 255)
+    pdfium_c.FPDFPath_SetDrawMode(square, pdfium_c.FPDF_FILLMODE_ALTERNATE, False)
+    pdfium_c.FPDFPage_InsertObject(page.raw, square)
+    page.gen_content()
+    buf = io.BytesIO()
+    pdf.save(buf)
+    with open_document(buf.getvalue()) as doc:
+        assert doc.page(0).render().mode == "RGB"
+
+
+def test_a_drawn_pdf_page_goes_out_with_unfiltered_rows() -> None:
+    """Pillow chose a filter per row by trying all five (most of its encode time on a text page); a drawn page's
+    rows now go unfiltered, deflated at the tuned level."""
+    with open_document(PDFLATEX) as doc:
+        prepared = doc.page(0).prepare()
+    assert _png_rows_filters(prepared) == {0}
+
+
+def test_a_1_bit_scanned_pdf_page_goes_out_as_a_1_bit_png() -> None:
+    with open_document(CORPUS / "ocrmypdf" / "jbig2.pdf") as doc:
+        page = doc.page(0)
+        prepared = page.prepare()
+        assert page.sent_size == prepared.sent_size
+    assert _png_header(prepared)[2:] == (1, 0)
+
+
+def _png_bytes(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()

@@ -65,7 +65,6 @@ from .render import (
     encode_page,
     pdf_render_size,
     render_pixels_ok,
-    to_upload_mode,
 )
 from .selection import PageSpec, parse_pages
 from .textlayer import TextLayerMode, TextLayerVerdict, check_text_layer_mode, judge_text_layer
@@ -88,6 +87,9 @@ SUPPORTED_DOCUMENT_FORMATS = ("PDF", "BMP", "JPEG", "PNG", "TIFF", "WEBP", "HEIC
 """Formats :func:`open_document` reads, recognised by their bytes."""
 
 _HEAD = 4096
+_DRAWN_COVERAGE = 0.25
+"""A page whose largest image covers less than this share is a drawn page (text, vector graphics): encoded with
+unfiltered rows (:func:`~qwen_ocr.documents.render.encode_page`)."""
 
 
 def open_document(
@@ -383,7 +385,9 @@ class Page:
             return backend.render(self.index, size)
         analysis = self.analysis()
         crisp = analysis.looks_scanned and analysis.bilevel_images  # a 1-bit scan: keep its pixels black and white
-        return to_upload_mode(backend.render(self.index, self.sent_size, bilevel=crisp))
+        if crisp:
+            return backend.render(self.index, self.sent_size, bilevel=True)
+        return backend.render(self.index, self.sent_size, colour="auto")  # greyscale when colourless
 
     def prepare(self) -> PreparedImage:
         """The page ready to send: rendered at the budget, greyscale when colourless, as a ``data:`` URL (PNG; JPEG
@@ -399,7 +403,9 @@ class Page:
         if isinstance(backend, ImageFile):
             return backend.prepare(self.index, doc.spec, doc.min_pixels, doc.max_pixels)
         im = self.render()
-        encoded = encode_page(im, scanned=self.analysis().looks_scanned)
+        analysis = self.analysis()
+        drawn = not analysis.looks_scanned and analysis.image_coverage < _DRAWN_COVERAGE
+        encoded = encode_page(im, scanned=analysis.looks_scanned, drawn=drawn)
         if encoded is None:
             raise PageSizeError(
                 f"page {self.number} of {doc.name} is over 10 MB even as a JPEG at {im.width}x{im.height} px; "
