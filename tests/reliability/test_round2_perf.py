@@ -9,21 +9,31 @@ Each test failed on the code before its fix (see the commit messages); none is a
 from __future__ import annotations
 
 import base64
+import gc
 import http.client
 import io
 import json
 import struct
 import time
+import weakref
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
+
+import httpx
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from PIL import Image, ImageDraw
 
-from qwen_ocr import open_document, prepare_image
+from qwen_ocr import AsyncQwenOCR, QwenOCR, open_document, prepare_image
 from qwen_ocr.imaging import PreparedImage
-from qwen_ocr.testing import Emulator
+from qwen_ocr.testing import Emulator, FakeTransport
+
+try:
+    from qwen_ocr.results import RECENT_IMAGES
+except ImportError:  # the code before issue 17: no limit
+    RECENT_IMAGES = 4
 
 from ._support import numbered_png, time_budget
 
@@ -222,3 +232,60 @@ def _png_bytes(im: Image.Image) -> bytes:
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     return buf.getvalue()
+
+
+# -- results keep no pixels -------------------------------------------------------------------------------------------
+
+
+def _small_images(count: int, alive: list[weakref.ref[Image.Image]]) -> Iterator[Image.Image]:
+    for index in range(count):
+        im = Image.new("RGB", (160, 120), (index % 256, 255, 255))
+        alive.append(weakref.ref(im))
+        yield im
+
+
+def test_ocr_many_results_keep_no_input_images_alive() -> None:
+    """Every result held the image it was read from: 5,000 PIL inputs from a generator stayed in memory for as long
+    as the results did (55 -> 452 MiB). Results now keep at most a few recent inputs (and any the caller holds)."""
+    alive: list[weakref.ref[Image.Image]] = []
+    transport = FakeTransport(["text"])
+    with (
+        time_budget(60),
+        QwenOCR(api_key="k", rpm=None, tpm=None, http_client=httpx.Client(transport=transport)) as client,
+    ):
+        results = client.ocr_many(_small_images(200, alive), max_concurrency=4)
+    gc.collect()
+    assert len(results) == 200
+    kept = sum(ref() is not None for ref in alive)
+    assert kept <= RECENT_IMAGES, f"{kept} of 200 input images still alive through the results"
+
+
+async def test_async_ocr_many_results_keep_no_input_images_alive() -> None:
+    alive: list[weakref.ref[Image.Image]] = []
+    transport = FakeTransport(["text"])
+    async with AsyncQwenOCR(
+        api_key="k", rpm=None, tpm=None, http_client=httpx.AsyncClient(transport=transport)
+    ) as client:
+        results = await client.ocr_many(_small_images(100, alive), max_concurrency=4)
+    gc.collect()
+    assert len(results) == 100
+    assert sum(ref() is not None for ref in alive) <= RECENT_IMAGES
+
+
+def test_a_single_result_still_shows_its_image_and_one_the_caller_keeps() -> None:
+    transport = FakeTransport(["text"])
+    with QwenOCR(api_key="k", rpm=None, tpm=None, http_client=httpx.Client(transport=transport)) as client:
+        latest = client.ocr(Image.new("RGB", (64, 48), "white"))  # a transient image: kept among the recent ones
+        assert latest.image() is not None and latest.image().size == (64, 48)  # type: ignore[union-attr]
+        mine = Image.new("RGB", (80, 40), "white")
+        first = client.ocr(mine)
+        for _ in range(RECENT_IMAGES + 2):
+            client.ocr(Image.new("RGB", (32, 32), "white"))
+        assert first.image() is not None  # the caller still holds it: the result sees it
+        assert latest.image() is None  # pushed out of the recent ones, and nobody else holds it
+        data = _png_bytes(Image.new("L", (50, 30), 255))
+        assert client.ocr(data).image() is not None  # bytes: among the recent ones too
+        path_result = client.ocr(CORPUS / "ocrmypdf" / "crom.png")
+        for _ in range(RECENT_IMAGES + 2):
+            client.ocr(Image.new("RGB", (32, 32), "white"))
+        assert path_result.image() is not None  # a path holds no pixels: always kept, read again when shown
