@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from PIL import Image, ImageDraw
