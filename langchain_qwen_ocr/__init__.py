@@ -9,12 +9,42 @@ Example::
     tool = QwenOCRTool()                                          # an agent reads an image on demand
 
 Subpackages, one per component kind: :mod:`.image_reader`, :mod:`.document_loaders`, :mod:`.tools`.
+
+Each name is imported on first use (PEP 562): ``import langchain_qwen_ocr`` loads nothing else, and the loader
+alone does not load what only a chain needs (LangChain's runnables, tracers and LangSmith, about 200 ms).
 """
 
 from __future__ import annotations
 
-from .document_loaders import QwenOCRLoader, QwenOCRParser
-from .image_reader import ImageReader
-from .tools import QwenOCRTool
+from typing import TYPE_CHECKING, Any
+
+_LAZY: dict[str, str] = {
+    "ImageReader": ".image_reader",
+    "QwenOCRLoader": ".document_loaders",
+    "QwenOCRParser": ".document_loaders",
+    "QwenOCRTool": ".tools",
+}
+"""Where each public name lives; add a new export here (and under ``TYPE_CHECKING`` and in ``__all__``)."""
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerly
+    from .document_loaders import QwenOCRLoader, QwenOCRParser
+    from .image_reader import ImageReader
+    from .tools import QwenOCRTool
 
 __all__ = ["ImageReader", "QwenOCRLoader", "QwenOCRParser", "QwenOCRTool"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use and keep it (later lookups do not come here)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'langchain_qwen_ocr' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

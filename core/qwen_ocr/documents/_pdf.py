@@ -21,9 +21,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +29,7 @@ import pypdfium2 as pdfium  # type: ignore[import-untyped,unused-ignore]
 import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped,unused-ignore]
 from PIL import Image
 
+from ._analysis import PDFIUM_LOCK, PageAnalysis
 from .errors import (
     CorruptDocumentError,
     DocumentReadError,
@@ -45,9 +44,6 @@ from .textlayer import clean_text_layer
 
 __all__ = ["PDFIUM_LOCK", "RECYCLE_COST_SHARE", "RECYCLE_EVERY", "PageAnalysis", "PdfFile"]
 
-PDFIUM_LOCK = threading.RLock()
-"""Held around every PDFium call of this package. Take it too if you call pypdfium2 from other threads."""
-
 _FORM_DEPTH = 4
 RECYCLE_EVERY = 100
 """Page loads after which a document is closed and reopened, to drop PDFium's per-document caches (at the
@@ -57,41 +53,8 @@ RECYCLE_COST_SHARE = 0.1
 the last one is at least ``1 / RECYCLE_COST_SHARE`` times what the last one took (reopening the file and finding
 its page in the page tree again)."""
 _REUSE_LIMIT = 40_000_000 * 3  # bytes: keep a bitmap buffer for renders up to 40 MP (budget renders are under 31)
-_SCAN_MAX_PATHS = 16  # scanners and OCR tools add a few rules and boxes; a drawn page has many more
 _DPI_COVERAGE = 0.25  # an image covering less of the page does not decide its rendering resolution
 _THUMBNAIL_MIN = 256  # the shorter side from which colour is judged on a quarter-size thumbnail (as has_colour does)
-
-
-@dataclass(frozen=True)
-class PageAnalysis:
-    """What a page's objects say about its text layer.
-
-    Attributes:
-        text: the page's text layer, cleaned (:func:`~qwen_ocr.documents.textlayer.clean_text_layer`).
-        image_coverage: share of the page covered by its largest image (0 to 1).
-        invisible_share: share of its text objects drawn invisibly (render mode 3), 0 when it has none.
-        text_objects: number of text objects.
-        path_objects: number of vector path objects (lines, shapes, text drawn as curves).
-        image_dpi: the resolution of the finest image covering at least a quarter of the page (its pixels per
-            inch as placed on the page); 0 when there is none. A scan stored at 600 dpi says 600 here.
-        bilevel_images: the page has images and every one is 1 bit per pixel (a black-and-white scan: CCITT,
-            JBIG2, ...), so it can be rendered without smoothing and sent as a 1-bit PNG with nothing lost.
-    """
-
-    text: str
-    image_coverage: float
-    invisible_share: float
-    text_objects: int
-    image_dpi: float = 0.0
-    path_objects: int = 0
-    bilevel_images: bool = False
-
-    @property
-    def looks_scanned(self) -> bool:
-        """Whether the page is a picture of a page: an image over half of it, no visible text, hardly any vector
-        drawing. Its pixels come from a raster, not from crisp text."""
-        visible_text = self.text_objects * (1.0 - self.invisible_share)
-        return self.image_coverage >= 0.5 and visible_text < 0.5 and self.path_objects <= _SCAN_MAX_PATHS
 
 
 class PdfFile:

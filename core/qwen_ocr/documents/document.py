@@ -47,8 +47,8 @@ from ..imaging import (
     tokens_for_size,
 )
 from ..models import ModelSpec, model_spec
+from ._analysis import PageAnalysis
 from ._image import ImageFile
-from ._pdf import PageAnalysis, PdfFile
 from .errors import (
     DocumentClosedError,
     DocumentReadError,
@@ -71,6 +71,8 @@ from .textlayer import TextLayerMode, TextLayerVerdict, check_text_layer_mode, j
 
 if TYPE_CHECKING:
     from typing import TypeAlias
+
+    from ._pdf import PdfFile
 
 __all__ = [
     "SUPPORTED_DOCUMENT_FORMATS",
@@ -143,6 +145,8 @@ def open_document(
     kind, fmt = _detect(head, name)
     backend: PdfFile | ImageFile
     if kind == "pdf":
+        from ._pdf import PdfFile  # pypdfium2: imported when the first PDF is opened
+
         backend = PdfFile(path if path is not None else _bytes(data), password=password, name=name)
     else:
         # A TIFF from disk is read lazily, frame by frame; any other image is one page, read whole.
@@ -280,8 +284,8 @@ class Page:
         backend = document._open_backend()
         self.document = document
         self.index = index
-        self.unit: Literal["pt", "px"] = "pt" if isinstance(backend, PdfFile) else "px"
-        self.label = backend.label(index) if isinstance(backend, PdfFile) else str(index + 1)
+        self.unit: Literal["pt", "px"] = "px" if isinstance(backend, ImageFile) else "pt"
+        self.label = str(index + 1) if isinstance(backend, ImageFile) else backend.label(index)
         # A broken page still makes a Page, so that iteration goes on past it; using it raises the error.
         self._broken: PageRenderError | None = None
         try:
