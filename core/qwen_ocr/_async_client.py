@@ -25,7 +25,7 @@ from ._transport import Deadline, aiter_body, aread_body
 from .budget import Resolution
 from .cache import OCRCache
 from .errors import BatchOCRError, QwenOCRError
-from .imaging import ImageInput
+from .imaging import ImageInput, cheap_to_prepare, large_body
 from .models import DEFAULT_MODEL
 from .protocols.base import OCRCall, StreamAssembler
 from .results import OCRChunk, OCRResult
@@ -270,7 +270,8 @@ class AsyncQwenOCR(BaseClient):
         )
         request = self._request(call, stream=True)
         headers = self._headers(request)
-        url, content = self._url(request), request.content()
+        url = self._url(request)
+        content = await asyncio.to_thread(request.content) if large_body(call.image.nbytes) else request.content()
         async with self._semaphore():
             opened = await self._open_stream(url, headers, content, call)
             try:
@@ -340,14 +341,15 @@ class AsyncQwenOCR(BaseClient):
         return semaphore
 
     async def _acall(self, image: ImageInput, **options: Any) -> OCRCall:
-        if isinstance(image, str) and image.strip()[:8].lower().startswith(("http://", "https://", "oss://")):
-            return self._call(image, **options)  # nothing to read or decode: no thread hop
+        if cheap_to_prepare(image):  # a URL, a prepared page, a small image: no thread hop (imaging.INLINE_PIXELS)
+            return self._call(image, **options)
         return await asyncio.to_thread(self._call, image, **options)
 
     async def _execute(self, call: OCRCall) -> OCRResult:
         request = self._request(call, stream=False)
         headers = self._headers(request)
-        url, content = self._url(request), request.content()
+        url = self._url(request)
+        content = await asyncio.to_thread(request.content) if large_body(call.image.nbytes) else request.content()
         key = self._cache_key(url, content, headers)
         if key is not None and (cached := await asyncio.to_thread(self._cache_get, key)) is not None:
             return cached

@@ -239,6 +239,9 @@ class EmulatorStats:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
+    """The listen backlog (socketserver's default is 5): a client opening 8 or more connections at once had the
+    sixth and later wait for a SYN retransmit, a second or more."""
     emulator: Emulator
 
     def handle_error(self, request: Any, client_address: Any) -> None:
