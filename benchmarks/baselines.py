@@ -583,10 +583,138 @@ def _zerox_child(raw: str) -> None:
     print(json.dumps(result, ensure_ascii=False), flush=True)
 
 
+# -- (d) the vendor's approach in a naive pool of 8 threads -------------------------------------------------------
+
+
+def run_vendor_pool(pdf_path: str | Path, base_url: str, n_pages: int, *, workers: int = 8) -> dict[str, Any]:
+    """What a user writes to speed up (a): the same 300 dpi PNGs and SDK calls, sent by a ``ThreadPoolExecutor`` of
+    ``workers`` threads. Pages are rendered in the main thread (PDFium is not thread-safe) and every page is
+    submitted at once, so the pool's queue holds every rendered page until it is sent."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    versions = _versions("dashscope", "requests", "pypdfium2", "pillow")
+    try:
+        import dashscope
+        import pypdfium2 as pdfium
+        import requests
+    except ImportError as exc:
+        return _result("vendor SDK, pool of 8", n_pages, status="not run", reason=f"import failed: {exc}")
+    meter = _Meter()
+
+    class CountingSession(requests.Session):
+        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+            body = request.body
+            meter.on_request(body.encode() if isinstance(body, str) else body)
+            response = super().send(request, **kwargs)
+            meter.on_response(response.status_code)
+            return response
+
+    previous_url = dashscope.base_http_api_url
+    dashscope.base_http_api_url = base_url.rstrip("/") + "/api/v1"
+
+    def call(data_url: str) -> bool:
+        session = CountingSession()  # one per call: requests.Session is not thread-safe
+        try:
+            response = dashscope.MultiModalConversation.call(
+                model=MODEL,
+                api_key=API_KEY,
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            {"image": data_url, "min_pixels": VENDOR_MIN_PIXELS, "max_pixels": VENDOR_MAX_PIXELS},
+                            {"text": VENDOR_PROMPT},
+                        ],
+                    }
+                ],
+                ocr_options={"task": "text_recognition"},
+                session=session,
+            )
+        finally:
+            session.close()
+        return bool(response.status_code == 200)
+
+    clock: _Clock | None = None
+    pages = 0
+    try:
+        with _measure() as clock, ThreadPoolExecutor(max_workers=workers) as pool:
+            pdf = pdfium.PdfDocument(str(pdf_path))
+            futures = []
+            try:
+                for index in range(min(n_pages, len(pdf))):
+                    page = pdf[index]
+                    bitmap = page.render(scale=VENDOR_DPI / 72)
+                    buf = io.BytesIO()
+                    bitmap.to_pil().save(buf, format="PNG")
+                    bitmap.close()
+                    page.close()
+                    futures.append(
+                        pool.submit(call, "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
+                    )
+            finally:
+                pdf.close()
+            pages = sum(future.result() for future in futures)
+    except Exception as exc:
+        return _result(
+            "vendor SDK, pool of 8", n_pages, status="failed", reason=f"{type(exc).__name__}: {exc}", clock=clock
+        )
+    finally:
+        dashscope.base_http_api_url = previous_url
+    notes = ["pages rendered in the main thread (PDFium is not thread-safe), sent by 8 threads; no retry"]
+    return _result(
+        "vendor SDK, pool of 8", n_pages, pages=pages, clock=clock, meter=meter, versions=versions, notes=notes
+    )
+
+
+# -- (e) LangChain PyPDFLoader(extract_images=True) with an images parser -------------------------------------------
+
+
+def run_pypdfloader(pdf_path: str | Path, base_url: str, n_pages: int, *, parser: str = "llm") -> dict[str, Any]:
+    """LangChain's ``PyPDFLoader(path, extract_images=True, images_parser=...)``: ``LLMImageBlobParser`` over
+    ``ChatOpenAI`` (``parser="llm"``) or this project's ``QwenOCRParser`` (``parser="qwen"``), pages read lazily.
+
+    PyPDFLoader extracts each page's image objects with pypdf and reshapes their raw bytes itself; on a 1-bit image
+    that fails (``ValueError: cannot reshape array``), whatever the images parser. Reading the pages' images
+    ourselves (``QwenOCRLoader``, which renders each page) is the fix."""
+    name = "LangChain PyPDFLoader + " + ("LLMImageBlobParser" if parser == "llm" else "QwenOCRParser")
+    versions = _versions("langchain-community", "pypdf", "langchain-core")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from langchain_community.document_loaders import PyPDFLoader
+            from langchain_community.document_loaders.parsers.images import LLMImageBlobParser
+        from langchain_openai import ChatOpenAI
+    except ImportError as exc:
+        return _result(name, n_pages, status="not run", reason=f"import failed: {exc}")
+    if parser == "llm":
+        images_parser: Any = LLMImageBlobParser(
+            model=ChatOpenAI(base_url=base_url.rstrip("/") + "/compatible-mode/v1", api_key="x", model=MODEL)
+        )
+    else:
+        from langchain_qwen_ocr import QwenOCRParser
+
+        images_parser = QwenOCRParser(api_key=API_KEY, base_url=base_url)
+    pages = 0
+    clock: _Clock | None = None
+    try:
+        with _measure() as clock:
+            for _ in PyPDFLoader(str(pdf_path), extract_images=True, images_parser=images_parser).lazy_load():
+                pages += 1
+                if pages >= n_pages:
+                    break
+    except Exception as exc:
+        return _result(
+            name, n_pages, status="failed", reason=f"{type(exc).__name__}: {exc}"[:200], pages=pages, clock=clock
+        )
+    return _result(name, n_pages, pages=pages, clock=clock, versions=versions)
+
+
 BASELINES: dict[str, Callable[[str | Path, str, int], dict[str, Any]]] = {
     "vendor": run_vendor_sdk,
+    "vendor_pool": run_vendor_pool,
     "langchain": run_langchain_pdfium,
     "zerox": run_zerox,
+    "pypdfloader": run_pypdfloader,
 }
 
 
@@ -605,13 +733,18 @@ class EmulatorProcess:
             emu.reset()
     """
 
-    def __init__(self, *, latency: float = 0.0, rpm: int | None = None, per_second: bool = False) -> None:
+    def __init__(
+        self, *, latency: float = 0.0, rpm: int | None = None, per_second: bool = False, pythonpath: str | None = None
+    ) -> None:
         command = [sys.executable, str(Path(__file__).resolve()), "--serve-emulator", "--latency", str(latency)]
         if rpm is not None:
             command += ["--rpm", str(rpm)]
         if per_second:
             command += ["--per-second"]
-        self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        env = None
+        if pythonpath is not None:  # the emulator of another version of the library (bench_performance.py)
+            env = {**os.environ, "PYTHONPATH": pythonpath}
+        self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         assert self._proc.stdout is not None
         self.base_url = self._proc.stdout.readline().strip()
         if not self.base_url.startswith("http"):

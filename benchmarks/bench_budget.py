@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "core"))
+sys.path.append(str(ROOT / "core"))  # after PYTHONPATH: bench_performance.py points it at other versions
 
 from qwen_ocr.cost import price_usd  # noqa: E402
 from qwen_ocr.documents import open_document  # noqa: E402
@@ -185,12 +185,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--label", default="after")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--levels", default="standard,high,max", help="resolution levels (code with resolution=)")
     parser.add_argument("--json", type=Path, help="write the rows here")
     parser.add_argument("--compare", type=Path, help="rows of the 'before' run, to put beside these")
     parser.add_argument("--write", type=Path, help="write the markdown report here")
     args = parser.parse_args()
 
-    levels: list[str | None] = ["standard", "high", "max"] if _supports_resolution() else [None]
+    levels: list[str | None] = (
+        [level for level in args.levels.split(",") if level] if _supports_resolution() else [None]
+    )
     load_before = os.getloadavg()
     rows = measure(levels, args.repeat)
     load_after = os.getloadavg()

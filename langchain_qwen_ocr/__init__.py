@@ -2,29 +2,41 @@
 
 Example::
 
-    from langchain_qwen_ocr import ImageReader, ImageReaderMiddleware, QwenOCRLoader, QwenOCRTool, with_image_reader
+    from langchain_qwen_ocr import ImageReader, QwenOCRLoader, QwenOCRTool
 
     chain = ImageReader() | llm                                  # any text model can now read the images
-    agent = create_agent(llm, tools, middleware=[ImageReaderMiddleware()])   # ... inside a LangChain v1 agent
-    model = with_image_reader(llm)                               # ... as a chat model: bind_tools and all
     docs = QwenOCRLoader("scans/*.pdf").lazy_load()              # one Document per page, with its page number
     tool = QwenOCRTool()                                          # an agent reads an image on demand
 
 Subpackages, one per component kind: :mod:`.image_reader`, :mod:`.agents`, :mod:`.document_loaders`, :mod:`.tools`.
-``ImageReaderMiddleware`` needs ``langchain`` 1.x and is imported only when used.
+``ImageReaderMiddleware`` needs ``langchain`` 1.x.
+
+Each name is imported on first use (PEP 562): ``import langchain_qwen_ocr`` loads nothing else, and the loader
+alone does not load what only a chain needs (LangChain's runnables, tracers and LangSmith, about 200 ms).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .agents import ImageReadingChatModel, image_reader_hook, with_image_reader
-from .document_loaders import QwenOCRLoader, QwenOCRParser
-from .image_reader import ImageReader
-from .tools import QwenOCRTool
+_LAZY: dict[str, str] = {
+    "ImageReader": ".image_reader",
+    "ImageReaderMiddleware": ".agents.middleware",
+    "ImageReadingChatModel": ".agents",
+    "image_reader_hook": ".agents",
+    "with_image_reader": ".agents",
+    "QwenOCRLoader": ".document_loaders",
+    "QwenOCRParser": ".document_loaders",
+    "QwenOCRTool": ".tools",
+}
+"""Where each public name lives; add a new export here (and under ``TYPE_CHECKING`` and in ``__all__``)."""
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerly
+    from .agents import ImageReadingChatModel, image_reader_hook, with_image_reader
     from .agents.middleware import ImageReaderMiddleware
+    from .document_loaders import QwenOCRLoader, QwenOCRParser
+    from .image_reader import ImageReader
+    from .tools import QwenOCRTool
 
 __all__ = [
     "ImageReader",
@@ -39,8 +51,16 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "ImageReaderMiddleware":  # langchain (and LangGraph under it) only when the middleware is used
-        from .agents.middleware import ImageReaderMiddleware
+    """Import a public name on first use and keep it (later lookups do not come here)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'langchain_qwen_ocr' has no attribute {name!r}")
+    from importlib import import_module
 
-        return ImageReaderMiddleware
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -16,53 +16,136 @@ Example::
 
 from __future__ import annotations
 
-from ._async_client import AsyncQwenOCR
-from ._client import QwenOCR
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .cache import OCRCache
-from .cost import CostEstimate, estimate_document
-from .documents import (
-    Document,
-    DocumentError,
-    EncryptedDocumentError,
-    Page,
-    PasswordRequiredError,
-    WrongPasswordError,
-    open_document,
-)
-from .engine import aread_documents, read_documents
-from .errors import (
-    APIConnectionError,
-    APIError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    BatchOCRError,
-    ContentFilteredError,
-    InvalidArgumentError,
-    InvalidImageError,
-    MalformedAPIKeyError,
-    MissingAPIKeyError,
-    NotFoundError,
-    PermissionDeniedError,
-    QuotaExceededError,
-    QwenOCRError,
-    RateLimitError,
-    ResponseDecodeError,
-    ResponseTooLargeError,
-    ServerError,
-    TableTooLargeError,
-    UnsupportedTaskError,
-)
-from .imaging import estimate_tokens, prepare_image, smart_resize
-from .models import ModelSpec, model_spec, register_model
-from .options import DEFAULT_MAX_RESPONSE_BYTES, ClientOptions
-from .reading import PageResult, aread_document, read_document, structured_metadata
-from .results import OCRChunk, OCRResult, Table, TableCell, TextLine, Usage
-from .retry import RetryPolicy
-from .settings import ClientSettings
-from .sources import RemoteImage
-from .tasks import Task
+
+# Every public name is imported on first use (PEP 562): `import qwen_ocr` loads nothing else, and
+# `from qwen_ocr import QwenOCR` loads the client, not PDFium or the document layer (see issue 17).
+_LAZY: dict[str, str] = {
+    "AsyncQwenOCR": "._async_client",
+    "DEFAULT_MAX_RESPONSE_BYTES": ".options",
+    "ClientOptions": ".options",
+    "RemoteImage": ".sources",
+    "QwenOCR": "._client",
+    "OCRCache": ".cache",
+    "CostEstimate": ".cost",
+    "estimate_document": ".cost",
+    "Document": ".documents",
+    "DocumentError": ".documents",
+    "EncryptedDocumentError": ".documents",
+    "Page": ".documents",
+    "PasswordRequiredError": ".documents",
+    "WrongPasswordError": ".documents",
+    "open_document": ".documents",
+    "aread_documents": ".engine",
+    "read_documents": ".engine",
+    "APIConnectionError": ".errors",
+    "APIError": ".errors",
+    "APITimeoutError": ".errors",
+    "AuthenticationError": ".errors",
+    "BadRequestError": ".errors",
+    "BatchOCRError": ".errors",
+    "ContentFilteredError": ".errors",
+    "InvalidArgumentError": ".errors",
+    "InvalidImageError": ".errors",
+    "MalformedAPIKeyError": ".errors",
+    "MissingAPIKeyError": ".errors",
+    "NotFoundError": ".errors",
+    "PermissionDeniedError": ".errors",
+    "QuotaExceededError": ".errors",
+    "QwenOCRError": ".errors",
+    "RateLimitError": ".errors",
+    "ResponseDecodeError": ".errors",
+    "ResponseTooLargeError": ".errors",
+    "ServerError": ".errors",
+    "TableTooLargeError": ".errors",
+    "UnsupportedTaskError": ".errors",
+    "estimate_tokens": ".imaging",
+    "prepare_image": ".imaging",
+    "smart_resize": ".imaging",
+    "ModelSpec": ".models",
+    "model_spec": ".models",
+    "register_model": ".models",
+    "PageResult": ".reading",
+    "aread_document": ".reading",
+    "read_document": ".reading",
+    "structured_metadata": ".reading",
+    "OCRChunk": ".results",
+    "OCRResult": ".results",
+    "Table": ".results",
+    "TableCell": ".results",
+    "TextLine": ".results",
+    "Usage": ".results",
+    "RetryPolicy": ".retry",
+    "ClientSettings": ".settings",
+    "Task": ".tasks",
+}
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerly
+    from ._async_client import AsyncQwenOCR
+    from ._client import QwenOCR
+    from .cache import OCRCache
+    from .cost import CostEstimate, estimate_document
+    from .documents import (
+        Document,
+        DocumentError,
+        EncryptedDocumentError,
+        Page,
+        PasswordRequiredError,
+        WrongPasswordError,
+        open_document,
+    )
+    from .engine import aread_documents, read_documents
+    from .errors import (
+        APIConnectionError,
+        APIError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        BatchOCRError,
+        ContentFilteredError,
+        InvalidArgumentError,
+        InvalidImageError,
+        MalformedAPIKeyError,
+        MissingAPIKeyError,
+        NotFoundError,
+        PermissionDeniedError,
+        QuotaExceededError,
+        QwenOCRError,
+        RateLimitError,
+        ResponseDecodeError,
+        ResponseTooLargeError,
+        ServerError,
+        TableTooLargeError,
+        UnsupportedTaskError,
+    )
+    from .imaging import estimate_tokens, prepare_image, smart_resize
+    from .models import ModelSpec, model_spec, register_model
+    from .options import DEFAULT_MAX_RESPONSE_BYTES, ClientOptions
+    from .reading import PageResult, aread_document, read_document, structured_metadata
+    from .results import OCRChunk, OCRResult, Table, TableCell, TextLine, Usage
+    from .retry import RetryPolicy
+    from .settings import ClientSettings
+    from .sources import RemoteImage
+    from .tasks import Task
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use and keep it (later lookups do not come here)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qwen_ocr' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar
 
 from .errors import APITimeoutError, QwenOCRError
-from .imaging import ImageInput, PreparedImage
+from .imaging import ImageInput, cheap_to_prepare, large_body
 from .protocols.base import OCRCall, StreamAssembler
 from .results import OCRChunk, OCRResult
 from .retry import raise_if_cancelled, retry_delay
@@ -191,7 +191,7 @@ def ocr(client: BaseClient, image: ImageInput, options: OCROptions) -> Flow[OCRR
         assert result is not None
         return result
     call = yield from prepare(client, image, options)
-    send = client._send_command(call, stream=False)
+    send = yield from build_send(client, call, stream=False)
     key = client._cache_key(send.url, send.content, send.headers)
     result = None if key is None else (yield Blocking(functools.partial(client._cache_get, key)))
     if result is None:
@@ -214,12 +214,19 @@ def batch_item(client: BaseClient, image: ImageInput, options: OCROptions) -> Fl
 def prepare(client: BaseClient, image: ImageInput, options: OCROptions) -> Flow[OCRCall]:
     """The call, its image prepared: CPU work, so blocking work, except for what needs none (a URL, a page
     prepared already)."""
-    if isinstance(image, PreparedImage) or (
-        isinstance(image, str) and image.strip()[:8].lower().startswith(("http://", "https://", "oss://"))
-    ):
+    if cheap_to_prepare(image):  # a URL, a prepared page, a small image: no worker-thread hop (INLINE_PIXELS)
         return client._call(image, **options)
     call: OCRCall = yield Blocking(functools.partial(client._call, image, **options))
     return call
+
+
+def build_send(client: BaseClient, call: OCRCall, *, stream: bool) -> Flow[Send]:
+    """The request to send for ``call``; a large body (base64 and JSON of a big image take milliseconds) is built
+    as blocking work, off an event loop (:func:`qwen_ocr.imaging.large_body`)."""
+    if not large_body(call.image.nbytes):
+        return client._send_command(call, stream=stream)
+    send: Send = yield Blocking(functools.partial(client._send_command, call, stream=stream))
+    return send
 
 
 def ready(call: OCRCall) -> Flow[OCRCall]:
@@ -232,7 +239,7 @@ def stream(client: BaseClient, preparing: Flow[OCRCall]) -> Flow[None]:
     """A streamed reading: sent and retried until its first chunk, then chunk after chunk to its final frame. One
     request slot is held throughout."""
     call = yield from preparing
-    send = client._send_command(call, stream=True)
+    send = yield from build_send(client, call, stream=True)
     free = yield ACQUIRE
     try:
         assembler, first = yield from _retrying(client, lambda: _open_stream(client, call, send))

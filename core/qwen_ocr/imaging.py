@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any, Union
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ._png import ADAPTIVE_LEVEL, encode_bilevel, is_black_and_white
 from .budget import Resolution, pixel_budget
 from .errors import InvalidArgumentError, InvalidImageError, QwenOCRError
 from .models import ModelSpec, model_spec
@@ -684,7 +685,7 @@ def _prepare_bytes(
         orientation != 1
         or target != (width, height)
         or _has_alpha(im)
-        or im.mode not in ("1", "L", "RGB")
+        or im.mode not in ("1", "L", "P", "RGB")  # a palette image without transparency goes as it is
         or fmt in ("BMP", "TIFF")  # uncompressed or exotic: a PNG is smaller and always understood
         or (fmt not in _PAST_4K_FORMATS and past_4k(width, height))  # WEBP or HEIC past 4K: refused as they are
         or len(data) * 4 / 3 > MAX_ENCODED_BYTES
@@ -767,6 +768,44 @@ def _flatten(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
+def _palette_kind(im: Image.Image) -> str:
+    """What a palette image really is, from its palette alone (no pass over the pixels): ``"1"`` when every entry
+    is pure black or pure white (a 1-bit scan stored as PNG), ``"L"`` when every entry is grey, else ``"RGB"``."""
+    palette = im.getpalette() or []
+    if im.palette is not None and im.palette.mode != "RGB":
+        return "RGB"  # RGBA or other palette layouts: leave them to Pillow's conversion
+    entries = [tuple(palette[i : i + 3]) for i in range(0, len(palette) - 2, 3)]
+    if not entries or any(r != g or g != b for r, g, b in entries):
+        return "RGB"
+    if all(r in (0, 255) for r, _, _ in entries):
+        return "1"
+    return "L"
+
+
+def _upload_pixels(im: Image.Image, target: tuple[int, int]) -> Image.Image:
+    """The pixels we send of a decoded, upright image: flattened onto white, in the leanest mode that loses
+    nothing (``"1"`` for black and white, ``"L"`` for grey, else ``"RGB"``: a palette, 1-bit or greyscale file makes
+    no RGB detour), at ``target``. Black-and-white pixels are resized with NEAREST, so a 1-bit scan stays 1-bit
+    (an eighth of the bytes of 8-bit grey, a fraction of the CPU); everything else with LANCZOS."""
+    if im.mode == "P" and not _has_alpha(im):
+        kind = _palette_kind(im)
+        if kind == "1":
+            small = im.resize(target, Image.Resampling.NEAREST) if im.size != target else im  # indices: no blending
+            return small.convert("L").convert("1", dither=Image.Dither.NONE)
+        flat = im.convert(kind)
+    elif im.mode == "LA":
+        flat = Image.new("L", im.size, 255)
+        flat.paste(im.getchannel("L"), mask=im.getchannel("A"))
+    else:
+        flat = _flatten(im)
+    if flat.size != target:
+        if flat.mode == "L" and is_black_and_white(flat):
+            flat = flat.convert("1", dither=Image.Dither.NONE)
+        resample = Image.Resampling.NEAREST if flat.mode == "1" else Image.Resampling.LANCZOS
+        flat = flat.resize(target, resample, reducing_gap=None if flat.mode == "1" else 3.0)
+    return flat
+
+
 def _encode(
     im: Image.Image,
     original: tuple[int, int],
@@ -777,30 +816,44 @@ def _encode(
 ) -> PreparedImage:
     del source_bytes
     try:
-        flat = _flatten(im)
-        if flat.size != target:
-            flat = flat.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        flat = _upload_pixels(im, target)
     except Exception as exc:
         raise InvalidImageError(f"the image cannot be decoded ({exc}).", code="CorruptImage") from None
+    return _encode_pixels(flat, original, prefer_jpeg=prefer_jpeg)
+
+
+def _encode_pixels(flat: Image.Image, original: tuple[int, int], *, prefer_jpeg: bool) -> PreparedImage:
+    """Encode pixels from :func:`_upload_pixels`: a 1-bit PNG (run-length deflate) for black and white, JPEG at
+    quality 95 for a JPEG source, else PNG (zlib level :data:`~qwen_ocr._png.ADAPTIVE_LEVEL`); JPEG at 90, then 80
+    while over the service's limit."""
+    if is_black_and_white(flat):
+        bits = flat if flat.mode == "1" else flat.convert("1", dither=Image.Dither.NONE)
+        data = encode_bilevel(bits)
+        if _fits(data):
+            return _prepared(data, "PNG", flat.size, original)
+        flat = flat.convert("L")  # JPEG has no 1-bit mode (never needed in practice: a 1-bit PNG is tiny)
     attempts: list[tuple[str, dict[str, Any]]] = (
-        [("JPEG", {"quality": 95})] if prefer_jpeg else [("PNG", {"optimize": False, "compress_level": 6})]
+        [("JPEG", {"quality": 95})] if prefer_jpeg else [("PNG", {"optimize": False, "compress_level": ADAPTIVE_LEVEL})]
     )
     attempts += [("JPEG", {"quality": 90}), ("JPEG", {"quality": 80})]
-    data = b""
-    fmt = "PNG"
     for fmt, params in attempts:
         buf = io.BytesIO()
         flat.save(buf, format=fmt, **params)
         data = buf.getvalue()
-        if len(data) * 4 / 3 + 32 <= MAX_ENCODED_BYTES:
-            break
-    else:
-        raise InvalidImageError(
-            f"the image is still over {MAX_ENCODED_BYTES:,} bytes as a base64 string after re-encoding; "
-            "pass a smaller max_pixels.",
-            code="ImageTooLarge",
-        )
-    sent = flat.size
+        if _fits(data):
+            return _prepared(data, fmt, flat.size, original)
+    raise InvalidImageError(
+        f"the image is still over {MAX_ENCODED_BYTES:,} bytes as a base64 string after re-encoding; "
+        "pass a smaller max_pixels.",
+        code="ImageTooLarge",
+    )
+
+
+def _fits(data: bytes) -> bool:
+    return len(data) * 4 / 3 + 32 <= MAX_ENCODED_BYTES
+
+
+def _prepared(data: bytes, fmt: str, sent: tuple[int, int], original: tuple[int, int]) -> PreparedImage:
     scale = (original[0] / sent[0], original[1] / sent[1])
     return PreparedImage(
         url=_data_url(data, _MIME[fmt]),
@@ -811,6 +864,72 @@ def _encode(
         nbytes=len(data),
         reencoded=True,
     )
+
+
+INLINE_PIXELS = 65_536
+"""Images of at most this many pixels are prepared on the event loop by the async client (well under a millisecond
+of decoding and encoding: less than a hop to a worker thread and back)."""
+INLINE_BODY_BYTES = 1 << 20
+"""Request bodies for images up to this many encoded bytes are built on the event loop; larger ones in a thread."""
+
+
+def cheap_to_prepare(image: object) -> bool:
+    """Whether preparing ``image`` (:func:`prepare_image`) is cheap enough to run on an event loop: no file to read
+    and at most :data:`INLINE_PIXELS` pixels (a URL, a prepared image, a small ``PIL.Image``, small image bytes or
+    ``data:`` URL, judged from the header). Paths and large images go to a worker thread.
+
+    >>> cheap_to_prepare("https://example.com/a.png"), cheap_to_prepare("scan.png")
+    (True, False)
+    >>> cheap_to_prepare(Image.new("L", (200, 100))), cheap_to_prepare(Image.new("L", (2000, 1000)))
+    (True, False)
+    """
+    if isinstance(image, PreparedImage):
+        return True
+    if isinstance(image, Image.Image):
+        return image.width * image.height <= INLINE_PIXELS
+    if isinstance(image, str):
+        head = image.lstrip()[:12].lower()
+        if head.startswith(("http://", "https://", "oss://")):
+            return True
+        if not head.startswith("data:") or len(image) > INLINE_BODY_BYTES:
+            return False  # a path: file I/O
+        try:
+            data = _decode_data_url(image.strip())
+        except InvalidImageError:
+            return True  # refused at once, on the loop
+        return _small_image_bytes(data)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return _small_image_bytes(bytes(image[:65_536]) if len(image) > INLINE_BODY_BYTES else image)
+    return False
+
+
+def _small_image_bytes(data: bytes | bytearray | memoryview) -> bool:
+    if len(data) > INLINE_BODY_BYTES:
+        return False
+    raw = bytes(data)
+    fmt = sniff_format(raw[:32])
+    if fmt is None:
+        return True  # refused at once by the format check, on the loop
+    size = _header_size(raw, fmt)
+    if size is None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(io.BytesIO(raw)) as im:  # the header only: no pixels decoded
+                    size = im.size
+        except Exception:
+            return True  # refused at once as corrupt, on the loop
+    return size[0] * size[1] <= INLINE_PIXELS
+
+
+def large_body(nbytes: int) -> bool:
+    """Whether a request carrying an image of ``nbytes`` encoded bytes is built off the event loop (base64 and JSON
+    of a large image take milliseconds).
+
+    >>> large_body(3_000), large_body(5_000_000)
+    (False, True)
+    """
+    return nbytes > INLINE_BODY_BYTES
 
 
 def _data_url(data: bytes, mime: str) -> str:

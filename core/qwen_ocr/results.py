@@ -14,6 +14,10 @@ from __future__ import annotations
 import html
 import logging
 import math
+import os
+import threading
+import weakref
+from collections import deque
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,6 +42,8 @@ __all__ = [
     "MAX_TABLE_CELLS",
     "MAX_TABLE_CHARS",
     "NORMALIZED_FRAME",
+    "RECENT_IMAGES",
+    "RECENT_IMAGE_BYTES",
     "OCRChunk",
     "OCRResult",
     "Table",
@@ -395,7 +401,13 @@ class OCRResult(BaseModel):
         the page as rendered; ``image_size`` is then in points); ``None`` when not known.
 
         Results made by :class:`~qwen_ocr.QwenOCR` and :class:`~qwen_ocr.AsyncQwenOCR` keep a reference to what
-        was passed in (a path is read again now); not for URLs, nor results from JSON, the cache's files or pickles.
+        was passed in, but **no pixels of their own**: a path is kept (and read again now); an image in memory (a
+        ``PIL.Image``, bytes, a ``data:`` URL, a prepared page) is seen for as long as you hold it yourself, and the
+        last :data:`RECENT_IMAGES` of them (up to :data:`RECENT_IMAGE_BYTES`) are kept for display whoever holds
+        them. So the result of a single call shows its image in a notebook, while ``ocr_many``, the loaders and the
+        readers hold O(concurrency) images, not one per input. To see every result of a batch of in-memory images,
+        keep the images (e.g. pass a list you hold). Not for URLs, nor results from JSON, the cache's files or
+        pickles.
         """
         from .viz import result_image
 
@@ -419,7 +431,8 @@ class OCRResult(BaseModel):
         return result_mimebundle(self, include, exclude)
 
     def _attach_image(self, source: Any) -> OCRResult:
-        """Remember what this was read from (by reference; no pixels copied); returns ``self``."""
+        """Remember what this was read from, without keeping its pixels alive (see :meth:`image`); returns
+        ``self``."""
         self._image = _ImageRef(source) if source is not None else None
         return self
 
@@ -427,18 +440,101 @@ class OCRResult(BaseModel):
         return self._image.source if self._image is not None else None
 
 
+RECENT_IMAGES = 4
+"""In-memory images (``PIL.Image``, bytes, ``data:`` URLs, prepared pages) kept alive for display after the calls
+that read them: the most recent ones only, so a single call's result shows its image while a batch keeps O(1) of
+them (see :meth:`OCRResult.image`)."""
+RECENT_IMAGE_BYTES = 64 * 1024 * 1024
+"""...and at most this many bytes of them (an image larger than this alone is seen only while you hold it)."""
+
+
 def _no_image() -> None:
     return None
 
 
+class _Kept:
+    """A box the recent-images ring holds strongly; results hold it weakly, so it dies when it leaves the ring."""
+
+    __slots__ = ("__weakref__", "nbytes", "source")
+
+    def __init__(self, source: Any, nbytes: int) -> None:
+        self.source = source
+        self.nbytes = nbytes
+
+
+_recent: deque[_Kept] = deque()
+_recent_bytes = 0
+_recent_lock = threading.Lock()
+
+
+def _keep_recent(source: Any) -> weakref.ref[_Kept] | None:
+    """Keep ``source`` among the recent in-memory images (dropping the oldest past the limits); a weak reference to
+    its box, or ``None`` when it is too large to keep."""
+    global _recent_bytes
+    nbytes = _size_of(source)
+    if nbytes > RECENT_IMAGE_BYTES:
+        return None
+    box = _Kept(source, nbytes)
+    with _recent_lock:
+        _recent.append(box)
+        _recent_bytes += nbytes
+        while _recent and (len(_recent) > RECENT_IMAGES or _recent_bytes > RECENT_IMAGE_BYTES):
+            _recent_bytes -= _recent.popleft().nbytes
+    return weakref.ref(box)
+
+
+def _size_of(source: Any) -> int:
+    """About how many bytes ``source`` keeps alive."""
+    if isinstance(source, (bytes, bytearray, memoryview, str)):
+        return len(source)
+    size = getattr(source, "size", None)
+    bands = getattr(source, "getbands", None)
+    if isinstance(size, tuple) and len(size) == 2 and callable(bands):  # a PIL image
+        return int(size[0]) * int(size[1]) * max(1, len(bands()))
+    url = getattr(source, "url", None)  # a PreparedImage
+    return len(url) if isinstance(url, str) else 0
+
+
+def _holds_pixels(source: Any) -> bool:
+    """Whether ``source`` is an image in memory (rather than a path or URL, which hold no pixels)."""
+    if isinstance(source, os.PathLike):
+        return False
+    if isinstance(source, str):
+        return source.lstrip()[:5].lower() == "data:"
+    return True
+
+
 class _ImageRef:
     """A reference to the image a result was read from. Not part of the result's value: equal to any other reference
-    and to ``None`` (so ``==`` between results ignores it), dropped when pickled, shared (not copied) by copies."""
+    and to ``None`` (so ``==`` between results ignores it), dropped when pickled, shared (not copied) by copies.
 
-    __slots__ = ("source",)
+    A path or URL is held as it is. An image in memory is held weakly (alive while the caller holds it) and through
+    the recent-images ring (alive while it is among the last :data:`RECENT_IMAGES`): never by the result alone."""
+
+    __slots__ = ("_box", "_path", "_weak")
 
     def __init__(self, source: Any) -> None:
-        self.source = source
+        self._path: Any = None
+        self._weak: weakref.ref[Any] | None = None
+        self._box: weakref.ref[_Kept] | None = None
+        if not _holds_pixels(source):
+            self._path = source
+            return
+        try:
+            self._weak = weakref.ref(source)
+        except TypeError:  # bytes, str: no weak references to them
+            self._weak = None
+        self._box = _keep_recent(source)
+
+    @property
+    def source(self) -> Any:
+        """What the result was read from, or ``None`` when nobody holds it any more."""
+        if self._path is not None:
+            return self._path
+        if self._weak is not None and (alive := self._weak()) is not None:
+            return alive
+        box = self._box() if self._box is not None else None
+        return box.source if box is not None else None
 
     def __eq__(self, other: object) -> bool:
         return other is None or isinstance(other, _ImageRef)

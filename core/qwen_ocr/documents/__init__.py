@@ -19,8 +19,8 @@ Example::
 
 from __future__ import annotations
 
+from ._analysis import PDFIUM_LOCK, PageAnalysis
 from ._image import MAX_IMAGE_PAGES
-from ._pdf import PDFIUM_LOCK, PageAnalysis
 from .document import SUPPORTED_DOCUMENT_FORMATS, Document, DocumentSource, Page, open_document
 from .errors import (
     CorruptDocumentError,

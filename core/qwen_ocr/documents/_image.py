@@ -163,13 +163,9 @@ class ImageFile:
         frame = self.frame(index)
         try:
             if not self._single:
-                frame = _upload_frame(frame, spec, min_pixels, max_pixels)
-            flat = imaging._flatten(frame)
-            target = imaging._target_size(flat.width, flat.height, spec, min_pixels, max_pixels)
-            if flat.size != target:
-                if flat.mode in ("1", "P"):
-                    flat = flat.convert("L")
-                flat = flat.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+                frame = _upload_frame(frame)
+            target = imaging._target_size(frame.width, frame.height, spec, min_pixels, max_pixels)
+            flat = imaging._upload_pixels(frame, target)  # exactly what prepare_image sends
         except DocumentError:
             raise
         except Exception as exc:
@@ -197,8 +193,7 @@ class ImageFile:
                 raise PageSizeError(
                     f"page {index + 1} of {self.name} is {width}x{height} px: {why}", code=code, page_index=index
                 )
-            frame = _upload_frame(frame, spec, min_pixels, max_pixels)
-            return prepare_image(frame, model=spec, min_pixels=min_pixels, max_pixels=max_pixels)
+            return prepare_image(_upload_frame(frame), model=spec, min_pixels=min_pixels, max_pixels=max_pixels)
         except DocumentError:
             raise
         except InvalidImageError as exc:
@@ -271,15 +266,12 @@ class ImageFile:
             ) from None
 
 
-def _upload_frame(frame: Image.Image, spec: ModelSpec, min_pixels: int | None, max_pixels: int | None) -> Image.Image:
-    """A TIFF page in the mode to send: bilevel stays bilevel unless it must be downscaled (then 8-bit, so that
-    the downscale averages instead of dropping pixels); a colourless colour page becomes greyscale."""
-    if frame.mode in ("1", "P"):
-        target = imaging._target_size(frame.width, frame.height, spec, min_pixels, max_pixels)
-        if frame.mode == "1":
-            return frame if target == frame.size else frame.convert("L")
-    if frame.mode in ("L", "1") or imaging._has_alpha(frame) or frame.mode.startswith(("I", "F")):
-        return frame  # prepare_image flattens alpha onto white and maps 16-bit to 8-bit
+def _upload_frame(frame: Image.Image) -> Image.Image:
+    """A TIFF page in the mode to send: a colourless colour page becomes greyscale; the rest goes to
+    :func:`qwen_ocr.imaging._upload_pixels` as it is (bilevel stays bilevel, downscaled with NEAREST; palettes are
+    read for what they hold; alpha is flattened onto white; 16-bit maps to 8-bit)."""
+    if frame.mode in ("L", "1", "P") or imaging._has_alpha(frame) or frame.mode.startswith(("I", "F")):
+        return frame
     return to_upload_mode(frame)
 
 

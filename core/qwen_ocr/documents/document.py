@@ -47,8 +47,8 @@ from ..imaging import (
     tokens_for_size,
 )
 from ..models import ModelSpec, model_spec
+from ._analysis import PageAnalysis
 from ._image import ImageFile
-from ._pdf import PageAnalysis, PdfFile
 from .errors import (
     DocumentClosedError,
     DocumentReadError,
@@ -65,13 +65,14 @@ from .render import (
     encode_page,
     pdf_render_size,
     render_pixels_ok,
-    to_upload_mode,
 )
 from .selection import PageSpec, parse_pages
 from .textlayer import TextLayerMode, TextLayerVerdict, check_text_layer_mode, judge_text_layer
 
 if TYPE_CHECKING:
     from typing import TypeAlias
+
+    from ._pdf import PdfFile
 
 __all__ = [
     "SUPPORTED_DOCUMENT_FORMATS",
@@ -88,6 +89,9 @@ SUPPORTED_DOCUMENT_FORMATS = ("PDF", "BMP", "JPEG", "PNG", "TIFF", "WEBP", "HEIC
 """Formats :func:`open_document` reads, recognised by their bytes."""
 
 _HEAD = 4096
+_DRAWN_COVERAGE = 0.25
+"""A page whose largest image covers less than this share is a drawn page (text, vector graphics): encoded with
+unfiltered rows (:func:`~qwen_ocr.documents.render.encode_page`)."""
 
 
 def open_document(
@@ -141,6 +145,8 @@ def open_document(
     kind, fmt = _detect(head, name)
     backend: PdfFile | ImageFile
     if kind == "pdf":
+        from ._pdf import PdfFile  # pypdfium2: imported when the first PDF is opened
+
         backend = PdfFile(path if path is not None else _bytes(data), password=password, name=name)
     else:
         # A TIFF from disk is read lazily, frame by frame; any other image is one page, read whole.
@@ -275,8 +281,8 @@ class Page:
         backend = document._open_backend()
         self.document = document
         self.index = index
-        self.unit: Literal["pt", "px"] = "pt" if isinstance(backend, PdfFile) else "px"
-        self.label = backend.label(index) if isinstance(backend, PdfFile) else str(index + 1)
+        self.unit: Literal["pt", "px"] = "px" if isinstance(backend, ImageFile) else "pt"
+        self.label = str(index + 1) if isinstance(backend, ImageFile) else backend.label(index)
         # A broken page still makes a Page, so that iteration goes on past it; using it raises the error.
         self._broken: PageRenderError | None = None
         try:
@@ -380,7 +386,9 @@ class Page:
             return backend.render(self.index, size)
         analysis = self.analysis()
         crisp = analysis.looks_scanned and analysis.bilevel_images  # a 1-bit scan: keep its pixels black and white
-        return to_upload_mode(backend.render(self.index, self.sent_size, bilevel=crisp))
+        if crisp:
+            return backend.render(self.index, self.sent_size, bilevel=True)
+        return backend.render(self.index, self.sent_size, colour="auto")  # greyscale when colourless
 
     def prepare(self) -> PreparedImage:
         """The page ready to send: rendered at the budget, greyscale when colourless, as a ``data:`` URL (PNG; JPEG
@@ -396,7 +404,9 @@ class Page:
         if isinstance(backend, ImageFile):
             return backend.prepare(self.index, doc.spec, doc.min_pixels, doc.max_pixels)
         im = self.render()
-        encoded = encode_page(im, scanned=self.analysis().looks_scanned)
+        analysis = self.analysis()
+        drawn = not analysis.looks_scanned and analysis.image_coverage < _DRAWN_COVERAGE
+        encoded = encode_page(im, scanned=analysis.looks_scanned, drawn=drawn)
         if encoded is None:
             raise PageSizeError(
                 f"page {self.number} of {doc.name} is over 10 MB even as a JPEG at {im.width}x{im.height} px; "

@@ -11,17 +11,28 @@ page is not blown up to millions of pixels that carry no information.
 
 **Colour.** A page whose pixels are all grey (no channel spread over :data:`COLOUR_SPREAD` in more than
 :data:`COLOUR_SHARE` of a quarter-size thumbnail; in any pixel of a small image) is sent as 8-bit greyscale: a
-third of the raw bytes, and nothing the model could read is lost. Any colour at all keeps the page in RGB.
+third of the raw bytes, and nothing the model could read is lost. Any colour at all keeps the page in RGB. A PDF
+page is judged on a quarter-size RGB thumbnail rendered first (about a millisecond; the page's images are decoded
+once for both renders), then rendered by PDFium straight in greyscale: 3-5x faster than an RGB render and its
+conversion, with crisper anti-aliasing and fewer bytes.
 
-**Encoding.** Lossless PNG (zlib level :data:`PNG_LEVEL`) for every page with text or drawing of its own: crisp
-text is never JPEG'd. Measured on text pages and scans (``benchmarks/DOCUMENTS.md``), greyscale PNG was the
-smallest lossless encoding within the CPU budget; lossless WEBP was smaller on clean text but three to five times
-slower. The one exception is a *photographic colour scan*: a page that is a picture of a page (an image over half
-of it, no visible text, hardly any vector drawing), in colour, whose pixels measure as continuous-tone
-(:func:`is_photographic`). PNG compresses such a page badly (3-5 MB, over a second of CPU); JPEG at quality
-:data:`SCAN_JPEG_QUALITY` is 3-4 times smaller and 50-75 times faster to encode, with no loss the model could see
-in a resampled photograph. Greyscale scans, charts and palette images stay PNG: there PNG was the smaller. A page
-still over the service's 10 MB limit falls back to lossless WEBP, then to JPEG at quality 95, then 90.
+**Encoding**, the cheapest lossless path per page kind (figures in ``benchmarks/PERFORMANCE.md``):
+
+- *black and white* (a 1-bit scan rendered without smoothing, any page or image with only pure black and white):
+  a 1-bit PNG, run-length deflated (:data:`~qwen_ocr._png.BILEVEL_STRATEGY`): an eighth of the raw bytes, 2-4x
+  faster than an 8-bit PNG and smaller;
+- *drawn* pages in grey (text and vector graphics, images over less than a quarter of the page): PNG with
+  unfiltered rows at zlib level :data:`TEXT_PNG_LEVEL` (:mod:`qwen_ocr._png`): on anti-aliased text on white, row
+  filters gain nothing, and choosing them was most of Pillow's time;
+- everything else (scans, photos, colour pages): Pillow's PNG, rows filtered adaptively, at zlib level
+  :data:`PNG_LEVEL`. Crisp text is never JPEG'd. The one exception is a *photographic colour scan*: a page that is
+  a picture of a page (an image over half of it, no visible text, hardly any vector drawing), in colour, whose
+  pixels measure as continuous-tone (:func:`is_photographic`). PNG compresses such a page badly (3-5 MB, over a
+  second of CPU); JPEG at quality :data:`SCAN_JPEG_QUALITY` is 3-4 times smaller and 50-75 times faster to
+  encode, with no loss the model could see in a resampled photograph. Greyscale scans, charts and palette images
+  stay PNG: there PNG was the smaller.
+
+A page still over the service's 10 MB limit falls back to lossless WEBP, then to JPEG at quality 95, then 90.
 
 Example::
 
@@ -40,6 +51,7 @@ from typing import Any
 
 from PIL import Image, ImageChops
 
+from .._png import ADAPTIVE_LEVEL, TEXT_LEVEL, encode_bilevel, encode_unfiltered, is_black_and_white
 from ..budget import pixel_budget
 from ..imaging import MAX_ASPECT_RATIO, MAX_DECODED_PIXELS, MAX_ENCODED_BYTES, smart_resize
 from ..models import ModelSpec
@@ -52,6 +64,7 @@ __all__ = [
     "PHOTO_RATIO",
     "PNG_LEVEL",
     "SCAN_JPEG_QUALITY",
+    "TEXT_PNG_LEVEL",
     "EncodedPage",
     "aspect_ratio_problem",
     "encode_page",
@@ -60,6 +73,7 @@ __all__ = [
     "is_photographic",
     "pdf_render_size",
     "render_pixels_ok",
+    "thumbnail_has_colour",
     "to_upload_mode",
 ]
 
@@ -71,8 +85,10 @@ COLOUR_SPREAD = 24
 """A thumbnail pixel whose RGB channels differ by more than this (of 255) is coloured."""
 COLOUR_SHARE = 0.0002
 """A page is in colour when more than this share of thumbnail pixels (at least 4) is coloured."""
-PNG_LEVEL = 6
-"""zlib level of page PNGs (see benchmarks/DOCUMENTS.md for the measurement behind it)."""
+PNG_LEVEL = ADAPTIVE_LEVEL
+"""zlib level of page PNGs with adaptively filtered rows (scans, photos, colour pages): see :mod:`qwen_ocr._png`."""
+TEXT_PNG_LEVEL = TEXT_LEVEL
+"""zlib level of drawn greyscale pages, rows unfiltered: see :mod:`qwen_ocr._png`."""
 SCAN_JPEG_QUALITY = 95
 """JPEG quality of colour scans (pages that are pictures of pages, with no crisp text of their own)."""
 PHOTO_RATIO = 2.0
@@ -156,7 +172,13 @@ def has_colour(im: Image.Image) -> bool:
         return False
     if im.mode != "RGB":
         return True
-    small = im.reduce(4) if min(im.size) >= 256 else im
+    return thumbnail_has_colour(im.reduce(4) if min(im.size) >= 256 else im)
+
+
+def thumbnail_has_colour(small: Image.Image) -> bool:
+    """:func:`has_colour` of a page from its quarter-size thumbnail (an RGB image; taken as it is, not reduced)."""
+    if small.mode != "RGB":
+        return has_colour(small)
     r, g, b = small.split()
     spread = ImageChops.lighter(
         ImageChops.lighter(ImageChops.difference(r, g), ImageChops.difference(g, b)), ImageChops.difference(r, b)
@@ -176,12 +198,17 @@ def to_upload_mode(im: Image.Image) -> Image.Image:
     return im.convert("RGB") if has_colour(im) else im.convert("L")
 
 
-def encode_page(im: Image.Image, *, scanned: bool = False, limit: int = MAX_ENCODED_BYTES) -> EncodedPage | None:
-    """Encode a rendered page for upload: PNG; JPEG at quality 95 for a colour scan; a fallback when over ``limit``.
+def encode_page(
+    im: Image.Image, *, scanned: bool = False, drawn: bool = False, limit: int = MAX_ENCODED_BYTES
+) -> EncodedPage | None:
+    """Encode a rendered page for upload: PNG (1-bit when black and white; rows unfiltered when ``drawn``); JPEG at
+    quality 95 for a colour scan; a fallback when over ``limit``. See the module doc.
 
     Args:
-        im: the page, in ``L`` or ``RGB``.
+        im: the page, in ``L`` or ``RGB`` (or ``1``).
         scanned: the page is a picture of a page (no visible text or drawing of its own); in colour, it goes as JPEG.
+        drawn: the page is drawn (text, vector graphics; images cover less than a quarter of it): in grey, its rows
+            go unfiltered (:data:`TEXT_PNG_LEVEL`).
         limit: the most base64 characters allowed.
 
     Returns ``None`` when even the last fallback is over the limit.
@@ -193,8 +220,16 @@ def encode_page(im: Image.Image, *, scanned: bool = False, limit: int = MAX_ENCO
     >>> encode_page(photo, scanned=True).format, encode_page(photo).format
     ('JPEG', 'PNG')
     """
-    if is_bilevel(im):  # only black and white: 1 bit per pixel says exactly the same in an eighth of the bytes
-        im = im.convert("1", dither=Image.Dither.NONE)
+    if is_black_and_white(im):  # 1 bit per pixel says exactly the same in an eighth of the bytes
+        bits = im if im.mode == "1" else im.convert("1", dither=Image.Dither.NONE)
+        data = encode_bilevel(bits)
+        if _base64_len(len(data)) <= limit:
+            return EncodedPage(data=data, mime="image/png", format="PNG")
+        im = im.convert("L")
+    elif drawn and im.mode == "L":
+        data = encode_unfiltered(im, level=TEXT_PNG_LEVEL)
+        if _base64_len(len(data)) <= limit:
+            return EncodedPage(data=data, mime="image/png", format="PNG")
     first: tuple[tuple[str, dict[str, Any]], ...] = (
         (("JPEG", {"quality": SCAN_JPEG_QUALITY}),)
         if scanned and im.mode == "RGB" and is_photographic(im)
@@ -216,10 +251,7 @@ def is_bilevel(im: Image.Image) -> bool:
     >>> is_bilevel(Image.new("L", (8, 8), 255)), is_bilevel(Image.new("L", (8, 8), 128))
     (True, False)
     """
-    if im.mode != "L":
-        return False
-    histogram = im.histogram()
-    return histogram[0] + histogram[255] == im.width * im.height
+    return im.mode == "L" and is_black_and_white(im)
 
 
 def is_photographic(im: Image.Image) -> bool:
