@@ -17,7 +17,9 @@ alone does not load what only a chain needs (LangChain's runnables, tracers and 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from qwen_ocr._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "ImageReader": ".image_reader",
@@ -50,17 +52,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name on first use and keep it (later lookups do not come here)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'langchain_qwen_ocr' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

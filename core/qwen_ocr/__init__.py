@@ -16,8 +16,9 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports
 from ._version import __version__
 
 # Every public name is imported on first use (PEP 562): `import qwen_ocr` loads nothing else, and
@@ -131,20 +132,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerl
     from .tasks import Task
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name on first use and keep it (later lookups do not come here)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'qwen_ocr' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [

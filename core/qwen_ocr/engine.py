@@ -82,10 +82,13 @@ __all__ = [
     "READ_OPTIONS",
     "OnError",
     "ReadOptions",
+    "StrictArguments",
+    "StrictSettings",
     "aread_documents",
     "check_model_arguments",
     "check_option_names",
     "client_setting_names",
+    "fatal_noted",
     "is_fatal",
     "note_fatal",
     "read_documents",
@@ -116,6 +119,17 @@ def is_fatal(error: BaseException) -> bool:
     return isinstance(
         error, (AuthenticationError, PermissionDeniedError, NotFoundError, QuotaExceededError, InvalidArgumentError)
     )
+
+
+@contextlib.contextmanager
+def fatal_noted(seen: set[str], log: logging.Logger, who: str) -> Iterator[None]:
+    """Around a reading: an error that fails every file alike is logged once per kind (:func:`note_fatal`), then
+    raised as it is."""
+    try:
+        yield
+    except QwenOCRError as exc:
+        note_fatal(exc, seen, log, who)
+        raise
 
 
 def note_fatal(error: QwenOCRError, seen: set[str], log: logging.Logger, who: str) -> None:
@@ -274,6 +288,31 @@ def check_model_arguments(model: type[Any], given: Iterable[str], what: str = "a
             elif isinstance(alias, AliasChoices):
                 names.extend(choice for choice in alias.choices if isinstance(choice, str))
     check_option_names(given, dict.fromkeys(names), what)
+
+
+class StrictArguments:
+    """A mixin, first among an integration's bases (a pydantic model): its constructor refuses an unknown keyword
+    at once (:func:`check_model_arguments`), naming the closest valid one, instead of dropping it.
+
+    Example::
+
+        class MyReader(StrictSettings, BasePydanticReader): ...
+        MyReader(modle="x")   # InvalidArgumentError: unknown setting 'modle' (did you mean 'model'?)
+    """
+
+    def _unknown_is(self) -> str:
+        return "argument"
+
+    def __init__(self, **data: Any) -> None:
+        check_model_arguments(type(self), data, self._unknown_is())
+        super().__init__(**data)  # the pydantic model that follows in the MRO
+
+
+class StrictSettings(StrictArguments):
+    """:class:`StrictArguments` whose keywords are called settings in its messages (the LlamaIndex components)."""
+
+    def _unknown_is(self) -> str:
+        return "setting"
 
 
 def client_setting_names() -> tuple[str, ...]:

@@ -40,7 +40,7 @@ from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from qwen_ocr.engine import check_model_arguments
+from qwen_ocr.engine import StrictArguments
 from qwen_ocr.errors import InvalidArgumentError
 
 from ..image_reader import ImageReader
@@ -54,7 +54,7 @@ def _has_parts(messages: Sequence[BaseMessage]) -> bool:
     return any(find_parts(message.content) for message in messages)
 
 
-class ImageReadingChatModel(BaseChatModel):
+class ImageReadingChatModel(StrictArguments, BaseChatModel):
     """A chat model that replaces the images and PDF parts of its input with their text (read by
     :class:`~langchain_qwen_ocr.ImageReader`), then answers with ``llm``, a text-only chat model.
 
@@ -76,10 +76,6 @@ class ImageReadingChatModel(BaseChatModel):
 
     llm: BaseChatModel = Field(description="The chat model that answers, from the messages as text.")
     reader: ImageReader = Field(default_factory=ImageReader, description="Reads the images and PDFs first.")
-
-    def __init__(self, **data: Any) -> None:
-        check_model_arguments(type(self), data)
-        super().__init__(**data)
 
     @model_validator(mode="after")
     def _follow_llm(self) -> ImageReadingChatModel:

@@ -40,7 +40,7 @@ from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validat
 from qwen_ocr import AsyncQwenOCR, OCRResult, QwenOCR, QwenOCRError, RemoteImage, Task, engine
 from qwen_ocr.budget import Resolution, check_resolution
 from qwen_ocr.documents import open_document
-from qwen_ocr.engine import check_model_arguments, is_fatal
+from qwen_ocr.engine import StrictArguments, is_fatal
 from qwen_ocr.fetch import afetch, fetch
 from qwen_ocr.imaging import ImageInput
 from qwen_ocr.reading import PageResult
@@ -210,7 +210,7 @@ def _image_outcomes(pages: Iterable[PageResult], count: int) -> list[OCRResult |
     ]
 
 
-class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], ClientHolder):
+class ImageReader(StrictArguments, RunnableSerializable[LanguageModelInput, list[BaseMessage]], ClientHolder):
     """Replaces the images of chat messages with their text, read by Qwen-OCR, so a text-only model can answer.
 
     Input: what a chat model takes (a ``str``, a list of messages or message-likes, a ``PromptValue``). Output: the
@@ -316,10 +316,6 @@ class ImageReader(RunnableSerializable[LanguageModelInput, list[BaseMessage]], C
 
     _cache: OrderedDict[str, OCRResult | _DocumentReading] = PrivateAttr(default_factory=OrderedDict)
     _cache_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-
-    def __init__(self, **data: Any) -> None:
-        check_model_arguments(type(self), data)
-        super().__init__(**data)
 
     # -- validation ----------------------------------------------------------------------------------------------
 

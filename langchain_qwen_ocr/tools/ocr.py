@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from qwen_ocr import OCRResult, QwenOCRError, Task
 from qwen_ocr.budget import Resolution
-from qwen_ocr.engine import check_model_arguments
+from qwen_ocr.engine import StrictArguments
 from qwen_ocr.settings import ClientHolder
 from qwen_ocr.tasks import coerce_task, normalize_schema
 
@@ -149,7 +149,7 @@ def format_tool_output(result: OCRResult, *, quote: bool = True) -> str:
     return f"{note}\n<image_text>\n{body}\n</image_text>"
 
 
-class QwenOCRTool(BaseTool, ClientHolder):
+class QwenOCRTool(StrictArguments, BaseTool, ClientHolder):
     """A tool an agent calls to read an image: text, tables, formulas or fields, with Qwen-OCR.
 
     The image is an http(s) URL (the service fetches it), a base64 ``data:`` URL, or a local path / ``file://``
@@ -198,10 +198,6 @@ class QwenOCRTool(BaseTool, ClientHolder):
     resolution: Resolution | None = Field(
         default=None, description="Pixel budget level per image: 'standard' (default), 'high' or 'max'."
     )
-
-    def __init__(self, **data: Any) -> None:
-        check_model_arguments(type(self), data)
-        super().__init__(**data)
 
     @field_validator("allowed_dir", mode="before")
     @classmethod

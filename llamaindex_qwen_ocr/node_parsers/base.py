@@ -15,7 +15,7 @@ from llama_index.core.node_parser.interface import IdFuncCallable, NodeParser
 from llama_index.core.schema import BaseNode, Document, IndexNode, NodeRelationship, TextNode
 from llama_index.core.utils import get_tokenizer, get_tqdm_iterable
 
-from qwen_ocr.engine import check_model_arguments
+from qwen_ocr.engine import StrictSettings
 from qwen_ocr.page_metadata import STRUCTURE_KEYS, flat_metadata, result_from_metadata
 from qwen_ocr.rendering import without_table_captions
 from qwen_ocr.structure import Block, blocks_from_result
@@ -71,7 +71,7 @@ class _Draft:
             self.text = f"{description}\n{self.text}"
 
 
-class QwenOCRNodeParser(NodeParser):
+class QwenOCRNodeParser(StrictSettings, NodeParser):
     """Turns Qwen-OCR page documents into structured nodes, dispatching on the page's ``task`` metadata.
 
     - ``document_parsing``: the page's LaTeX is read with a LaTeX parser (:mod:`qwen_ocr.structure`, pylatexenc)
@@ -143,10 +143,6 @@ class QwenOCRNodeParser(NodeParser):
     id_func: IdFuncCallable = Field(
         default=stable_id_func, description="Node ids from (position, source document); stable by default."
     )
-
-    def __init__(self, **data: Any) -> None:
-        check_model_arguments(type(self), data, "setting")
-        super().__init__(**data)
 
     @classmethod
     def class_name(cls) -> str:

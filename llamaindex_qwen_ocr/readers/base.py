@@ -13,8 +13,7 @@ from llama_index.core.schema import Document
 from pydantic import Field, PrivateAttr
 
 from qwen_ocr.assembly import named_page_record
-from qwen_ocr.engine import aread_documents, check_model_arguments, note_fatal, read_documents
-from qwen_ocr.errors import QwenOCRError
+from qwen_ocr.engine import StrictSettings, aread_documents, fatal_noted, read_documents
 from qwen_ocr.page_metadata import KeyList
 from qwen_ocr.read_settings import ReadSettings
 from qwen_ocr.reading import PageResult
@@ -48,7 +47,7 @@ class PageDocument(Document):
         super().__init__(**data)
 
 
-class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
+class QwenOCRReader(StrictSettings, BasePydanticReader, ReadSettings, ClientHolder):
     """Reads PDFs, multi-page TIFFs and images with Qwen-OCR: one ``Document`` per page, files in the order given.
 
     It reads through :func:`qwen_ocr.read_documents` (files, folders, globs or lists of them; one window of pages
@@ -79,10 +78,6 @@ class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
     is_remote: bool = Field(default=True, description="Pages are read by a remote service.")
     _warned: set[str] = PrivateAttr(default_factory=set)
 
-    def __init__(self, **data: Any) -> None:
-        check_model_arguments(type(self), data, "setting")
-        super().__init__(**data)
-
     @classmethod
     def class_name(cls) -> str:
         """The stable name used in serialisation."""
@@ -107,13 +102,10 @@ class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
         pages = read_documents(
             self.get_client(), named_sources(file_path, fs=fs, unnamed=unnamed), **self.read_arguments()
         )
-        with closing(pages):  # stops the pages still in flight when the caller stops early or a page raises
-            try:
-                for page in pages:
-                    yield self._document(page, unnamed, extra_info)
-            except QwenOCRError as exc:
-                note_fatal(exc, self._warned, logger, "QwenOCRReader")
-                raise
+        # closing: stops the pages still in flight when the caller stops early or a page raises
+        with closing(pages), fatal_noted(self._warned, logger, "QwenOCRReader"):
+            for page in pages:
+                yield self._document(page, unnamed, extra_info)
 
     async def alazy_load_data(
         self,
@@ -138,12 +130,9 @@ class QwenOCRReader(BasePydanticReader, ReadSettings, ClientHolder):
         unnamed: set[str] = set()
         sources = named_sources(file_path, fs=fs, unnamed=unnamed)
         async with aclosing(aread_documents(self.get_async_client(), sources, **self.read_arguments())) as pages:
-            try:
+            with fatal_noted(self._warned, logger, "QwenOCRReader"):
                 async for page in pages:
                     yield self._document(page, unnamed, extra_info)
-            except QwenOCRError as exc:
-                note_fatal(exc, self._warned, logger, "QwenOCRReader")
-                raise
 
     async def aload_data(self, *args: Any, **kwargs: Any) -> list[Document]:
         """Every selected page's ``Document``, read natively async (the arguments of :meth:`lazy_load_data`)."""
