@@ -18,7 +18,8 @@ where the margin is the lateness of this process's thread wake-ups, measured as 
 sleeps 20 ms at a time and records how late it wakes, running only while a paced client is in use; it stops
 after 10 s without requests), plus 45 ms for the way to the service (whose own threads wake late under load too),
 plus whatever 429s that still got through taught it. On a quiet machine that is about 5% under the per-second
-limit, as the fixed headroom was; under CPU load it widens by itself. Over a minute, at most ``0.95 x RPM`` requests start (:data:`MINUTE_SHARE`: room for other senders).
+limit, as the fixed headroom was; under CPU load it widens by itself. Over a minute, at most ``0.95 x RPM``
+requests start (:data:`MINUTE_SHARE`: room for other senders).
 A number for ``headroom`` keeps the plain behaviour: starts evenly at that fraction of the limit, no margin.
 
 Example::
