@@ -35,7 +35,8 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
-# Not part of `make test`: several minutes of measurements, written to benchmarks/PERFORMANCE.md.
+# Not part of `make test`: about 15 minutes of measurements (old and new code side by side), written to
+# benchmarks/PERFORMANCE.md; `python benchmarks/bench_performance.py --sections 1,2 --update` re-runs some of them.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[all,dev,bench]"
 	$(BIN)/python benchmarks/bench_performance.py

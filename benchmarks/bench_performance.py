@@ -767,6 +767,36 @@ def targets(ctx: Context) -> list[str]:
     return lines
 
 
+NOTES = """## Reading it
+
+- **What changed (issue 17).** Pages and images go out in their cheapest lossless form: a colourless PDF page is
+  rendered by PDFium straight in greyscale (its colour judged on a quarter-size thumbnail under the same page load),
+  a black-and-white page or image as a 1-bit PNG deflated run-length, a drawn grey page with unfiltered rows at zlib
+  level 2 (`qwen_ocr._png`), everything else through Pillow at zlib level 2 instead of 6; palette, 1-bit and grey
+  image files make no RGB detour, and 1-bit pixels are resized with NEAREST. Results keep no pixels (a weak
+  reference, and the last 4 in-memory inputs for display). The emulator sets TCP_NODELAY, writes each reply in one
+  go and accepts 128 pending connections (it used to add ~44 ms to every request: **every figure measured before
+  this fix, in this file's earlier versions and in `BASELINES.md`, carried those 44 ms per request**). The pacer
+  plans at most RPM/60 starts in any second plus a margin for late thread wake-ups that it measures as it runs. The
+  async client prepares small images on the loop. `qwen_ocr` and `langchain_qwen_ocr` import their names on first
+  use; pypdfium2 only when a PDF is opened.
+- **The 1-bit scan's CPU** is mostly PDFium decoding its JBIG2 image (about 40 ms of the page's 60 at 2550x3300,
+  the same whatever size it is rendered at: measured by rendering the page at 176x228 and at 1408x1824); the rest
+  (scaling, the 1-bit PNG, the request) is about 15 ms. Other 1-bit scans decode faster (`jbig2.pdf`: 13 ms).
+  PDFium runs one page at a time (it is not thread-safe), so on 2 cores the decode bounds a job of such pages.
+- **Throughput at RPM 1,200** is bound by the client's CPU on this shared machine, not by the pacer (it waits
+  next to nothing in those runs): compare section 1 with section 3's ceiling at the load of the moment.
+- **`from qwen_ocr import QwenOCR`** still costs a few hundred milliseconds: httpx (which imports rich, click and
+  pygments when they are installed, for its command line), pydantic, Pillow, tenacity (which imports tornado when
+  it is installed) and the client's own modules. `import qwen_ocr` itself imports nothing of it.
+- **LangChain's `PyPDFLoader(extract_images=True)`** extracts each page's images with pypdf and decodes them
+  itself; on the mixed scan it reads 0 pages (here pypdf wants the `jbig2dec` binary for the JBIG2 images; where
+  it has one, issue 17 saw `ValueError: cannot reshape array` on the first 1-bit image), whatever its
+  `images_parser`, `QwenOCRParser` included. The fix: let something that renders whole pages read them,
+  `QwenOCRLoader(path)` (or `read_document`), which reads the same PDF in full.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n", 1)[0])
     parser.add_argument("--versions", default=DEFAULT_VERSIONS, help="label=rev,...; a label without rev: the tree")
@@ -831,7 +861,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if previous:
             header[1] = f"{previous.rstrip()} Then sections {args.sections} re-run by `{command.strip()}` and merged.\n"
-    text = "\n".join(header + body + targets(ctx))
+    text = "\n".join([*header, *body, *targets(ctx), "", NOTES])
     print(text)
     args.out.write_text(text + "\n", encoding="utf-8")
     figures_path.parent.mkdir(exist_ok=True)
