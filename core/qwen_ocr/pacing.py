@@ -16,10 +16,11 @@ apart, and the service's per-second limit refuses the one too many. By default (
 therefore plans starts so that any window of ``1 s + margin`` holds at most the per-second limit (``RPM // 60``),
 where the margin is the lateness of this process's thread wake-ups, measured as it runs (a daemon thread that
 sleeps 20 ms at a time and records how late it wakes, running only while a paced client is in use; it stops
-after 10 s without requests), plus 45 ms for the way to the service (whose own threads wake late under load too),
-plus whatever 429s that still got through taught it. On a quiet machine that is about 5% under the per-second
-limit, as the fixed headroom was; under CPU load it widens by itself. Over a minute, at most ``0.95 x RPM``
-requests start (:data:`MINUTE_SHARE`: room for other senders).
+after 10 s without requests), plus 20 ms for the way to the service, plus 50 ms for each 429 that still got
+through (fading over the next 50 successes). On a quiet machine that is 2-3% under the per-second limit (the
+fixed 0.95 headroom gave up 5%, and a 100-page job at RPM 1,200 reached 89% of the bound with it); under CPU load
+it widens by itself. Over a minute, at most ``0.95 x RPM`` requests start (:data:`MINUTE_SHARE`: room for other
+senders).
 A number for ``headroom`` keeps the plain behaviour: starts evenly at that fraction of the limit, no margin.
 
 Example::
@@ -48,7 +49,7 @@ _WINDOW = 60.0
 _MIN_SAMPLE = 10  # requests in the last minute needed before a 429 teaches a rate limit
 MINUTE_SHARE = 0.95
 """The share of the RPM limit used over any minute by default (room for other senders and clock skew)."""
-_BASE_MARGIN = 0.045  # seconds: our send vs the service's clock (its own threads wake late too), threads on time
+_BASE_MARGIN = 0.02  # seconds: our send vs the service's clock when threads wake on time
 _MAX_MARGIN = 0.5  # seconds: the widest per-second margin (a 33% slower pace at the per-second limit)
 _THROTTLED_MARGIN = 0.05  # seconds added to the margin by a 429 that got through the pacing (decays with successes)
 

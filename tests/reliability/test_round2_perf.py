@@ -384,12 +384,13 @@ def test_late_wake_ups_do_not_bring_429s(rpm: int) -> None:
 
 
 def test_on_time_wake_ups_pace_close_to_the_per_second_limit() -> None:
-    """Without lateness the pacer runs within 5% of the per-second limit (no slower than the fixed 0.95 headroom)."""
+    """Without lateness the pacer runs within 2.5% of the per-second limit (the fixed 0.95 headroom gave up 5%: a
+    100-page job at RPM 1,200 reached 89% of the bound)."""
     clock = _Clock()
     pacer = _pacer(1200, clock, lateness=0.0)
     arrivals = _simulate(pacer, clock, senders=8, requests=200, late=lambda: 0.0)
     rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
-    assert rate >= 0.95 * 20
+    assert rate >= 0.975 * 20
     assert _refused(arrivals, 20) == 0
 
 
