@@ -112,6 +112,21 @@ class _Meter:
         self.responses[status] = self.responses.get(status, 0) + 1
 
 
+def _counting_session_class(requests: Any, meter: _Meter) -> Any:
+    """A ``requests.Session`` class that tells ``meter`` every request body and response status (the SDK's
+    traffic, counted the same way by every vendor baseline)."""
+
+    class CountingSession(requests.Session):
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            body = request.body
+            meter.on_request(body.encode() if isinstance(body, str) else body)
+            response = super().send(request, **kwargs)
+            meter.on_response(response.status_code)
+            return response
+
+    return CountingSession
+
+
 def _png_size_in(body: bytes) -> list[int] | None:
     """Width and height of the PNG in the first ``base64,`` data URL of a request body, if any."""
     start = body.find(b"base64,")
@@ -220,13 +235,7 @@ def run_vendor_sdk(pdf_path: str | Path, base_url: str, n_pages: int) -> dict[st
 
     meter = _Meter()
 
-    class CountingSession(requests.Session):
-        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-            body = request.body
-            meter.on_request(body.encode() if isinstance(body, str) else body)
-            response = super().send(request, **kwargs)
-            meter.on_response(response.status_code)
-            return response
+    CountingSession = _counting_session_class(requests, meter)
 
     notes = [
         "image sent inline as a data: URL (the SDK uploads local file paths to OSS first; a data: URL is neither a "
@@ -601,13 +610,7 @@ def run_vendor_pool(pdf_path: str | Path, base_url: str, n_pages: int, *, worker
         return _result("vendor SDK, pool of 8", n_pages, status="not run", reason=f"import failed: {exc}")
     meter = _Meter()
 
-    class CountingSession(requests.Session):
-        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-            body = request.body
-            meter.on_request(body.encode() if isinstance(body, str) else body)
-            response = super().send(request, **kwargs)
-            meter.on_response(response.status_code)
-            return response
+    CountingSession = _counting_session_class(requests, meter)
 
     previous_url = dashscope.base_http_api_url
     dashscope.base_http_api_url = base_url.rstrip("/") + "/api/v1"
