@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -89,6 +90,7 @@ from ._wire import (
     task_of,
     wants_stream,
 )
+from .batches import BatchService
 
 __all__ = [
     "FAULT_KINDS",
@@ -324,6 +326,8 @@ class Emulator:
         self._thread: threading.Thread | None = None
         self._engine: Any = None
         self._engine_lock = threading.Lock()
+        self.batches = BatchService(self)
+        """The Batch File API (``/compatible-mode/v1/files``, ``/batches``): see :mod:`qwen_ocr.testing.batches`."""
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -582,6 +586,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         emulator = self.server.emulator
         path = self.path.split("?", 1)[0].rstrip("/")
+        if BatchService.serves(path):
+            self._batch_api("GET")
+            return
         emulator._record(self._entry(None, "dashscope", False, None))
         if path in ("", "/health"):
             self._send_json(200, {"status": "ok", "native": NATIVE_PATH, "compatible": list(COMPAT_PATHS)}, {})
@@ -600,14 +607,44 @@ class _Handler(BaseHTTPRequestHandler):
                     "unauthorized": stats.unauthorized,
                     "abandoned": stats.abandoned,
                     "in_flight": emulator.in_flight,
+                    "batches": dataclasses.asdict(emulator.batches.stats),
                 },
                 {},
             )
             return
         self._send_json(404, native_error_body(404, code="NotFound", message=f"No route for GET {path}."), {})
 
+    def do_DELETE(self) -> None:
+        self._batch_api("DELETE")
+
+    def _batch_api(self, method: str) -> None:
+        """A request of the Batch File API (files and batches), answered by ``emulator.batches``."""
+        emulator = self.server.emulator
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        entry = self._entry(None, "openai", False, None)
+        emulator._record(entry)
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if not BatchService.serves(path):
+            self._send_error("openai", 404, new_request_id(), code="NotFound", message=f"No route for {method} {path}.")
+            return
+        if not emulator._authorized(self.headers.get("Authorization")):
+            with emulator._lock:
+                emulator._stats.unauthorized += 1
+            self._send_error("openai", 401, new_request_id())
+            return
+        status, body = emulator.batches.handle(method, self.path, dict(self.headers.items()), raw)
+        if isinstance(body, bytes):
+            self._send_bytes(status, body, {"Content-Type": "application/jsonl"})
+        else:
+            self._send_json(status, body, {})
+
     def do_POST(self) -> None:
         emulator = self.server.emulator
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if BatchService.serves(path):
+            self._batch_api("POST")
+            return
         with emulator._lock:
             emulator._in_flight += 1
         try:
