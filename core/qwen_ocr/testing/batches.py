@@ -290,8 +290,8 @@ class BatchService:
             if method == "POST" and len(parts) == 1:
                 return 200, self._create(body)
             if method == "GET" and len(parts) == 1:
-                for batch in self._batches.values():
-                    self._advance(batch)
+                for each in self._batches.values():
+                    self._advance(each)
                 listed = [
                     self._describe(b) for b in sorted(self._batches.values(), key=lambda b: b.created, reverse=True)
                 ]
@@ -300,13 +300,13 @@ class BatchService:
                 if "status" in query:
                     listed = [b for b in listed if b["status"] in query["status"].split(",")]
                 return 200, self._list(listed, query)
-            batch = self._batches.get(parts[1]) if len(parts) >= 2 else None
-            if batch is None:
+            found = self._batches.get(parts[1]) if len(parts) >= 2 else None
+            if found is None:
                 raise _Error(404, f"Batch {parts[1] if len(parts) > 1 else ''} not found.", "not_found")
             if method == "GET" and len(parts) == 2:
-                return 200, self._describe(self._advance(batch))
+                return 200, self._describe(self._advance(found))
             if method == "POST" and len(parts) == 3 and parts[2] == "cancel":
-                return 200, self._cancel(batch)
+                return 200, self._cancel(found)
         raise _Error(404, f"No route for {method} {PREFIX}/{'/'.join(parts)}.", "not_found")
 
     # -- files ----------------------------------------------------------------------------------------------------
