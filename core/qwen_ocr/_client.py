@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from typing_extensions import Unpack
@@ -21,6 +21,9 @@ from .imaging import ImageInput
 from .options import ClientOverrides, OCROptions, settings_help
 from .results import OCRChunk, OCRResult
 from .retry import cancellable_sleep, current_cancel_event, raise_if_cancelled
+
+if TYPE_CHECKING:
+    from .batch import Batches
 
 __all__ = ["QwenOCR"]
 
@@ -74,6 +77,13 @@ class QwenOCR(BaseClient):
         self.close()
 
     # -- public API --------------------------------------------------------------------------------------------
+
+    @property
+    def batch(self) -> Batches:
+        """Batch API jobs with this client (:mod:`qwen_ocr.batch`): ``client.batch.submit(sources, job_dir=...)``."""
+        from .batch import Batches
+
+        return Batches(self)
 
     def ocr(self, image: ImageInput, **options: Unpack[OCROptions]) -> OCRResult:
         """Read one image.

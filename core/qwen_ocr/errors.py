@@ -61,7 +61,16 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchCancelledError",
+    "BatchError",
+    "BatchExpiredError",
+    "BatchJobError",
+    "BatchLineTooLargeError",
+    "BatchNotFinishedError",
     "BatchOCRError",
+    "BatchUnavailableError",
+    "BatchValidationError",
+    "BatchWaitTimeoutError",
     "ContentFilteredError",
     "InvalidArgumentError",
     "InvalidImageError",
@@ -301,6 +310,90 @@ class BatchOCRError(QwenOCRError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.results,))
+
+
+class BatchError(QwenOCRError):
+    """A problem of a Batch API job (:mod:`qwen_ocr.batch`)."""
+
+    default_code = "BatchError"
+
+
+class BatchUnavailableError(BatchError, InvalidArgumentError):
+    """The Batch API cannot take this job: OCR batches are served in the Beijing region only, for the models
+    ``qwen-vl-ocr`` and ``qwen-vl-ocr-latest`` (and the free ``batch-test-model``). Raised before anything is
+    uploaded."""
+
+    default_code = "BatchUnavailable"
+
+
+class BatchLineTooLargeError(BatchError, InvalidArgumentError):
+    """A page's request is larger than a batch line may be (6 MB); nothing was uploaded. Lower the budget
+    (``resolution="standard"``, ``max_pixels=``) or pass ``image_url=`` to send the page by URL."""
+
+    default_code = "BatchLineTooLarge"
+
+
+class BatchValidationError(BatchError):
+    """The service refused a batch at validation (``status: "failed"``): nothing of it was run or billed.
+
+    Attributes:
+        line: the 1-based line of the input file the first problem is on (``None`` when it is the whole file's).
+        param: the field at fault (``"custom_id"``, ``"url"``, ``"body.model"``), when the service names one.
+        batch_id: the refused batch.
+        errors: every problem the service listed: ``{"code", "message", "param", "line"}`` dicts.
+    """
+
+    default_code = "BatchValidationFailed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        param: str | None = None,
+        batch_id: str | None = None,
+        errors: Sequence[Mapping[str, Any]] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.line = line
+        self.param = param
+        self.batch_id = batch_id
+        self.errors: list[dict[str, Any]] = [dict(e) for e in errors]
+
+
+class BatchCancelledError(BatchError):
+    """The page was not read: its batch was cancelled before it ran (it was not billed)."""
+
+    default_code = "batch_cancelled"
+
+
+class BatchExpiredError(BatchError):
+    """The page was not read within the batch's completion window (it was not billed); the job resubmits such pages
+    while it has rounds left (``max_rounds``)."""
+
+    default_code = "batch_expired"
+
+
+class BatchJobError(BatchError):
+    """A job directory cannot be used as asked: not a job, a different job, written by a newer version, or for
+    another host."""
+
+    default_code = "BatchJobError"
+
+
+class BatchNotFinishedError(BatchJobError):
+    """The job's results were asked for before it finished: call ``job.wait()`` first (or look at
+    ``job.status()``)."""
+
+    default_code = "BatchNotFinished"
+
+
+class BatchWaitTimeoutError(BatchError):
+    """``job.wait(timeout=...)`` ran out of time; the job goes on at the service (wait again, or reopen it later
+    with ``BatchJob.open(job_dir)``)."""
+
+    default_code = "BatchWaitTimeout"
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -117,6 +117,7 @@ PAGE_KEYS: dict[str, MetadataKey] = declare(
     _hide("page_width", "width of the frame the boxes are in (the image's pixels; a PDF page's points)"),
     _hide("page_height", "height of that frame"),
     _hide("cache", "'hit' when the reading came from the cache (absent otherwise)"),
+    _hide("batch", "the id of the Batch API batch that read the page (absent for a real-time read)"),
     _hide("error", "a failed page's error message"),
     _hide("error_type", "its class name ('RateLimitError')"),
     _hide("error_code", "the service's error code or ours ('Throttling', 'InvalidImage')"),
@@ -184,6 +185,8 @@ def page_metadata(page: PageResult, *, content_format: ContentFormat = "markdown
             meta["page_width"], meta["page_height"] = result.image_size
         if result.metadata.get("cache") == "hit":
             meta["cache"] = "hit"
+        if isinstance(result.metadata.get("batch"), str):
+            meta["batch"] = result.metadata["batch"]
         structure = structured_metadata(result)
         if content_format == "raw":
             structure.pop("latex", None)  # the text is that LaTeX

@@ -1,0 +1,88 @@
+"""Batch jobs: whole archives through DashScope's Batch API at half the real-time price, resumable, nothing lost
+or billed twice.
+
+``client.batch.submit(sources, job_dir=...)`` turns every selected page of ``sources`` (what
+:func:`qwen_ocr.read_documents` takes) into one line of a batch input file, the chat body ``protocol="openai"``
+sends in real time, uploads the files and creates the batches, and returns: the job goes on at the service (within
+its ``completion_window``). Any process can then reopen it from ``job_dir`` with :meth:`BatchJob.open`, follow it
+(:meth:`BatchJob.wait`, which also sends retryable failures again in follow-up batches) and read its pages
+(:meth:`BatchJob.results`: :class:`~qwen_ocr.PageResult` objects in input order, as the engine yields them). The
+answers also go to the client's cache, so reading the same pages in real time afterwards sends nothing.
+
+OCR batches are served in the Beijing region only (``region="cn"``), for ``qwen-vl-ocr`` and
+``qwen-vl-ocr-latest``; ``model="batch-test-model"`` is the vendor's free end-to-end test.
+
+Example::
+
+    from qwen_ocr import QwenOCR
+    from qwen_ocr.batch import BatchJob
+
+    with QwenOCR(region="cn") as client:
+        job = client.batch.submit(["scans/", "fax.pdf"], job_dir="jobs/june")
+    ...                                                        # hours later, anywhere
+    with QwenOCR(region="cn") as client:
+        job = BatchJob.open("jobs/june", client=client)
+        job.wait(poll_interval=60, show_progress=True)
+        for page in job.results():
+            print(page.source, page.label, page.text if page.ok else page.error)
+        print(job.cost())                                      # at the Batch price
+"""
+
+from __future__ import annotations
+
+from ..errors import (
+    BatchCancelledError,
+    BatchError,
+    BatchExpiredError,
+    BatchJobError,
+    BatchLineTooLargeError,
+    BatchNotFinishedError,
+    BatchUnavailableError,
+    BatchValidationError,
+    BatchWaitTimeoutError,
+)
+from ._api import (
+    CHAT_ENDPOINT,
+    TERMINAL_STATUSES,
+    TEST_ENDPOINT,
+    BatchAPI,
+    BatchList,
+    BatchObject,
+    BatchProblem,
+    FileObject,
+    RequestCounts,
+)
+from ._job import BatchCost, Batches, BatchJob, BatchStatus, JobStatus
+from ._lines import BATCH_MODELS, BATCH_REGION, TEST_MODEL, BatchPage, Limits, check_batch_target
+
+__all__ = [
+    "BATCH_MODELS",
+    "BATCH_REGION",
+    "CHAT_ENDPOINT",
+    "TERMINAL_STATUSES",
+    "TEST_ENDPOINT",
+    "TEST_MODEL",
+    "BatchAPI",
+    "BatchCancelledError",
+    "BatchCost",
+    "BatchError",
+    "BatchExpiredError",
+    "BatchJob",
+    "BatchJobError",
+    "BatchLineTooLargeError",
+    "BatchList",
+    "BatchNotFinishedError",
+    "BatchObject",
+    "BatchPage",
+    "BatchProblem",
+    "BatchStatus",
+    "BatchUnavailableError",
+    "BatchValidationError",
+    "BatchWaitTimeoutError",
+    "Batches",
+    "FileObject",
+    "JobStatus",
+    "Limits",
+    "RequestCounts",
+    "check_batch_target",
+]
