@@ -306,8 +306,8 @@ class BatchJob:
 
     @classmethod
     def open(cls, job_dir: str | Path, *, client: QwenOCR | None = None) -> BatchJob:
-        """Reopen the job in ``job_dir`` (after a crash, or from another process) and finish any remote step that
-        was under way (without doing it twice).
+        """Reopen the job in ``job_dir`` (after a crash, or from another process). Nothing is sent here: the next
+        :meth:`wait` finishes any remote step that was under way (without doing it twice), :meth:`cancel` stops it.
 
         Args:
             job_dir: the job's directory.
@@ -330,9 +330,7 @@ class BatchJob:
                 f"{client.base_url}. Batches live where they were created: open it with a client of that host.",
                 code="BatchJobHost",
             )
-        job = cls(store, state, client, owns_client=owns)
-        job._drive(poll=False)
-        return job
+        return cls(store, state, client, owns_client=owns)
 
     def __repr__(self) -> str:
         return f"BatchJob({str(self._store.directory)!r}, job_id={self._state.job_id!r}, pages={self._state.pages})"

@@ -273,7 +273,7 @@ def build_pages(
                 if len(built.line) + 64 > limits.max_line_bytes:
                     raise BatchLineTooLargeError(
                         f"page {built.record.label} of {built.record.source} makes a batch line of "
-                        f"{len(built.line) / 1e6:.1f} MB, over the {limits.max_line_bytes / 1e6:g} MB a line may be. "
+                        f"{len(built.line) + 64:,} bytes, over the {limits.max_line_bytes:,} a line may have. "
                         "Lower the budget (resolution='standard', or a smaller max_pixels=) or pass image_url= (a "
                         "function page -> URL of the page you host) to send pages by URL. Nothing was uploaded."
                     )

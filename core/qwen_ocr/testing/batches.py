@@ -200,12 +200,19 @@ class BatchService:
         self._batches: dict[str, _Batch] = {}
         self._stats = BatchStats()
         self._queued: collections.deque[int] = collections.deque()
+        self._refusals: collections.deque[dict[str, Any]] = collections.deque()
 
     def inject(self, *statuses: int) -> None:
         """Answer the next requests of these endpoints with these HTTP statuses, one each: ``429`` (the service's
         "Batch requests are being throttled due to system capacity limits") or ``500``."""
         with self._lock:
             self._queued.extend(statuses)
+
+    def refuse_next(self, code: str = "invalid_request", *, line: int = 1, message: str | None = None) -> None:
+        """Fail the next batch created at validation with this problem on ``line`` (as the service refuses a file it
+        finds wrong: HTTP 200, ``status: "failed"``, ``errors.data``), whatever its lines hold."""
+        with self._lock:
+            self._refusals.append(_problem(code, message or f"The service refused line {line}.", None, line))
 
     def configure(self, **settings: Any) -> None:
         """Change settings (the names of the class's arguments); an unknown name raises ``ValueError``."""
@@ -368,6 +375,8 @@ class BatchService:
             raise _Error(404, f"File {request.get('input_file_id')} not found.", "not_found")
         metadata = request.get("metadata")
         lines, errors = _read_lines(file.content, str(endpoint))
+        if self._refusals:
+            errors.append(self._refusals.popleft())
         for line in lines:
             model = line.body.get("model")
             if isinstance(model, str) and model not in self.models:
