@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .._base import safe_cause, transport_error
 from ..errors import QwenOCRError, error_from_response
@@ -148,6 +148,11 @@ class BatchObject(BaseModel):
     cancelled_at: int | None = None
     request_counts: RequestCounts = Field(default_factory=RequestCounts)
     metadata: dict[str, Any] | None = None
+
+    @field_validator("request_counts", mode="before")
+    @classmethod
+    def _counts(cls, value: Any) -> Any:
+        return {} if value is None else value  # a null count is no count
 
     @property
     def terminal(self) -> bool:
