@@ -949,6 +949,12 @@ def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--reader", choices=("recorded", "local"), default="recorded", help="where readings come from")
     parser.add_argument("--chunk-chars", type=int, default=8, help="characters of text per stream frame")
+    parser.add_argument(
+        "--batch-in-progress", type=float, default=0.1, help="seconds a batch's lines take in all (Batch API)"
+    )
+    parser.add_argument(
+        "--batch-fail-share", type=float, default=0.0, help="share of batch lines that fail their first try"
+    )
     return parser.parse_args(list(argv) if argv is not None else None)
 
 
@@ -979,6 +985,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
+    emulator.batches.configure(in_progress=args.batch_in_progress, fail_share=args.batch_fail_share)
     with emulator:
         print(emulator.base_url, flush=True)
         print(
