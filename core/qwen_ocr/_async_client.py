@@ -12,7 +12,7 @@ import threading
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from typing_extensions import Unpack
@@ -25,6 +25,9 @@ from .errors import QwenOCRError
 from .imaging import ImageInput
 from .options import ClientOverrides, OCROptions, settings_help
 from .results import OCRChunk, OCRResult
+
+if TYPE_CHECKING:
+    from .batch import AsyncBatches
 
 __all__ = ["AsyncQwenOCR"]
 
@@ -124,6 +127,13 @@ class AsyncQwenOCR(BaseClient):
         await self.aclose()
 
     # -- public API --------------------------------------------------------------------------------------------
+
+    @property
+    def batch(self) -> AsyncBatches:
+        """Batch API jobs with this client (:mod:`qwen_ocr.batch`): ``await aclient.batch.submit(...)``."""
+        from .batch import AsyncBatches
+
+        return AsyncBatches(self)
 
     async def ocr(self, image: ImageInput, **options: Unpack[OCROptions]) -> OCRResult:
         """Read one image; see :meth:`QwenOCR.ocr`.

@@ -52,6 +52,7 @@ from ._api import (
     FileObject,
     RequestCounts,
 )
+from ._async import AsyncBatches, AsyncBatchJob
 from ._job import BatchCost, Batches, BatchJob, BatchStatus, JobStatus
 from ._lines import BATCH_MODELS, BATCH_REGION, TEST_MODEL, BatchPage, Limits, check_batch_target
 
@@ -62,6 +63,8 @@ __all__ = [
     "TERMINAL_STATUSES",
     "TEST_ENDPOINT",
     "TEST_MODEL",
+    "AsyncBatchJob",
+    "AsyncBatches",
     "BatchAPI",
     "BatchCancelledError",
     "BatchCost",
