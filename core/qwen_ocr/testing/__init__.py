@@ -15,6 +15,7 @@ Example::
     with Emulator(rpm=1200, faults=["500", "drop"], fault_rate=0.1) as emu:
         client = QwenOCR(api_key="k", base_url=emu.base_url)
         client.ocr("table.png", task="table_parsing").tables
+        emu.batches.configure(fail_share=0.2)      # its Batch File API (qwen_ocr.testing.batches)
 
 The emulator is also a command: ``python -m qwen_ocr.testing.emulator --port 8000``.
 """
@@ -32,6 +33,8 @@ from .fake import fake_compatible_response as fake_compatible_response
 from .fake import fake_native_response as fake_native_response
 
 if TYPE_CHECKING:
+    from .batches import BatchService as BatchService
+    from .batches import BatchStats as BatchStats
     from .emulator import FAULT_KINDS as FAULT_KINDS
     from .emulator import PERMANENT_FAULTS as PERMANENT_FAULTS
     from .emulator import TRANSIENT_FAULTS as TRANSIENT_FAULTS
@@ -40,11 +43,13 @@ if TYPE_CHECKING:
     from .emulator import LoggedRequest as LoggedRequest
 
 _LAZY = ("FAULT_KINDS", "PERMANENT_FAULTS", "TRANSIENT_FAULTS", "Emulator", "EmulatorStats", "LoggedRequest")
+_LAZY_BATCHES = ("BatchService", "BatchStats")
 """The emulator's names, imported on first use."""
 
 __all__ = ["load_recording", "task_from_prompt"]
 __all__ += _fake_names
 __all__ += _LAZY
+__all__ += _LAZY_BATCHES
 
 
 def __getattr__(name: str) -> Any:
@@ -53,4 +58,8 @@ def __getattr__(name: str) -> Any:
         from . import emulator
 
         return getattr(emulator, name)
+    if name in _LAZY_BATCHES:
+        from . import batches
+
+        return getattr(batches, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
