@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,33 @@ def test_a_crash_at_any_remote_step_resumes_without_uploading_or_creating_twice(
     assert len({b.batch_id for b in status.batches}) == 3
     assert [p.source for p in pages] == [f"p{i}.png" for i in range(10)] and all(p.ok for p in pages)
     assert set(stats.billed.values()) == {1}
+
+
+def test_two_processes_following_one_job_send_each_batch_once(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_job, "LIMITS", Limits(max_lines=3))
+    monkeypatch.setattr(_job, "_checkpoint", _crash_at("upload:before"))
+    sources = [(f"p{i}.png", png(i)) for i in range(9)]
+    with QwenOCR(api_key="k", base_url=emulator.base_url, retry=FAST) as client:
+        with pytest.raises(_Crash):
+            client.batch.submit(sources, job_dir=tmp_path / "job")
+        monkeypatch.setattr(_job, "_checkpoint", lambda where, part: None)
+        jobs = [BatchJob.open(tmp_path / "job", client=client) for _ in range(2)]  # two followers, one job
+        with ThreadPoolExecutor(2) as pool:
+            statuses = list(pool.map(lambda job: job.wait(**WAIT), jobs))
+        assert all(s.done for s in statuses)
+        assert [p.ok for p in jobs[1].results()] == [True] * 9
+    stats = emulator.batches.stats
+    assert stats.uploads == stats.batches_created == 3 and set(stats.billed.values()) == {1}
+
+
+def _crash_at(step: str) -> Any:
+    def checkpoint(where: str, part: Any) -> None:
+        if where == step:
+            raise _Crash(where)
+
+    return checkpoint
 
 
 def test_a_lost_reply_to_a_create_is_found_not_created_again(emulator: Emulator, tmp_path: Path) -> None:

@@ -363,14 +363,16 @@ class BatchJob:
     def status(self, *, refresh: bool = True) -> JobStatus:
         """Where the job stands, per batch and in total (``refresh``: ask the service about the running batches
         first; nothing else is done)."""
-        state = self._state
-        if refresh:
-            changed = False
-            for part in state.parts:
-                if part.stage == "created" and part.batch_id and not _terminal(part):
-                    changed |= self._update(part, self._api.get(part.batch_id))
-            if changed:
-                self._save()
+        with self._store.locked():
+            self._reload()
+            state = self._state
+            if refresh:
+                changed = False
+                for part in state.parts:
+                    if part.stage == "created" and part.batch_id and not _terminal(part):
+                        changed |= self._update(part, self._api.get(part.batch_id))
+                if changed:
+                    self._save()
         total = RequestCounts()
         batches = []
         for part in state.parts:
@@ -448,14 +450,16 @@ class BatchJob:
         """Cancel the job: its running batches are cancelled at the service, batches not sent yet are not sent, no
         follow-up round starts. What finished before is kept; :meth:`wait` then collects it, and :meth:`results`
         marks the other pages with :class:`~qwen_ocr.errors.BatchCancelledError`."""
-        state = self._state
-        state.cancelled = True
-        self._save()
-        for part in state.parts:
-            if part.stage == "created" and part.batch_id and not _terminal(part):
-                self._update(part, self._api.cancel(part.batch_id))
-        self._save()
-        self._drive(poll=False)
+        with self._store.locked():
+            self._reload()
+            state = self._state
+            state.cancelled = True
+            self._save()
+            for part in state.parts:
+                if part.stage == "created" and part.batch_id and not _terminal(part):
+                    self._update(part, self._api.cancel(part.batch_id))
+            self._save()
+            self._drive(poll=False)
         return self.status(refresh=False)
 
     # -- results ------------------------------------------------------------------------------------------------
@@ -469,6 +473,7 @@ class BatchJob:
         Raises:
             BatchNotFinishedError: the job is not done (call :meth:`wait`).
         """
+        self._reload()
         state = self._state
         if not state.done:
             raise BatchNotFinishedError(
@@ -537,6 +542,7 @@ class BatchJob:
 
     def cost(self) -> BatchCost:
         """What the job's successful lines cost at the Batch price (and would have in real time)."""
+        self._reload()
         state = self._state
         billed = sum(p.billed for p in state.parts)
         tokens_in = sum(p.input_tokens for p in state.parts)
@@ -568,9 +574,20 @@ class BatchJob:
     def _save(self) -> None:
         self._store.save(self._state)
 
+    def _reload(self) -> None:
+        """The state as the job's files hold it now (another process may have moved the job on)."""
+        if self._store.exists():
+            self._state = self._store.load()
+
     def _drive(self, *, poll: bool = True) -> None:
-        """One pass over the batches: send what is not sent (or mark it skipped when cancelled), poll what runs
-        (``poll``), collect what ended (which may add follow-up batches, handled in the same pass)."""
+        """One pass over the batches, holding the job's lock: send what is not sent (or mark it skipped when
+        cancelled), poll what runs (``poll``), collect what ended (which may add follow-up batches, handled in the
+        same pass)."""
+        with self._store.locked():
+            self._reload()
+            self._pass(poll)
+
+    def _pass(self, poll: bool) -> None:
         position = 0
         while position < len(self._state.parts):
             part = self._state.parts[position]

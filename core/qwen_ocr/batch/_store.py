@@ -21,6 +21,7 @@ import json
 import os
 import struct
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +206,30 @@ class JobStore:
         self.pages_path = directory / "pages.jsonl"
         self.offsets_path = directory / "pages.idx"
         self.index_path = directory / "index.bin"
+        self.lock_path = directory / "job.lock"
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the job's lock: one process (and one thread) drives a job at a time; re-entrant. An advisory
+        ``flock`` on ``job.lock`` where the OS has it (POSIX); elsewhere, within this process only."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            with open(self.lock_path, "a+b") as handle:
+                _flock(handle, exclusive=True)
+                self._depth = 1
+                try:
+                    yield
+                finally:
+                    self._depth = 0
+                    _flock(handle, exclusive=False)
 
     def exists(self) -> bool:
         return self.state_path.is_file()
@@ -273,6 +298,14 @@ class JobStore:
     def write_outcome(index: IO[bytes], n: int, outcome: Outcome) -> None:
         index.seek(n * _RECORD.size)
         index.write(_RECORD.pack(outcome.round, outcome.flag, outcome.which, outcome.part, outcome.offset))
+
+
+def _flock(handle: IO[bytes], *, exclusive: bool) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: the in-process lock only
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_UN)
 
 
 OFFSET = _OFFSET
