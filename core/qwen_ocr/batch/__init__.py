@@ -9,6 +9,18 @@ its ``completion_window``). Any process can then reopen it from ``job_dir`` with
 (:meth:`BatchJob.results`: :class:`~qwen_ocr.PageResult` objects in input order, as the engine yields them). The
 answers also go to the client's cache, so reading the same pages in real time afterwards sends nothing.
 
+**The cache.** Each answer is stored under the key of the request the submitting client's own protocol would
+send for that page in real time (:func:`qwen_ocr.cache.request_key` over its host, ``X-DashScope-*`` headers and
+body): with ``protocol="openai"`` that body is the line's own; with the native protocol it is the native body of
+the same call. A later :func:`~qwen_ocr.read_documents` (or a loader) over the same pages with the same options
+then answers every page from the cache. Not cached: the test model's answers (they are no readings), and for a
+native-protocol client the ``advanced_recognition`` and ``key_information_extraction`` answers (their native reply
+carries ``words_info`` / ``kv_result``, which a batch answer, text only, lacks: a real-time read would differ).
+
+**Resuming.** One process (or thread) drives a job at a time (an advisory lock on ``job_dir/job.lock``); any
+number may reopen it. A job stopped between an upload and its record looks for the file by its name (listing the
+account's files), one stopped between a create and its record for the batch by its ``ds_name`` tag.
+
 OCR batches are served in the Beijing region only (``region="cn"``), for ``qwen-vl-ocr`` and
 ``qwen-vl-ocr-latest``; ``model="batch-test-model"`` is the vendor's free end-to-end test.
 

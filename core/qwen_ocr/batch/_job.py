@@ -91,6 +91,11 @@ class BatchStatus(BaseModel):
         collected: its outcomes were downloaded and read.
         request_counts: the service's ``total``, ``completed``, ``failed``.
         problems: what validation found wrong, each with its ``line`` (and the page: ``source``, ``page_label``).
+
+    Example::
+
+        for batch in job.status().batches:
+            print(batch.round, batch.batch_id, batch.status, batch.request_counts.completed, "/", batch.lines)
     """
 
     model_config = ConfigDict(frozen=True)
@@ -118,6 +123,12 @@ class JobStatus(BaseModel):
         cancelled: the job was cancelled.
         rounds: rounds started; batches: each batch's :class:`BatchStatus`.
         request_counts: the batches' counts added up (a page sent twice counts twice).
+
+    Example::
+
+        status = job.status()
+        print(status)                     # job 3f2a...: running, 30 pages, 1 batches in 1 rounds, ...
+        [b.status for b in status.batches]
     """
 
     model_config = ConfigDict(frozen=True)
@@ -150,6 +161,11 @@ class BatchCost(BaseModel):
         lines_billed: successful lines; input_tokens, output_tokens, image_tokens: their usage.
         usd: the price at the Batch rate (``None`` when the model has no recorded price there; 0 for the free
             ``batch-test-model``); realtime_usd: the same tokens at the real-time price.
+
+    Example::
+
+        cost = job.cost()
+        print(f"${cost.usd:.4f} instead of ${cost.realtime_usd:.4f} in real time")
     """
 
     model_config = ConfigDict(frozen=True)
@@ -209,7 +225,8 @@ class Batches:
         Args:
             sources: what :func:`qwen_ocr.read_documents` takes (paths, patterns, folders, URLs, bytes, ...).
             task, schema, prompt, model, pages, text_layer: as for :func:`~qwen_ocr.read_documents`; a page whose
-                text layer is used (``text_layer="auto"``) costs no line.
+                text layer is used (``text_layer="auto"``) costs no line. (``read_documents`` defaults to
+                ``"never"`` for the structured tasks: pass the same ``text_layer`` to both for the cache to match.)
             job_dir: the job's directory (created; must not hold a job already): the state, the pages, the input
                 and output files. Keep it until the results are read.
             completion_window: ``"24h"`` to ``"336h"`` (or ``"1d"`` to ``"14d"``).
