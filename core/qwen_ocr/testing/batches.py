@@ -81,6 +81,19 @@ _MAX_FILE_BYTES = 500 * 1024 * 1024
 _MAX_LINE_BYTES = 6 * 1024 * 1024
 _TEST_MAX_LINES = 100
 _TEST_MAX_BYTES = 1024 * 1024
+_SETTINGS = (
+    "validating",
+    "in_progress",
+    "finalizing",
+    "cancelling",
+    "expire_after",
+    "stall_after",
+    "fail_share",
+    "fail_tries",
+    "permanent_share",
+    "models",
+    "seed",
+)
 _TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
 
@@ -164,9 +177,9 @@ class _Batch:
 class BatchService:
     """The Files and Batches endpoints of an :class:`~qwen_ocr.testing.Emulator` (``emulator.batches``).
 
-    Every setting may be changed at any time with :meth:`configure` (or as an attribute); durations are seconds.
+    Settings (attributes; change them at any time with :meth:`configure`, which refuses a misspelt name); durations
+    are seconds:
 
-    Args:
         validating: seconds a batch stays ``validating``.
         in_progress: seconds its lines take in all (they finish evenly over this time).
         finalizing: seconds in ``finalizing`` before ``completed``.
@@ -180,6 +193,12 @@ class BatchService:
         permanent_share: the share of lines that fail for good (a bad image).
         models: the models served; a batch of another model is refused with the service's 404.
         seed: the seed of the shuffles.
+
+    Example::
+
+        emu.batches.configure(in_progress=0.2, fail_share=0.2, stall_after=None)
+        emu.batches.refuse_next("duplicate_custom_id", line=3)     # the next batch fails validation
+        emu.batches.inject(429)                                     # the next call is throttled
     """
 
     def __init__(self, emulator: Emulator) -> None:
@@ -216,9 +235,10 @@ class BatchService:
 
     def configure(self, **settings: Any) -> None:
         """Change settings (the names of the class's arguments); an unknown name raises ``ValueError``."""
+        for name in settings:
+            if name not in _SETTINGS:
+                raise ValueError(f"unknown batch setting {name!r}; use any of {', '.join(_SETTINGS)}")
         for name, value in settings.items():
-            if name.startswith("_") or not hasattr(self, name) or callable(getattr(self, name)):
-                raise ValueError(f"unknown batch setting {name!r}")
             setattr(self, name, value)
 
     @property
