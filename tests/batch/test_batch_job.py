@@ -454,6 +454,16 @@ def test_a_job_is_not_overwritten_nor_read_early_nor_opened_on_another_host(
     job.wait(**WAIT)
 
 
+def test_an_error_that_fails_every_page_stops_the_job_before_anything_is_sent(
+    emulator: Emulator, client: QwenOCR, tmp_path: Path
+) -> None:
+    from qwen_ocr import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="ceiling"):  # every page would fail alike
+        client.batch.submit([("a.png", png(1)), ("b.png", png(2))], job_dir=tmp_path / "job", max_pixels=10**9)
+    assert emulator.request_log == [] and not (tmp_path / "job" / "job.json").exists()
+
+
 def test_options_are_checked_before_anything_is_built(client: QwenOCR, tmp_path: Path) -> None:
     from qwen_ocr import InvalidArgumentError
 

@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..cache import request_key
 from ..config import describe_region
+from ..engine import is_fatal
 from ..errors import BatchLineTooLargeError, BatchUnavailableError, QwenOCRError
 from ..imaging import PreparedImage
 from ..models import model_spec
@@ -326,6 +327,7 @@ def _file_pages(
     try:
         doc, _ = _open(client, item.document_source(), options.pages, options.password, None, ocr)
     except QwenOCRError as exc:
+        _raise_if_fatal(exc)
         yield failed_file(exc)
         return
     with doc:
@@ -342,6 +344,7 @@ def _file_pages(
                         )
                 prepared = _prepare_or_text(page, options.text_layer)
             except QwenOCRError as exc:
+                _raise_if_fatal(exc)
                 record.kind, record.error = "failed", error_to_json(exc)
                 return _Built(record)
             if isinstance(prepared, str):
@@ -358,6 +361,7 @@ def _file_pages(
             while pending:
                 yield pending.popleft().result()
         except QwenOCRError as exc:  # the file stopped being readable
+            _raise_if_fatal(exc)
             yield failed_file(exc, total)
         finally:
             for future in pending:
@@ -365,6 +369,13 @@ def _file_pages(
             for future in pending:
                 with contextlib.suppress(BaseException):
                     future.result()
+
+
+def _raise_if_fatal(error: QwenOCRError) -> None:
+    """An error that would fail every page alike (a task the model cannot do, a bad option) stops the job before
+    anything is uploaded, as :func:`qwen_ocr.read_documents` raises it whatever ``on_error`` says."""
+    if is_fatal(error):
+        raise error
 
 
 def _with_budget(ocr: dict[str, Any], min_pixels: int | None, max_pixels: int | None) -> dict[str, Any]:
@@ -382,6 +393,7 @@ def _request(
     try:
         call = client._call(image, **ocr)
     except QwenOCRError as exc:
+        _raise_if_fatal(exc)
         record.kind, record.error = "failed", error_to_json(exc)
         return _Built(record)
     body = compatible.build_request(call, stream=False).content()
