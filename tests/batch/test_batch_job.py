@@ -375,6 +375,20 @@ def test_reading_the_pages_again_after_the_job_sends_nothing(
     assert {p.metadata()["provider"] for p in again} == {protocol}
 
 
+def test_the_files_at_the_service_are_deleted_once_the_job_is_done(
+    emulator: Emulator, client: QwenOCR, tmp_path: Path
+) -> None:
+    emulator.batches.configure(fail_share=0.5)
+    job = client.batch.submit([(f"p{i}.png", png(i)) for i in range(6)], job_dir=tmp_path / "job")
+    with pytest.raises(BatchNotFinishedError):
+        job.delete_files()
+    status = job.wait(**WAIT)
+    files = sum(bool(f) for b in status.batches for f in (b.output_file_id, b.error_file_id)) + len(status.batches)
+    assert job.delete_files() == files and emulator.batches.stats.files_deleted == files
+    assert job.delete_files() == 0, "nothing deleted twice"
+    assert all(p.ok for p in job.results()), "the job's own copies stay"
+
+
 def test_the_cost_is_half_the_real_time_price(emulator: Emulator, client: QwenOCR, tmp_path: Path) -> None:
     job = client.batch.submit([(f"p{i}.png", png(i)) for i in range(4)], job_dir=tmp_path / "job")
     job.wait(**WAIT)

@@ -131,6 +131,10 @@ class AsyncBatchJob:
         """See :meth:`BatchJob.cancel <qwen_ocr.batch.BatchJob.cancel>`."""
         return await asyncio.to_thread(self.job.cancel)
 
+    async def delete_files(self) -> int:
+        """See :meth:`BatchJob.delete_files <qwen_ocr.batch.BatchJob.delete_files>`."""
+        return await asyncio.to_thread(self.job.delete_files)
+
     async def cost(self) -> BatchCost:
         """See :meth:`BatchJob.cost <qwen_ocr.batch.BatchJob.cost>`."""
         return await asyncio.to_thread(self.job.cost)

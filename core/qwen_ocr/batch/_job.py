@@ -39,6 +39,7 @@ from ..errors import (
     BatchValidationError,
     BatchWaitTimeoutError,
     InvalidArgumentError,
+    NotFoundError,
     QwenOCRError,
     ServerError,
 )
@@ -585,6 +586,34 @@ class BatchJob:
             usd=usd,
             realtime_usd=realtime,
         )
+
+    def delete_files(self) -> int:
+        """Delete the job's files at the service (its uploaded input files, and the output and error files it
+        downloaded): the account keeps at most 10,000 files / 100 GB. The job's own copies in ``job_dir`` stay, so
+        :meth:`results` still works. Only once the job is done; files already gone are skipped. Returns how many
+        were deleted.
+
+        Raises:
+            BatchNotFinishedError: the job is not done (its files are still needed).
+        """
+        with self._store.locked():
+            self._reload()
+            state = self._state
+            if not state.done:
+                raise BatchNotFinishedError(
+                    f"the job {state.job_id} is not finished: its files are still needed; call job.wait() first."
+                )
+            deleted = 0
+            for part in state.parts:
+                for file_id in (part.file_id, part.output_file_id, part.error_file_id):
+                    if file_id and file_id not in part.deleted:
+                        try:
+                            deleted += self._api.delete(file_id)
+                        except NotFoundError:
+                            pass  # gone already (deleted by hand, or after the 30 days the service keeps them)
+                        part.deleted.append(file_id)
+                        self._save()
+        return deleted
 
     # -- driving ------------------------------------------------------------------------------------------------
 

@@ -75,6 +75,8 @@ class PartState(BaseModel):
     error_file_id: str | None = None
     problems: list[dict[str, Any]] = Field(default_factory=list)
     indexed: bool = False
+    deleted: list[str] = Field(default_factory=list)
+    """The ids of this batch's files deleted at the service."""
     billed: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
