@@ -478,6 +478,18 @@ def test_an_error_that_fails_every_page_stops_the_job_before_anything_is_sent(
     assert emulator.request_log == [] and not (tmp_path / "job" / "job.json").exists()
 
 
+def test_the_key_never_reaches_the_job_directory_or_a_repr(emulator: Emulator, tmp_path: Path) -> None:
+    key = "sk-batch-secret-0123456789"
+    with QwenOCR(api_key=key, base_url=emulator.base_url, retry=FAST, cache=tmp_path / "job" / "cache") as client:
+        job = client.batch.submit([(f"p{i}.png", png(i)) for i in range(3)], job_dir=tmp_path / "job")
+        status = job.wait(**WAIT)
+        texts = [repr(job), str(status), repr(status), repr(job.cost()), repr(client.batch)]
+    for path in (tmp_path / "job").rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), path.name
+    assert not any(key in text for text in texts)
+
+
 def test_options_are_checked_before_anything_is_built(client: QwenOCR, tmp_path: Path) -> None:
     from qwen_ocr import InvalidArgumentError
 
