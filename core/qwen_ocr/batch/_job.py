@@ -376,6 +376,17 @@ class BatchJob:
         """The job's id."""
         return self._state.job_id
 
+    @property
+    def model(self) -> str:
+        """The model the job's pages were sent to."""
+        return self._state.model
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The reading options the job was submitted with: ``task``, ``schema``, ``prompt``, ``pages``,
+        ``text_layer`` (a copy)."""
+        return dict(self._state.options)
+
     # -- following ----------------------------------------------------------------------------------------------
 
     def status(self, *, refresh: bool = True) -> JobStatus:
