@@ -21,8 +21,10 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from typing import TYPE_CHECKING
 
-from PIL import Image
+if TYPE_CHECKING:  # Pillow is imported when a page is encoded (issue 17: the client's import stays light)
+    from PIL import Image
 
 __all__ = [
     "ADAPTIVE_LEVEL",
@@ -66,6 +68,8 @@ def encode_unfiltered(im: Image.Image, *, level: int, strategy: int = zlib.Z_DEF
     # Each row of the canvas starts with one byte of zeros (8 black pixels in mode "1", one in "L"): the filter
     # byte of a PNG row, so the canvas's raw bytes are the PNG's uncompressed data as they are, with no copying
     # row by row in Python.
+    from PIL import Image
+
     canvas = Image.new(im.mode, (width + pad, height), 0)
     canvas.paste(im, (pad, 0))
     compressor = zlib.compressobj(level, zlib.DEFLATED, 15, 9, strategy)
@@ -88,6 +92,7 @@ def encode_bilevel(im: Image.Image) -> bytes:
 def is_black_and_white(im: Image.Image) -> bool:
     """Whether a greyscale image holds only pure black and pure white (mode ``"1"`` always does).
 
+    >>> from PIL import Image
     >>> is_black_and_white(Image.new("L", (8, 8), 255)), is_black_and_white(Image.new("L", (8, 8), 128))
     (True, False)
     """

@@ -420,6 +420,51 @@ def test_importing_qwen_ocr_loads_no_pdfium_and_the_client_alone_no_document_lay
     )
 
 
+_HEAVY = ("httpx", "httpcore", "tenacity", "PIL", "pypdfium2", "json_repair", "email.utils")
+"""What neither client class nor the loader class imports: each is imported where it is first needed (a client
+built, an image decoded, a PDF opened, a retry loop of tenacity's, a reply to repair, an HTTP-date Retry-After)."""
+
+
+def test_importing_the_client_classes_loads_no_http_stack_imaging_or_tenacity() -> None:
+    """Round 3: `from qwen_ocr import QwenOCR` imported httpx (and rich, click, pygments through its command line),
+    tenacity (and tornado), Pillow and json_repair at once: 245 ms against pydantic's 80."""
+    loaded = _modules_after("from qwen_ocr import QwenOCR, AsyncQwenOCR, ClientOptions, OCRResult, RetryPolicy")
+    assert not {m for m in loaded if m.startswith(_HEAVY)}
+    # What a client needs comes with the client: building one loads httpx, and it reads through the emulator.
+    built = _modules_after(
+        "from qwen_ocr import QwenOCR; QwenOCR(api_key='sk-test', base_url='http://127.0.0.1:9').close()"
+    )
+    assert "httpx" in built and "PIL" not in built
+
+
+def test_importing_the_loader_class_loads_no_http_stack_imaging_or_pdfium() -> None:
+    """Round 3: the loader's module imported qwen_ocr.sources, which imported the URL fetcher (httpx) and the
+    document layer's Pillow: the loader cost BaseLoader's import + 130 ms; now + ~40 (pydantic is shared)."""
+    loaded = _modules_after("from langchain_qwen_ocr import QwenOCRLoader, QwenOCRParser")
+    assert not {m for m in loaded if m.startswith(_HEAVY) and m != "email.utils"}  # LangChain's requests loads it
+    assert not {m for m in loaded if m.startswith(("langsmith.run_trees", "langchain_core.tracers"))}
+
+
+def test_the_lazy_names_of_sources_are_the_fetchers_and_a_client_checks_timeouts_lazily() -> None:
+    """`qwen_ocr.sources.download` / `adownload` resolve on first use to :mod:`qwen_ocr.fetch`'s; the
+    ``timeout`` setting still takes an ``httpx.Timeout`` (checked without importing httpx) and refuses others."""
+    from qwen_ocr import ClientOptions, InvalidArgumentError, fetch, sources
+
+    assert sources.download is fetch.fetch and sources.adownload is fetch.afetch
+    assert {"download", "adownload"} <= set(sources.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        sources.nope  # type: ignore[attr-defined]  # noqa: B018
+    kept = ClientOptions(timeout=httpx.Timeout(4.0, connect=1.0))
+    assert kept.timeout == httpx.Timeout(4.0, connect=1.0)
+    assert ClientOptions.model_validate_json(kept.model_dump_json()).timeout == httpx.Timeout(4.0, connect=1.0)
+    with pytest.raises(Exception, match="timeout"):
+        ClientOptions(timeout=object())
+    with QwenOCR(api_key="sk-test", base_url="http://127.0.0.1:9", timeout=httpx.Timeout(2.0)) as client:
+        assert client._timeout() == httpx.Timeout(2.0)
+    with pytest.raises(InvalidArgumentError, match="timeout"):
+        QwenOCR(api_key="sk-test", base_url="http://127.0.0.1:9", timeout="soon")  # type: ignore[arg-type]
+
+
 def test_every_public_name_of_qwen_ocr_resolves() -> None:
     import qwen_ocr
 

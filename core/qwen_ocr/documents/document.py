@@ -31,8 +31,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Literal, Union
 
-from PIL import Image
-
 from ..budget import Resolution, pixel_budget
 from ..errors import InvalidArgumentError
 from ..imaging import (
@@ -71,6 +69,8 @@ from .textlayer import TextLayerMode, TextLayerVerdict, check_text_layer_mode, j
 
 if TYPE_CHECKING:
     from typing import TypeAlias
+
+    from PIL import Image
 
     from ._pdf import PdfFile
 
