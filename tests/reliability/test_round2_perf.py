@@ -263,6 +263,57 @@ def test_a_1_bit_scanned_pdf_page_goes_out_as_a_1_bit_png() -> None:
     assert _png_header(prepared)[2:] == (1, 0)
 
 
+def test_a_grey_page_is_rendered_into_png_rows_and_deflated_without_a_copy() -> None:
+    """Round 3: a grey render was copied out of PDFium's bitmap, pasted into a padded canvas and copied again by
+    ``tobytes()`` before zlib saw it (a sixth of a born-digital page's CPU). PDFium now draws into the PNG rows
+    themselves; the image is a read-only view of them and the PNG is the same, byte for byte."""
+    from qwen_ocr._png import TEXT_LEVEL, encode_unfiltered, encode_unfiltered_rows, unfiltered_rows
+
+    with open_document(PDFLATEX) as doc:
+        page = doc.page(0)
+        rendered = page._render_pdf(page._backend())  # type: ignore[arg-type]
+        prepared = page.prepare()
+        again = page.render()
+        sent = page.sent_size
+    im, rows = rendered.image, rendered.rows
+    assert rows is not None and im.mode == "L" and im.size == sent == prepared.sent_size
+    width, height = im.size
+    stride = width + 1
+    assert len(rows) == stride * height + 1 and not any(memoryview(rows)[0::stride])  # filter bytes all "None"
+    assert bytes(memoryview(rows)[1 : 1 + width]) == im.crop((0, 0, width, 1)).tobytes()  # the view is the rows
+    assert im.tobytes() == again.tobytes()
+    expected = encode_unfiltered(im, level=TEXT_LEVEL)
+    assert encode_unfiltered_rows(rows, width, height, level=TEXT_LEVEL) == expected
+    assert base64.b64decode(prepared.url.split(",", 1)[1]) == expected
+    # a user may still draw on the rendered page: Pillow copies the read-only view first, the rows stay as they were
+    im.paste(0, (0, 0, 10, 10))
+    assert im.getpixel((0, 0)) == 0 and rows[1] == 255
+    blank, first = unfiltered_rows(4, 3)
+    assert first == 1 and bytes(blank) == (b"\x00" + b"\xff" * 4) * 3 + b"\x00"
+    blank[5] = 7  # a row's filter byte that is not 0: refused, never written into a PNG
+    with pytest.raises(ValueError, match="filter byte"):
+        encode_unfiltered_rows(blank, 4, 3, level=1)
+    with pytest.raises(ValueError, match="filter byte"):
+        encode_unfiltered_rows(bytes(10), 4, 3, level=1)
+
+
+def test_the_black_and_white_check_looks_at_the_whole_page_after_its_middle_band() -> None:
+    """The middle band is looked at first (grey there answers at once); a page whose only grey lies outside it is
+    still found not black and white."""
+    from qwen_ocr._png import is_black_and_white
+
+    page = Image.new("L", (200, 400), 255)
+    page.paste(0, (20, 20, 60, 60))
+    assert is_black_and_white(page)
+    outside = page.copy()
+    outside.putpixel((199, 399), 128)
+    assert not is_black_and_white(outside)
+    inside = page.copy()
+    inside.putpixel((100, 200), 17)
+    assert not is_black_and_white(inside)
+    assert is_black_and_white(Image.new("L", (30, 20), 0)) and not is_black_and_white(Image.new("L", (30, 20), 1))
+
+
 def _png_bytes(im: Image.Image) -> bytes:
     buf = io.BytesIO()
     im.save(buf, format="PNG")

@@ -49,7 +49,14 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._png import ADAPTIVE_LEVEL, TEXT_LEVEL, encode_bilevel, encode_unfiltered, is_black_and_white
+from .._png import (
+    ADAPTIVE_LEVEL,
+    TEXT_LEVEL,
+    encode_bilevel,
+    encode_unfiltered,
+    encode_unfiltered_rows,
+    is_black_and_white,
+)
 from ..budget import pixel_budget
 from ..imaging import MAX_ASPECT_RATIO, MAX_DECODED_PIXELS, MAX_ENCODED_BYTES, smart_resize
 from ..models import ModelSpec
@@ -203,7 +210,12 @@ def to_upload_mode(im: Image.Image) -> Image.Image:
 
 
 def encode_page(
-    im: Image.Image, *, scanned: bool = False, drawn: bool = False, limit: int = MAX_ENCODED_BYTES
+    im: Image.Image,
+    *,
+    scanned: bool = False,
+    drawn: bool = False,
+    limit: int = MAX_ENCODED_BYTES,
+    rows: bytearray | None = None,
 ) -> EncodedPage | None:
     """Encode a rendered page for upload: PNG (1-bit when black and white; rows unfiltered when ``drawn``); JPEG at
     quality 95 for a colour scan; a fallback when over ``limit``. See the module doc.
@@ -214,6 +226,8 @@ def encode_page(
         drawn: the page is drawn (text, vector graphics; images cover less than a quarter of it): in grey, its rows
             go unfiltered (:data:`TEXT_PNG_LEVEL`).
         limit: the most base64 characters allowed.
+        rows: ``im``'s pixels as a PNG's unfiltered rows when the renderer drew them so
+            (:func:`qwen_ocr._png.unfiltered_rows`): a drawn grey page is deflated from them, without a copy.
 
     Returns ``None`` when even the last fallback is over the limit.
 
@@ -234,7 +248,10 @@ def encode_page(
             return EncodedPage(data=data, mime="image/png", format="PNG")
         im = im.convert("L")
     elif drawn and im.mode == "L":
-        data = encode_unfiltered(im, level=TEXT_PNG_LEVEL)
+        if rows is not None:
+            data = encode_unfiltered_rows(rows, im.width, im.height, level=TEXT_PNG_LEVEL)
+        else:
+            data = encode_unfiltered(im, level=TEXT_PNG_LEVEL)
         if _base64_len(len(data)) <= limit:
             return EncodedPage(data=data, mime="image/png", format="PNG")
     first: tuple[tuple[str, dict[str, Any]], ...] = (
