@@ -199,7 +199,7 @@ class PdfFile:
             started = time.perf_counter()
             try:
                 if bilevel:
-                    return self._draw_grey(page, size, crisp=True)
+                    return self._draw_grey(page, size, crisp=True, turn=_images_quarter_turned(page))
                 grey = colour == "L"
                 if colour == "auto":
                     if min(width, height) >= _THUMBNAIL_MIN:
@@ -251,11 +251,16 @@ class PdfFile:
         finally:
             bitmap.close()
 
-    def _draw_grey(self, page: Any, size: tuple[int, int], *, crisp: bool = False) -> Rendered:
+    def _draw_grey(self, page: Any, size: tuple[int, int], *, crisp: bool = False, turn: bool = False) -> Rendered:
         """A greyscale render of a loaded page straight into PNG rows (caller holds the lock): PDFium draws each row
         after its filter byte (stride ``width + 1``) onto white, and the image is a view of those rows, so neither
-        a copy out of PDFium's bitmap nor one into the encoder's canvas is made."""
-        width, height = size
+        a copy out of PDFium's bitmap nor one into the encoder's canvas is made.
+
+        ``turn`` (the page's images are drawn a quarter turn from upright, :func:`_images_quarter_turned`): PDFium
+        draws the page a quarter turn clockwise, so that its images go through its fast axis-aligned path (half the
+        time of a rotated image at the budget: ~5 ms instead of ~10 for a 2.5 MP scan), and Pillow turns the
+        pixels back (~2 ms); the rows are then not kept."""
+        width, height = (size[1], size[0]) if turn else size
         rows, first = unfiltered_rows(width, height)
         stride = width + 1
         pixels = (ctypes.c_ubyte * (stride * height)).from_buffer(rows, first)
@@ -266,15 +271,18 @@ class PdfFile:
         if not bitmap:
             raise MemoryError
         try:
-            pdfium_c.FPDF_RenderPageBitmap(bitmap, page, 0, 0, width, height, 0, flags)
+            rotate = 1 if turn else 0
+            pdfium_c.FPDF_RenderPageBitmap(bitmap, page, 0, 0, width, height, rotate, flags)
             formenv = self._pdf.formenv
             if formenv:
-                pdfium_c.FPDF_FFLDraw(formenv, bitmap, page, 0, 0, width, height, 0, flags)
+                pdfium_c.FPDF_FFLDraw(formenv, bitmap, page, 0, 0, width, height, rotate, flags)
         finally:
             pdfium_c.FPDFBitmap_Destroy(bitmap)
         del pixels  # the ctypes view's export of ``rows`` ends here
         view = memoryview(rows)[first : first + stride * height]
-        image = Image.frombuffer("L", size, view, "raw", "L", stride, 1)  # type: ignore[arg-type]  # any buffer
+        image = Image.frombuffer("L", (width, height), view, "raw", "L", stride, 1)  # type: ignore[arg-type]
+        if turn:
+            return Rendered(image.transpose(Image.Transpose.ROTATE_90))  # a quarter turn back, counter-clockwise
         return Rendered(image, rows)
 
     def _bitmap_buffer(self, nbytes: int) -> Any:
@@ -427,6 +435,33 @@ def _covered(obj: Any, box: tuple[float, float, float, float], area: float) -> f
     w = min(right, box[2]) - max(left, box[0])
     h = min(top, box[3]) - max(bottom, box[1])
     return max(0.0, w) * max(0.0, h) / area
+
+
+def _images_quarter_turned(page: Any) -> bool:
+    """Whether the page has images and every one is drawn a quarter turn from upright (90 or 270 degrees, the
+    page's /Rotate included), with no form XObject that could hold others: a scan stored sideways. ``False`` when
+    anything cannot be read."""
+    try:
+        page_turned = (int(page.get_rotation()) // 90) % 2 == 1
+        images = 0
+        for obj in page.get_objects(max_depth=1):
+            if obj.type == pdfium_c.FPDF_PAGEOBJ_FORM:
+                return False
+            if obj.type != pdfium_c.FPDF_PAGEOBJ_IMAGE:
+                continue
+            a, b, c, d = (abs(float(v)) for v in obj.get_matrix().get()[:4])
+            if b + c <= 1e-6 * (a + d):
+                sideways = False
+            elif a + d <= 1e-6 * (b + c):
+                sideways = True
+            else:
+                return False  # at another angle: no faster path either way
+            if sideways == page_turned:
+                return False
+            images += 1
+    except Exception:
+        return False
+    return images > 0
 
 
 def _is_bilevel(obj: Any) -> bool:
