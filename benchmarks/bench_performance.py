@@ -792,12 +792,24 @@ NOTES = """## Reading it
   plans at most RPM/60 starts in any second plus a margin for late thread wake-ups that it measures as it runs. The
   async client prepares small images on the loop. `qwen_ocr` and `langchain_qwen_ocr` import their names on first
   use; pypdfium2 only when a PDF is opened.
-- **The 1-bit scan's CPU** is mostly PDFium decoding its JBIG2 image (about 40 ms of the page's 60 at 2550x3300,
-  the same whatever size it is rendered at: measured by rendering the page at 176x228 and at 1408x1824); the rest
-  (scaling, the 1-bit PNG, the request) is about 15 ms. Other 1-bit scans decode faster (`jbig2.pdf`: 13 ms).
-  PDFium runs one page at a time (it is not thread-safe), so on 2 cores the decode bounds a job of such pages.
-- **Throughput at RPM 1,200** is bound by the client's CPU on this shared machine, not by the pacer (it waits
-  next to nothing in those runs): compare section 1 with section 3's ceiling at the load of the moment.
+- **The 1-bit scan's CPU** is mostly PDFium decoding its JBIG2 image: about 35 ms of the page's ~48 at 2550x3300,
+  the same whatever size it is rendered at (a render at 8x8 px costs as much), and decoded once per page (the
+  page's analysis reads the image's header, not its pixels). PDFium's other ways to the pixels cost more:
+  `FPDFImageObj_GetBitmap` decodes and then widens the 1-bit image to 8 bits at full size (45-49 ms against 41-47
+  for decode and render). What is left was cut in round 3: a scan stored a quarter turn from its page is drawn by
+  PDFium a quarter turn (its axis-aligned path: ~5 ms at the budget instead of ~10) and turned back by Pillow
+  (~2 ms); the 1-bit PNG's rows are filtered "Up" and deflated run-length instead of Pillow trying five filters
+  per row (9.0 -> 6.9 ms, the same bytes on average). Other 1-bit scans decode faster (`jbig2.pdf`: 13 ms). PDFium
+  runs one page at a time (it is not thread-safe), so on 2 cores the decode bounds a job of such pages.
+- **A born-digital page's CPU** is mostly zlib (~9 ms of its ~16 at 1344x1920): PDFium draws a grey page
+  straight into the PNG's rows (a zero filter byte before each row: stride width + 1), which are deflated as they
+  are, with no copy out of PDFium's bitmap nor into an encoder's canvas (round 3: 20.4 -> 16.0 ms to prepare, the
+  same bytes). The rest: the render (~4 ms), the colour thumbnail (~2 ms), the text layer (~1 ms).
+- **Throughput at RPM 1,200** is bound by the client's CPU on this shared machine when other jobs load it, and
+  by the pacing when they do not: a 100-page run at 20 pages/s sends for 99 x 51 ms (the per-second limit plus the
+  pacer's 2% margin for late wake-ups, more when wake-ups run late) and waits 0.3 s for the last answer, so even
+  a perfect client reads it at about 92% of the bound. Compare section 1 with section 3's ceiling at the load of
+  the moment.
 - **`from qwen_ocr import QwenOCR`** costs pydantic (about 80 ms here: the settings and results are pydantic
   models) and the client's own modules. httpx (which imports rich, click and pygments when they are installed, for
   its command line) is imported when a client is built, Pillow when an image is decoded, tenacity only by
