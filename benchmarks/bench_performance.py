@@ -799,8 +799,9 @@ NOTES = """## Reading it
   for decode and render). What is left was cut in round 3: a scan stored a quarter turn from its page is drawn by
   PDFium a quarter turn (its axis-aligned path: ~5 ms at the budget instead of ~10) and turned back by Pillow
   (~2 ms); the 1-bit PNG's rows are filtered "Up" and deflated run-length instead of Pillow trying five filters
-  per row (9.0 -> 6.9 ms, the same bytes on average). Other 1-bit scans decode faster (`jbig2.pdf`: 13 ms). PDFium
-  runs one page at a time (it is not thread-safe), so on 2 cores the decode bounds a job of such pages.
+  per row (9.0 -> 6.9 ms; bytes -4% to +6% by page, the same on average). Other 1-bit scans decode faster
+  (`jbig2.pdf`: 13 ms). PDFium runs one page at a time (it is not thread-safe), so on 2 cores the decode bounds a
+  job of such pages.
 - **A born-digital page's CPU** is mostly zlib (~9 ms of its ~16 at 1344x1920): PDFium draws a grey page
   straight into the PNG's rows (a zero filter byte before each row: stride width + 1), which are deflated as they
   are, with no copy out of PDFium's bitmap nor into an encoder's canvas (round 3: 20.4 -> 16.0 ms to prepare, the

@@ -330,7 +330,7 @@ def _idat_rows(data: bytes) -> tuple[bytes, int, int]:
 
 def test_a_1_bit_png_has_up_filtered_rows_and_decodes_to_the_same_pixels() -> None:
     """Round 3: Pillow's encoder tried all five filters on every row of a 1-bit page (9.0 ms of a 2.5 MP scan); every
-    row is now filtered "Up" and deflated run-length (6.9 ms), as small, and pixel for pixel the same image."""
+    row is now filtered "Up" and deflated run-length (6.9 ms), about as small, and pixel for pixel the same image."""
     from qwen_ocr._png import encode_bilevel
 
     rng = random.Random(17)
