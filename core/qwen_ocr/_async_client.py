@@ -14,20 +14,20 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 from typing_extensions import Unpack
 
 from . import _exchange
 from ._base import BaseClient, safe_cause, transport_error
 from ._exchange import Blocking, Command, Emit, Flow, Runner, Send, Sleep
-from ._transport import Deadline, aiter_body, aread_body
 from .errors import QwenOCRError
-from .imaging import ImageInput
 from .options import ClientOverrides, OCROptions, settings_help
 from .results import OCRChunk, OCRResult
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # httpx is imported when a client is built, not with the class (issue 17)
+    import httpx
+
     from .batch import AsyncBatches
+    from .imaging import ImageInput
 
 __all__ = ["AsyncQwenOCR"]
 
@@ -60,6 +60,8 @@ class AsyncQwenOCR(BaseClient):
         """The settings of :class:`QwenOCR`. ``http_client`` (your own ``httpx.AsyncClient``) is used on every
         event loop as it is; without it the client makes one connection pool per event loop it runs on."""
         super().__init__(**settings)
+        import httpx
+
         self._check_http_client(http_client, httpx.AsyncClient, "QwenOCR")
         self._owns_http = http_client is None
         self._given_http = http_client
@@ -92,6 +94,8 @@ class AsyncQwenOCR(BaseClient):
                 )
             pool = self._pools.get(loop)
             if pool is None:
+                import httpx
+
                 for stale in [other for other in self._pools if other.is_closed()]:
                     del self._pools[stale]  # its connections ended with their loop; nothing to await any more
                 pool = self._pools[loop] = httpx.AsyncClient(timeout=self._timeout(), limits=self._limits())
@@ -225,6 +229,8 @@ class _AsyncWire:
     under its deadline and the size cap. httpx errors become their typed errors here."""
 
     def __init__(self, client: AsyncQwenOCR, runner: Runner[Any]) -> None:
+        from ._transport import Deadline
+
         self.client, self.runner = client, runner
         self.response: httpx.Response | None = None
         self.pieces: AsyncGenerator[bytes, None] | None = None
@@ -248,6 +254,8 @@ class _AsyncWire:
             self.runner.reply(result)
 
     async def run(self, command: Command) -> Any:
+        import httpx
+
         try:
             return await getattr(self, command.op)(command)
         except httpx.HTTPError as exc:
@@ -275,11 +283,15 @@ class _AsyncWire:
     async def read(self, _: Command) -> bytes | None:
         assert self.response is not None
         if self.pieces is None:
+            from ._transport import aiter_body
+
             self.pieces = self.deadline.apieces(aiter_body(self.response, self.client.max_response_bytes))
         return await anext(self.pieces, None)
 
     async def read_all(self, _: Command) -> bytes:
         assert self.response is not None
+        from ._transport import aiter_body, aread_body
+
         try:
             body = aread_body(aiter_body(self.response, self.client.max_response_bytes))
             return await self.deadline.wait(body)

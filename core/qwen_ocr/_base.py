@@ -10,16 +10,14 @@ import logging
 import math
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import SecretStr
 from typing_extensions import Self, Unpack
 
 from . import _exchange
 from ._checks import MAX_CONCURRENCY, MAX_RETRIES, check_number, check_whole
 from ._exchange import Flow, Send
-from ._transport import ACCEPT_ENCODING, Deadline, DeadlineExceeded, leaks_header, safe_text
 from ._version import __version__
 from .budget import Resolution, check_resolution, note_mismatch, pixel_budget
 from .cache import OCRCache, request_key
@@ -48,6 +46,7 @@ from .options import (
     Provider,
     WireProtocol,
     check_names,
+    is_httpx_timeout,
 )
 from .pacing import Pacer
 from .protocols import compatible, native
@@ -55,6 +54,11 @@ from .protocols.base import HTTPRequest, OCRCall, StreamAssembler
 from .results import OCRResult, scale_rotate_rect
 from .retry import RetryPolicy
 from .tasks import Schema, Task, normalize_schema, resolve_task
+
+if TYPE_CHECKING:  # httpx and the transport are imported when a client is built (issue 17: a light import)
+    import httpx
+
+    from ._transport import Deadline
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
@@ -97,7 +101,7 @@ class BaseClient:
         check_whole(
             "max_concurrency", given.max_concurrency, minimum=1, maximum=MAX_CONCURRENCY, code="InvalidConcurrency"
         )
-        if given.timeout is not None and not isinstance(given.timeout, httpx.Timeout):
+        if given.timeout is not None and not is_httpx_timeout(given.timeout):
             check_number(
                 "timeout", given.timeout, unit=" of seconds", extra=", an httpx.Timeout or None", code="InvalidTimeout"
             )
@@ -424,6 +428,8 @@ class BaseClient:
         return native.build_request(call, stream=stream, workspace=self.workspace, data_inspection=self.data_inspection)
 
     def _headers(self, request: HTTPRequest) -> dict[str, str]:
+        from ._transport import ACCEPT_ENCODING
+
         headers = {
             "User-Agent": f"qwen-ocr-python/{__version__}",
             "Accept-Encoding": ACCEPT_ENCODING,  # the encodings inflated under max_response_bytes
@@ -457,6 +463,8 @@ class BaseClient:
         httpx would refuse (and quote in its error and debug log) is refused here by name, before any request."""
         if http is None:
             return
+        import httpx
+
         if not isinstance(http, kind):
             other = "AsyncClient" if kind is httpx.Client else "Client"
             raise TypeError(f"http_client must be an httpx.{kind.__name__} (use {twin} for an httpx.{other})")
@@ -483,11 +491,15 @@ class BaseClient:
     def _deadline(self) -> Deadline:
         """The deadline of one attempt: ``timeout`` seconds from now when it is a number; none for an
         ``httpx.Timeout`` (its per-step limits apply) or ``None``."""
+        from ._transport import Deadline
+
         if isinstance(self.timeout, (int, float)) and not isinstance(self.timeout, bool):
             return Deadline(float(self.timeout))
         return Deadline(None)
 
     def _timeout(self) -> httpx.Timeout:
+        import httpx
+
         if isinstance(self.timeout, httpx.Timeout):
             return self.timeout
         if self.timeout is None:
@@ -495,6 +507,8 @@ class BaseClient:
         return httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
 
     def _limits(self) -> httpx.Limits:
+        import httpx
+
         return httpx.Limits(max_connections=max(self.max_concurrency, 1) * 2, max_keepalive_connections=None)
 
 
@@ -557,6 +571,8 @@ def unusable_input(exc: BaseException) -> InvalidImageError:
 
 
 def _text_of(exc: BaseException) -> str:
+    from ._transport import safe_text
+
     try:
         text = safe_text(str(exc))
     except Exception:
@@ -567,6 +583,10 @@ def _text_of(exc: BaseException) -> str:
 def transport_error(exc: httpx.HTTPError, deadline: Deadline | None = None) -> QwenOCRError:
     """A typed error for an httpx transport failure: retryable, except a request httpx refused to send (an
     illegal header: the same request would fail again). Its text never holds a header value (nor the key)."""
+    import httpx
+
+    from ._transport import DeadlineExceeded, safe_text
+
     if isinstance(exc, httpx.TimeoutException):
         if isinstance(exc, DeadlineExceeded) or (deadline is not None and deadline.expired()):
             limit = f"={deadline.seconds:g} s" if deadline is not None and deadline.seconds is not None else ""
@@ -591,4 +611,6 @@ def transport_error(exc: httpx.HTTPError, deadline: Deadline | None = None) -> Q
 def safe_cause(exc: BaseException) -> BaseException | None:
     """``exc`` to chain as the cause of our error, or ``None`` when its text (or its chain's) may quote a header
     value: then it is left out of the traceback."""
+    from ._transport import leaks_header
+
     return None if leaks_header(exc) else exc

@@ -9,21 +9,21 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 from typing_extensions import Unpack
 
 from . import _exchange
 from ._base import BaseClient, safe_cause, transport_error
 from ._exchange import Blocking, Command, Emit, Flow, Runner, Send, Sleep
-from ._transport import Deadline, iter_body, read_body
 from .errors import QwenOCRError
-from .imaging import ImageInput
 from .options import ClientOverrides, OCROptions, settings_help
 from .results import OCRChunk, OCRResult
 from .retry import cancellable_sleep, current_cancel_event, raise_if_cancelled
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # httpx is imported when a client is built, not with the class (issue 17)
+    import httpx
+
     from .batch import Batches
+    from .imaging import ImageInput
 
 __all__ = ["QwenOCR"]
 
@@ -56,6 +56,8 @@ class QwenOCR(BaseClient):
 
     def __init__(self, *, http_client: httpx.Client | None = None, **settings: Unpack[ClientOverrides]) -> None:
         super().__init__(**settings)
+        import httpx
+
         self._check_http_client(http_client, httpx.Client, "AsyncQwenOCR")
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=self._timeout(), limits=self._limits())
@@ -215,6 +217,8 @@ class _Wire:
     deadline and the size cap. httpx errors become their typed errors here."""
 
     def __init__(self, client: QwenOCR, runner: Runner[Any]) -> None:
+        from ._transport import Deadline
+
         self.client, self.runner = client, runner
         self.response: httpx.Response | None = None
         self.pieces: Iterator[bytes] | None = None
@@ -229,6 +233,8 @@ class _Wire:
         self.close()
 
     def run(self, command: Command) -> Any:
+        import httpx
+
         try:
             return getattr(self, command.op)(command)
         except httpx.HTTPError as exc:
@@ -245,6 +251,8 @@ class _Wire:
         return command.work()
 
     def send(self, command: Send) -> tuple[int, httpx.Headers]:
+        from ._transport import iter_body
+
         self.close()
         request, self.deadline = self.client._http_request(self.client._http, command, sync=True)
         with self.deadline.active():
@@ -258,6 +266,8 @@ class _Wire:
 
     def read_all(self, _: Command) -> bytes:
         assert self.pieces is not None
+        from ._transport import read_body
+
         try:
             return read_body(self.pieces)
         finally:

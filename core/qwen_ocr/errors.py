@@ -45,7 +45,6 @@ ServerError               408 ``RequestTimeOut``, 5xx ``InternalError*``, ``Syst
 
 from __future__ import annotations
 
-import email.utils
 import json
 import re
 import time
@@ -515,6 +514,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     try:
         seconds = float(value)
     except ValueError:
+        import email.utils  # an HTTP date: rare, and 15 ms to import (issue 17: the client's import stays light)
+
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError, OverflowError):

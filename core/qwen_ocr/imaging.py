@@ -26,11 +26,10 @@ import math
 import os
 import stat
 import struct
+import sys
 import warnings
 from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Any, Union
-
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ._png import ADAPTIVE_LEVEL, encode_bilevel, is_black_and_white
 from .budget import Resolution, pixel_budget
@@ -39,6 +38,9 @@ from .models import ModelSpec, model_spec
 
 if TYPE_CHECKING:
     from typing import TypeAlias
+
+    from PIL import Image
+    from typing_extensions import TypeIs
 
 __all__ = [
     "FOUR_K",
@@ -58,9 +60,17 @@ __all__ = [
     "sniff_format",
 ]
 
-ImageInput: TypeAlias = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Image.Image, "PreparedImage"]
+ImageInput: TypeAlias = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, "Image.Image", "PreparedImage"]
 """What ``ocr()`` accepts: a path, an http(s)/``data:``/``oss://`` URL, raw bytes, a ``PIL.Image``, or a
 :class:`PreparedImage` (e.g. ``page.prepare()`` of a document page)."""
+
+
+def _is_pil(image: object) -> TypeIs[Image.Image]:
+    """Whether ``image`` is a ``PIL.Image``, without importing Pillow when nothing has (then it cannot be one):
+    Pillow is imported when an image is decoded, not with the client (issue 17)."""
+    module = sys.modules.get("PIL.Image")
+    return module is not None and isinstance(image, module.Image)
+
 
 SUPPORTED_FORMATS = ("BMP", "JPEG", "PNG", "TIFF", "WEBP", "HEIC")
 MIN_SIDE = 10
@@ -316,7 +326,7 @@ def _prepare(image: ImageInput, spec: ModelSpec, min_pixels: int, max_pixels: in
         return _prepare_bytes(_read_path(text), spec, min_pixels, max_pixels, source=text)
     if isinstance(image, (bytes, bytearray, memoryview)):
         return _prepare_bytes(bytes(image), spec, min_pixels, max_pixels, source="bytes")
-    if isinstance(image, Image.Image):
+    if _is_pil(image):
         return _prepare_pil(image, spec, min_pixels, max_pixels)
     raise InvalidImageError(
         f"cannot read an image from a {type(image).__name__}. Pass a path, an http(s) or data: URL, bytes, or a "
@@ -471,6 +481,8 @@ def _register_heif() -> bool:
 
 
 def _open(data: bytes, source: str, fmt: str) -> Image.Image:
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -536,7 +548,7 @@ def _check_size(width: int, height: int, source: str) -> None:
 
 
 def _peek_size(image: ImageInput) -> tuple[int, int]:
-    if isinstance(image, Image.Image):
+    if _is_pil(image):
         return image.size
     if isinstance(image, PreparedImage):
         if image.original_size is None:
@@ -703,6 +715,8 @@ def _prepare_bytes(
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that is still above the target: much faster.
         im.draft("RGB", target)
     decode_checked(im, source, fmt)
+    from PIL import ImageOps
+
     upright = ImageOps.exif_transpose(im) if orientation != 1 else im
     return _encode(upright, (width, height), target, prefer_jpeg=fmt == "JPEG", source_bytes=None)
 
@@ -751,6 +765,8 @@ def _has_alpha(im: Image.Image) -> bool:
 
 
 def _flatten(im: Image.Image) -> Image.Image:
+    from PIL import Image
+
     if _has_alpha(im):
         if im.mode == "La":  # premultiplied: Pillow converts it to nothing but LA
             im = im.convert("LA")
@@ -787,6 +803,8 @@ def _upload_pixels(im: Image.Image, target: tuple[int, int]) -> Image.Image:
     nothing (``"1"`` for black and white, ``"L"`` for grey, else ``"RGB"``: a palette, 1-bit or greyscale file makes
     no RGB detour), at ``target``. Black-and-white pixels are resized with NEAREST, so a 1-bit scan stays 1-bit
     (an eighth of the bytes of 8-bit grey, a fraction of the CPU); everything else with LANCZOS."""
+    from PIL import Image
+
     if im.mode == "P" and not _has_alpha(im):
         kind = _palette_kind(im)
         if kind == "1":
@@ -826,6 +844,8 @@ def _encode_pixels(flat: Image.Image, original: tuple[int, int], *, prefer_jpeg:
     """Encode pixels from :func:`_upload_pixels`: a 1-bit PNG (run-length deflate) for black and white, JPEG at
     quality 95 for a JPEG source, else PNG (zlib level :data:`~qwen_ocr._png.ADAPTIVE_LEVEL`); JPEG at 90, then 80
     while over the service's limit."""
+    from PIL import Image
+
     if is_black_and_white(flat):
         bits = flat if flat.mode == "1" else flat.convert("1", dither=Image.Dither.NONE)
         data = encode_bilevel(bits)
@@ -880,12 +900,13 @@ def cheap_to_prepare(image: object) -> bool:
 
     >>> cheap_to_prepare("https://example.com/a.png"), cheap_to_prepare("scan.png")
     (True, False)
+    >>> from PIL import Image
     >>> cheap_to_prepare(Image.new("L", (200, 100))), cheap_to_prepare(Image.new("L", (2000, 1000)))
     (True, False)
     """
     if isinstance(image, PreparedImage):
         return True
-    if isinstance(image, Image.Image):
+    if _is_pil(image):
         return image.width * image.height <= INLINE_PIXELS
     if isinstance(image, str):
         head = image.lstrip()[:12].lower()
@@ -912,6 +933,8 @@ def _small_image_bytes(data: bytes | bytearray | memoryview) -> bool:
         return True  # refused at once by the format check, on the loop
     size = _header_size(raw, fmt)
     if size is None:
+        from PIL import Image
+
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

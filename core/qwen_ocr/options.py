@@ -35,22 +35,24 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 import textwrap
 from collections.abc import Collection, Iterable, Mapping
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-import httpx
 from pydantic import (
     AliasChoices,
     AliasPath,
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     SecretStr,
     field_serializer,
     field_validator,
     model_validator,
 )
+from pydantic_core import core_schema
 from typing_extensions import TypedDict
 
 from .budget import Resolution
@@ -95,6 +97,33 @@ CacheSetting: TypeAlias = "str | os.PathLike[str] | OCRCache | None"
 """A cache: a directory, an :class:`~qwen_ocr.OCRCache`, or ``None``."""
 
 
+def _httpx_timeout(value: Any) -> Any:
+    """``value`` if it is an ``httpx.Timeout``, else a ``ValueError`` (for pydantic)."""
+    if not is_httpx_timeout(value):
+        raise ValueError("not an httpx.Timeout")
+    return value
+
+
+def is_httpx_timeout(value: object) -> bool:
+    """Whether ``value`` is an ``httpx.Timeout``; httpx is not imported for the question (none can exist before)."""
+    httpx = sys.modules.get("httpx")
+    return httpx is not None and isinstance(value, httpx.Timeout)
+
+
+if TYPE_CHECKING:
+    from httpx import Timeout as HTTPXTimeout
+else:
+
+    class HTTPXTimeout:
+        """An ``httpx.Timeout`` as a field type, checked with ``isinstance`` like an arbitrary type, but without
+        importing httpx with this module: the client's import stays light (issue 17); httpx is imported when a
+        client is built."""
+
+        @classmethod
+        def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+            return core_schema.no_info_plain_validator_function(_httpx_timeout)
+
+
 class ClientOptions(BaseModel):
     """The settings of a Qwen-OCR client: the one declaration of their names, types, defaults and meanings.
 
@@ -110,7 +139,7 @@ class ClientOptions(BaseModel):
     """
 
     model_config = ConfigDict(
-        frozen=True, arbitrary_types_allowed=True, populate_by_name=True, hide_input_in_errors=True
+        frozen=True, arbitrary_types_allowed=True, populate_by_name=True, hide_input_in_errors=True, defer_build=True
     )
 
     api_key: SecretStr | None = Field(
@@ -151,7 +180,7 @@ class ClientOptions(BaseModel):
         description="The OpenAI-compatible path below base_url; None: DashScope's compatible mode, or "
         "/v1/chat/completions for a server given as http://host/v1.",
     )
-    timeout: float | httpx.Timeout | None = Field(
+    timeout: float | HTTPXTimeout | None = Field(
         default=DEFAULT_TIMEOUT,
         description="Seconds each attempt may take as a whole: connecting, sending, and receiving the whole reply, "
         "or the whole stream (the time your code spends between two chunks is not counted). A deadline, not a "
@@ -213,12 +242,16 @@ class ClientOptions(BaseModel):
     @classmethod
     def _timeout_from_dict(cls, value: Any) -> Any:
         """An ``httpx.Timeout`` as dumped (its ``as_dict()``) becomes one again."""
-        return httpx.Timeout(**value) if isinstance(value, Mapping) else value
+        if not isinstance(value, Mapping):
+            return value
+        import httpx
+
+        return httpx.Timeout(**value)
 
     @field_serializer("timeout", "cache", when_used="json")
     def _plain(self, value: Any) -> Any:
         """JSON has no ``httpx.Timeout`` or ``OCRCache``: their dict and directory stand for them."""
-        if isinstance(value, httpx.Timeout):
+        if is_httpx_timeout(value):
             return value.as_dict()
         if isinstance(value, OCRCache):
             return str(value.directory)
@@ -241,7 +274,7 @@ class ClientOverrides(TypedDict, total=False):
     protocol: WireProtocol | None
     provider: Provider
     chat_path: str | None
-    timeout: float | httpx.Timeout | None
+    timeout: float | HTTPXTimeout | None
     max_retries: int | None
     max_concurrency: int
     retry: RetryPolicy | None

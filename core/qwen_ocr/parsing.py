@@ -11,8 +11,6 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
-import json_repair
-
 __all__ = [
     "MAX_JSON_DEPTH",
     "bracket_depth",
@@ -82,6 +80,8 @@ def read_json(text: str) -> tuple[Any, str | None]:
         if start < 0:
             return None, None
         try:
+            import json_repair  # only for text that is not JSON as given (issue 17: a light import)
+
             value = json_repair.loads(body[start:])
         except Exception:  # json_repair is best-effort; it must never break a result
             return None, None

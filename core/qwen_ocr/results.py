@@ -66,7 +66,7 @@ class Usage(BaseModel):
     ``image_tokens`` is part of ``input_tokens``. ``total_tokens`` is what the service reported, or the sum.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -95,7 +95,7 @@ class TextLine(BaseModel):
         score: the engine's confidence where it gives one (the local provider); ``None`` from the service.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     text: str
     location: tuple[int, int, int, int, int, int, int, int]
@@ -113,7 +113,7 @@ class TextLine(BaseModel):
 class TableCell(BaseModel):
     """A cell of a parsed table."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     text: str = ""
     rowspan: int = 1
@@ -185,6 +185,8 @@ class Table(BaseModel):
     :data:`MAX_TABLE_CHARS` characters) is :attr:`oversized`: :meth:`grid` raises, :meth:`to_markdown` gives a note
     and the HTML instead.
     """
+
+    model_config = ConfigDict(defer_build=True)
 
     rows: list[list[TableCell]] = Field(default_factory=list)
     caption: str | None = None
@@ -346,6 +348,8 @@ class OCRResult(BaseModel):
             task calls for is empty although the model answered (its JSON nested too deeply to read; ``raw_text``
             still holds it).
     """
+
+    model_config = ConfigDict(defer_build=True)  # validators built on first use, not on import (issue 17)
 
     text: str = ""
     raw_text: str = ""
@@ -565,7 +569,7 @@ class OCRChunk(BaseModel):
         request_id: the service's request id.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     text: str = ""
     finish_reason: str | None = None

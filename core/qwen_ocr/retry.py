@@ -25,12 +25,13 @@ import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
-
-from tenacity import RetryCallState, retry_if_exception, stop_after_attempt
+from typing import TYPE_CHECKING, Any
 
 from ._checks import MAX_RETRIES, check_number, check_whole
 from .errors import RequestCancelledError, is_retryable
+
+if TYPE_CHECKING:  # tenacity is imported by tenacity_kwargs only (issue 17: the client's import stays light)
+    from tenacity import RetryCallState
 
 __all__ = [
     "RetryPolicy",
@@ -129,6 +130,8 @@ def _log_retry(state: RetryCallState) -> None:
 def tenacity_kwargs(policy: RetryPolicy) -> dict[str, Any]:
     """Arguments for ``tenacity.Retrying`` / ``AsyncRetrying`` that implement this policy (for your own retry
     loops; the clients retry by :func:`retry_delay`)."""
+    from tenacity import retry_if_exception, stop_after_attempt
+
     return {
         "stop": stop_after_attempt(policy.max_retries + 1),
         "wait": _wait(policy),

@@ -32,14 +32,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .documents import DocumentReadError
 from .errors import InvalidArgumentError, QwenOCRError
-from .fetch import afetch as adownload
-from .fetch import fetch as download
 from .imaging import _decode_data_url, _path_problem
 
 if TYPE_CHECKING:
     from typing import TypeAlias
 
     import httpx
+
+    from .fetch import afetch as adownload
+    from .fetch import fetch as download
 
 __all__ = [
     "DEFAULT_DOWNLOAD_TIMEOUT",
@@ -489,6 +490,8 @@ class Downloads:
             return item
         if self._sync is None:
             self._sync = _http_client(self.timeout)
+        from .fetch import fetch as download
+
         try:
             data = download(item.url, client=self._sync, **self._limits())
         except QwenOCRError as exc:
@@ -501,6 +504,8 @@ class Downloads:
             return item
         if self._async is None:
             self._async = _http_client(self.timeout, asynchronous=True)
+        from .fetch import afetch as adownload
+
         try:
             data = await adownload(item.url, client=self._async, **self._limits())
         except QwenOCRError as exc:
@@ -530,3 +535,18 @@ def _http_client(timeout: float, *, asynchronous: bool = False) -> Any:
     # Redirects are followed by qwen_ocr.fetch, one at a time, each checked.
     kind = httpx.AsyncClient if asynchronous else httpx.Client
     return kind(timeout=timeout, follow_redirects=False)
+
+
+_FETCH = {"download": "fetch", "adownload": "afetch"}
+
+
+def __getattr__(name: str) -> Any:
+    """:func:`download` and :func:`adownload` (:mod:`qwen_ocr.fetch`, and httpx with it) are imported on first use:
+    reading local files never loads them (issue 17)."""
+    if name not in _FETCH:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import fetch
+
+    value = getattr(fetch, _FETCH[name])
+    globals()[name] = value
+    return value

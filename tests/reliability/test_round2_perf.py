@@ -32,9 +32,11 @@ import httpx
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw
 
 from qwen_ocr import AsyncQwenOCR, QwenOCR, open_document, prepare_image
+from qwen_ocr.documents import PDFIUM_LOCK
+from qwen_ocr.documents._pdf import PdfFile
 from qwen_ocr.imaging import PreparedImage
 from qwen_ocr.pacing import Pacer
 from qwen_ocr.testing import Emulator, FakeTransport
@@ -263,6 +265,124 @@ def test_a_1_bit_scanned_pdf_page_goes_out_as_a_1_bit_png() -> None:
     assert _png_header(prepared)[2:] == (1, 0)
 
 
+def test_a_grey_page_is_rendered_into_png_rows_and_deflated_without_a_copy() -> None:
+    """Round 3: a grey render was copied out of PDFium's bitmap, pasted into a padded canvas and copied again by
+    ``tobytes()`` before zlib saw it (a sixth of a born-digital page's CPU). PDFium now draws into the PNG rows
+    themselves; the image is a read-only view of them and the PNG is the same, byte for byte."""
+    from qwen_ocr._png import TEXT_LEVEL, encode_unfiltered, encode_unfiltered_rows, unfiltered_rows
+
+    with open_document(PDFLATEX) as doc:
+        page = doc.page(0)
+        rendered = page._render_pdf(page._backend())  # type: ignore[arg-type]
+        prepared = page.prepare()
+        again = page.render()
+        sent = page.sent_size
+    im, rows = rendered.image, rendered.rows
+    assert rows is not None and im.mode == "L" and im.size == sent == prepared.sent_size
+    width, height = im.size
+    stride = width + 1
+    assert len(rows) == stride * height + 1 and not any(memoryview(rows)[0::stride])  # filter bytes all "None"
+    assert bytes(memoryview(rows)[1 : 1 + width]) == im.crop((0, 0, width, 1)).tobytes()  # the view is the rows
+    assert im.tobytes() == again.tobytes()
+    expected = encode_unfiltered(im, level=TEXT_LEVEL)
+    assert encode_unfiltered_rows(rows, width, height, level=TEXT_LEVEL) == expected
+    assert base64.b64decode(prepared.url.split(",", 1)[1]) == expected
+    # a user may still draw on the rendered page: Pillow copies the read-only view first, the rows stay as they were
+    im.paste(0, (0, 0, 10, 10))
+    assert im.getpixel((0, 0)) == 0 and rows[1] == 255
+    blank, first = unfiltered_rows(4, 3)
+    assert first == 1 and bytes(blank) == (b"\x00" + b"\xff" * 4) * 3 + b"\x00"
+    blank[5] = 7  # a row's filter byte that is not 0: refused, never written into a PNG
+    with pytest.raises(ValueError, match="filter byte"):
+        encode_unfiltered_rows(blank, 4, 3, level=1)
+    with pytest.raises(ValueError, match="filter byte"):
+        encode_unfiltered_rows(bytes(10), 4, 3, level=1)
+
+
+def test_the_black_and_white_check_looks_at_the_whole_page_after_its_middle_band() -> None:
+    """The middle band is looked at first (grey there answers at once); a page whose only grey lies outside it is
+    still found not black and white."""
+    from qwen_ocr._png import is_black_and_white
+
+    page = Image.new("L", (200, 400), 255)
+    page.paste(0, (20, 20, 60, 60))
+    assert is_black_and_white(page)
+    outside = page.copy()
+    outside.putpixel((199, 399), 128)
+    assert not is_black_and_white(outside)
+    inside = page.copy()
+    inside.putpixel((100, 200), 17)
+    assert not is_black_and_white(inside)
+    assert is_black_and_white(Image.new("L", (30, 20), 0)) and not is_black_and_white(Image.new("L", (30, 20), 1))
+
+
+def _idat_rows(data: bytes) -> tuple[bytes, int, int]:
+    """The inflated image data of a PNG, its row stride (with the filter byte) and its height."""
+    width, height, depth, _colour = struct.unpack(">IIBB", data[16:26])
+    position, idat = 8, b""
+    while position < len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        if data[position + 4 : position + 8] == b"IDAT":
+            idat += data[position + 8 : position + 8 + length]
+        position += 12 + length
+    return zlib.decompress(idat), (width * depth + 7) // 8 + 1, height
+
+
+def test_a_1_bit_png_has_up_filtered_rows_and_decodes_to_the_same_pixels() -> None:
+    """Round 3: Pillow's encoder tried all five filters on every row of a 1-bit page (9.0 ms of a 2.5 MP scan); every
+    row is now filtered "Up" and deflated run-length (6.9 ms), about as small, and pixel for pixel the same image."""
+    from qwen_ocr._png import encode_bilevel
+
+    rng = random.Random(17)
+    for width, height in ((1, 1), (7, 1), (9, 2), (17, 5), (64, 33), (203, 97)):
+        im = Image.new("1", (width, height), 1)
+        for _ in range(width * height // 3):
+            im.putpixel((rng.randrange(width), rng.randrange(height)), 0)
+        data = encode_bilevel(im)
+        again = Image.open(io.BytesIO(data))
+        assert (again.mode, again.size) == ("1", (width, height))
+        assert again.tobytes() == im.tobytes()
+        raw, stride, rows = _idat_rows(data)
+        assert len(raw) == stride * rows and {raw[row * stride] for row in range(rows)} == {2}
+    with pytest.raises(ValueError, match="mode '1'"):
+        encode_bilevel(Image.new("L", (4, 4)))
+    with Image.open(CORPUS / "ocrmypdf" / "linn.png") as linn:  # a real 300-dpi 1-bit scan (synthetic text repeats
+        scan = linn.convert("L").convert("1", dither=Image.Dither.NONE)  # its lines: a filter per row wins there)
+    ours = encode_bilevel(scan)
+    buf = io.BytesIO()
+    scan.save(buf, format="PNG", compress_level=1, compress_type=zlib.Z_RLE)  # Pillow's filters, the old encoder
+    assert Image.open(io.BytesIO(ours)).tobytes() == scan.tobytes()
+    assert len(ours) <= 1.1 * len(buf.getvalue())
+
+
+def test_a_sideways_1_bit_scan_is_drawn_upright_by_pdfium_and_turned_back() -> None:
+    """Round 3: a scan stored a quarter turn from its page (cardinal.pdf's landscape pages) went through PDFium's
+    rotating image path, twice the time of its axis-aligned one. It is now drawn a quarter turn and turned back by
+    Pillow: the same page within a pixel of resampling."""
+    from qwen_ocr.documents._pdf import _images_quarter_turned
+
+    with open_document(CORPUS / "ocrmypdf" / "cardinal.pdf") as doc:
+        backend = doc._open_backend()
+        assert isinstance(backend, PdfFile)
+        with PDFIUM_LOCK:
+            pages = [backend._pdf.get_page(index) for index in range(4)]
+            try:
+                assert [_images_quarter_turned(page) for page in pages] == [False, True, False, True]
+                size = doc.page(1).sent_size
+                direct = backend._draw_grey(pages[1], size, crisp=True).image
+                turned = backend._draw_grey(pages[1], size, crisp=True, turn=True)
+            finally:
+                for page in pages:
+                    page.close()
+        rendered = doc.page(1).render()
+    assert turned.rows is None and turned.image.size == direct.size == rendered.size == (1824, 1408)
+    assert rendered.tobytes() == turned.image.tobytes()
+    differing = sum(ImageChops.difference(direct, turned.image).histogram()[1:])
+    assert differing <= direct.width * direct.height // 10_000  # resampling: at most 0.01% of the pixels
+    colours = rendered.getcolors()
+    assert colours is not None and {value for _, value in colours} == {0, 255}  # still pure black and white
+
+
 def _png_bytes(im: Image.Image) -> bytes:
     buf = io.BytesIO()
     im.save(buf, format="PNG")
@@ -418,6 +538,51 @@ def test_importing_qwen_ocr_loads_no_pdfium_and_the_client_alone_no_document_lay
     assert "pypdfium2" in _modules_after(
         "from qwen_ocr import open_document; open_document(" + repr(str(PDFLATEX)) + ")"
     )
+
+
+_HEAVY = ("httpx", "httpcore", "tenacity", "PIL", "pypdfium2", "json_repair", "email.utils")
+"""What neither client class nor the loader class imports: each is imported where it is first needed (a client
+built, an image decoded, a PDF opened, a retry loop of tenacity's, a reply to repair, an HTTP-date Retry-After)."""
+
+
+def test_importing_the_client_classes_loads_no_http_stack_imaging_or_tenacity() -> None:
+    """Round 3: `from qwen_ocr import QwenOCR` imported httpx (and rich, click, pygments through its command line),
+    tenacity (and tornado), Pillow and json_repair at once: 245 ms against pydantic's 80."""
+    loaded = _modules_after("from qwen_ocr import QwenOCR, AsyncQwenOCR, ClientOptions, OCRResult, RetryPolicy")
+    assert not {m for m in loaded if m.startswith(_HEAVY)}
+    # What a client needs comes with the client: building one loads httpx, and it reads through the emulator.
+    built = _modules_after(
+        "from qwen_ocr import QwenOCR; QwenOCR(api_key='sk-test', base_url='http://127.0.0.1:9').close()"
+    )
+    assert "httpx" in built and "PIL" not in built
+
+
+def test_importing_the_loader_class_loads_no_http_stack_imaging_or_pdfium() -> None:
+    """Round 3: the loader's module imported qwen_ocr.sources, which imported the URL fetcher (httpx) and the
+    document layer's Pillow: the loader cost BaseLoader's import + 130 ms; now + ~40 (pydantic is shared)."""
+    loaded = _modules_after("from langchain_qwen_ocr import QwenOCRLoader, QwenOCRParser")
+    assert not {m for m in loaded if m.startswith(_HEAVY) and m != "email.utils"}  # LangChain's requests loads it
+    assert not {m for m in loaded if m.startswith(("langsmith.run_trees", "langchain_core.tracers"))}
+
+
+def test_the_lazy_names_of_sources_are_the_fetchers_and_a_client_checks_timeouts_lazily() -> None:
+    """`qwen_ocr.sources.download` / `adownload` resolve on first use to :mod:`qwen_ocr.fetch`'s; the
+    ``timeout`` setting still takes an ``httpx.Timeout`` (checked without importing httpx) and refuses others."""
+    from qwen_ocr import ClientOptions, InvalidArgumentError, fetch, sources
+
+    assert sources.download is fetch.fetch and sources.adownload is fetch.afetch
+    assert {"download", "adownload"} <= set(sources.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        sources.nope  # type: ignore[attr-defined]  # noqa: B018
+    kept = ClientOptions(timeout=httpx.Timeout(4.0, connect=1.0))
+    assert kept.timeout == httpx.Timeout(4.0, connect=1.0)
+    assert ClientOptions.model_validate_json(kept.model_dump_json()).timeout == httpx.Timeout(4.0, connect=1.0)
+    with pytest.raises(Exception, match="timeout"):
+        ClientOptions(timeout=object())
+    with QwenOCR(api_key="sk-test", base_url="http://127.0.0.1:9", timeout=httpx.Timeout(2.0)) as client:
+        assert client._timeout() == httpx.Timeout(2.0)
+    with pytest.raises(InvalidArgumentError, match="timeout"):
+        QwenOCR(api_key="sk-test", base_url="http://127.0.0.1:9", timeout="soon")  # type: ignore[arg-type]
 
 
 def test_every_public_name_of_qwen_ocr_resolves() -> None:

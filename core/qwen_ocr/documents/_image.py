@@ -20,9 +20,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
-
-from PIL import Image, UnidentifiedImageError
+from typing import IO, TYPE_CHECKING
 
 from .. import imaging
 from ..errors import InvalidImageError
@@ -30,6 +28,9 @@ from ..imaging import MAX_ASPECT_RATIO, MAX_DECODED_PIXELS, MIN_SIDE, PreparedIm
 from ..models import ModelSpec
 from .errors import CorruptDocumentError, DocumentError, PageRenderError, PageSizeError, TooManyPagesError
 from .render import to_upload_mode
+
+if TYPE_CHECKING:  # Pillow is imported when an image file is opened (issue 17: a light import)
+    from PIL import Image
 
 __all__ = ["MAX_IMAGE_PAGES", "ImageFile"]
 
@@ -39,14 +40,14 @@ MAX_IMAGE_PAGES = 10_000
 directories in time that grows with the square of their number: 10,000 pages cost it about a second in all.)"""
 
 _ORIENTATION = 0x0112
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
+_TRANSPOSE = {  # EXIF orientation -> the name of Pillow's Image.Transpose that makes the frame upright
+    2: "FLIP_LEFT_RIGHT",
+    3: "ROTATE_180",
+    4: "FLIP_TOP_BOTTOM",
+    5: "TRANSPOSE",
+    6: "ROTATE_270",
+    7: "TRANSVERSE",
+    8: "ROTATE_90",
 }
 _SIZE_CODES = frozenset({"ImageTooSmall", "BadAspectRatio", "ImageTooLarge"})
 
@@ -67,6 +68,8 @@ class ImageFile:
         self._lock = threading.Lock()
         """Held around every use of the shared ``PIL`` image: seek, tags, decode, copy (see the module doc)."""
         self._fh: IO[bytes] = io.BytesIO(data) if data is not None else _open_file(path, name)
+        from PIL import Image, UnidentifiedImageError
+
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -141,7 +144,11 @@ class ImageFile:
                 frame.load()
         with self._decoding(index):
             method = _TRANSPOSE.get(orientation)
-            return frame.transpose(method) if method is not None else frame
+            if method is None:
+                return frame
+            from PIL import Image
+
+            return frame.transpose(Image.Transpose[method])
 
     @contextlib.contextmanager
     def _decoding(self, index: int) -> Iterator[None]:
@@ -202,6 +209,8 @@ class ImageFile:
     def _check_decodes(self, index: int) -> None:
         """Decode the image once (a JPEG at 1/8 scale) so that a truncated file is caught before it is sent."""
         fh: IO[bytes] = io.BytesIO(self._data) if self._data is not None else _open_file(self._path, self.name)
+        from PIL import Image
+
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

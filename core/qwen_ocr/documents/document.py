@@ -31,8 +31,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Literal, Union
 
-from PIL import Image
-
 from ..budget import Resolution, pixel_budget
 from ..errors import InvalidArgumentError
 from ..imaging import (
@@ -72,7 +70,9 @@ from .textlayer import TextLayerMode, TextLayerVerdict, check_text_layer_mode, j
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    from ._pdf import PdfFile
+    from PIL import Image
+
+    from ._pdf import PdfFile, Rendered
 
 __all__ = [
     "SUPPORTED_DOCUMENT_FORMATS",
@@ -384,11 +384,15 @@ class Page:
                     page_index=self.index,
                 )
             return backend.render(self.index, size)
+        return self._render_pdf(backend).image
+
+    def _render_pdf(self, backend: PdfFile) -> Rendered:
+        """The PDF page at its sent size, as :meth:`render` describes, with its PNG rows when greyscale."""
         analysis = self.analysis()
         crisp = analysis.looks_scanned and analysis.bilevel_images  # a 1-bit scan: keep its pixels black and white
         if crisp:
-            return backend.render(self.index, self.sent_size, bilevel=True)
-        return backend.render(self.index, self.sent_size, colour="auto")  # greyscale when colourless
+            return backend.render_page(self.index, self.sent_size, bilevel=True)
+        return backend.render_page(self.index, self.sent_size, colour="auto")  # greyscale when colourless
 
     def prepare(self) -> PreparedImage:
         """The page ready to send: rendered at the budget, greyscale when colourless, as a ``data:`` URL (PNG; JPEG
@@ -403,10 +407,11 @@ class Page:
         doc = self.document
         if isinstance(backend, ImageFile):
             return backend.prepare(self.index, doc.spec, doc.min_pixels, doc.max_pixels)
-        im = self.render()
+        rendered = self._render_pdf(backend)
+        im = rendered.image
         analysis = self.analysis()
         drawn = not analysis.looks_scanned and analysis.image_coverage < _DRAWN_COVERAGE
-        encoded = encode_page(im, scanned=analysis.looks_scanned, drawn=drawn)
+        encoded = encode_page(im, scanned=analysis.looks_scanned, drawn=drawn, rows=rendered.rows)
         if encoded is None:
             raise PageSizeError(
                 f"page {self.number} of {doc.name} is over 10 MB even as a JPEG at {im.width}x{im.height} px; "

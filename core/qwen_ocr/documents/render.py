@@ -47,14 +47,22 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PIL import Image, ImageChops
-
-from .._png import ADAPTIVE_LEVEL, TEXT_LEVEL, encode_bilevel, encode_unfiltered, is_black_and_white
+from .._png import (
+    ADAPTIVE_LEVEL,
+    TEXT_LEVEL,
+    encode_bilevel,
+    encode_unfiltered,
+    encode_unfiltered_rows,
+    is_black_and_white,
+)
 from ..budget import pixel_budget
 from ..imaging import MAX_ASPECT_RATIO, MAX_DECODED_PIXELS, MAX_ENCODED_BYTES, smart_resize
 from ..models import ModelSpec
+
+if TYPE_CHECKING:  # Pillow is imported when a page is rendered (issue 17: a light import)
+    from PIL import Image
 
 __all__ = [
     "COLOUR_SHARE",
@@ -163,6 +171,7 @@ def render_pixels_ok(width: int, height: int) -> bool:
 def has_colour(im: Image.Image) -> bool:
     """Whether an RGB image has any colour worth keeping (see the module doc); other modes answer by mode.
 
+    >>> from PIL import Image
     >>> has_colour(Image.new("RGB", (64, 64), (200, 200, 200)))
     False
     >>> has_colour(Image.new("RGB", (64, 64), (200, 20, 20)))
@@ -179,6 +188,8 @@ def thumbnail_has_colour(small: Image.Image) -> bool:
     """:func:`has_colour` of a page from its quarter-size thumbnail (an RGB image; taken as it is, not reduced)."""
     if small.mode != "RGB":
         return has_colour(small)
+    from PIL import ImageChops
+
     r, g, b = small.split()
     spread = ImageChops.lighter(
         ImageChops.lighter(ImageChops.difference(r, g), ImageChops.difference(g, b)), ImageChops.difference(r, b)
@@ -199,7 +210,12 @@ def to_upload_mode(im: Image.Image) -> Image.Image:
 
 
 def encode_page(
-    im: Image.Image, *, scanned: bool = False, drawn: bool = False, limit: int = MAX_ENCODED_BYTES
+    im: Image.Image,
+    *,
+    scanned: bool = False,
+    drawn: bool = False,
+    limit: int = MAX_ENCODED_BYTES,
+    rows: bytearray | None = None,
 ) -> EncodedPage | None:
     """Encode a rendered page for upload: PNG (1-bit when black and white; rows unfiltered when ``drawn``); JPEG at
     quality 95 for a colour scan; a fallback when over ``limit``. See the module doc.
@@ -210,9 +226,12 @@ def encode_page(
         drawn: the page is drawn (text, vector graphics; images cover less than a quarter of it): in grey, its rows
             go unfiltered (:data:`TEXT_PNG_LEVEL`).
         limit: the most base64 characters allowed.
+        rows: ``im``'s pixels as a PNG's unfiltered rows when the renderer drew them so
+            (:func:`qwen_ocr._png.unfiltered_rows`): a drawn grey page is deflated from them, without a copy.
 
     Returns ``None`` when even the last fallback is over the limit.
 
+    >>> from PIL import Image
     >>> page = encode_page(Image.new("L", (64, 64), 255))
     >>> page.format, page.mime
     ('PNG', 'image/png')
@@ -221,13 +240,18 @@ def encode_page(
     ('JPEG', 'PNG')
     """
     if is_black_and_white(im):  # 1 bit per pixel says exactly the same in an eighth of the bytes
+        from PIL import Image
+
         bits = im if im.mode == "1" else im.convert("1", dither=Image.Dither.NONE)
         data = encode_bilevel(bits)
         if _base64_len(len(data)) <= limit:
             return EncodedPage(data=data, mime="image/png", format="PNG")
         im = im.convert("L")
     elif drawn and im.mode == "L":
-        data = encode_unfiltered(im, level=TEXT_PNG_LEVEL)
+        if rows is not None:
+            data = encode_unfiltered_rows(rows, im.width, im.height, level=TEXT_PNG_LEVEL)
+        else:
+            data = encode_unfiltered(im, level=TEXT_PNG_LEVEL)
         if _base64_len(len(data)) <= limit:
             return EncodedPage(data=data, mime="image/png", format="PNG")
     first: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -248,6 +272,7 @@ def encode_page(
 def is_bilevel(im: Image.Image) -> bool:
     """Whether a greyscale image holds only pure black and pure white (a 1-bit scan rendered without smoothing).
 
+    >>> from PIL import Image
     >>> is_bilevel(Image.new("L", (8, 8), 255)), is_bilevel(Image.new("L", (8, 8), 128))
     (True, False)
     """
@@ -261,6 +286,7 @@ def is_photographic(im: Image.Image) -> bool:
     :data:`PHOTO_RATIO` times the bytes of JPEG at quality 95 and over a quarter byte per pixel. Charts, palette
     images and screenshots compress well as PNG and stay PNG. About 1/8 of one PNG encode in cost.
 
+    >>> from PIL import Image
     >>> is_photographic(Image.new("RGB", (256, 256), "white"))
     False
     >>> is_photographic(Image.merge("RGB", [Image.effect_noise((256, 256), sigma) for sigma in (20, 30, 40)]))
