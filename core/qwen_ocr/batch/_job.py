@@ -29,7 +29,7 @@ from typing import IO, TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import missing_key_error
-from ..cost import price_usd
+from ..cost import OUTPUT_TOKENS_PER_PAGE, PROMPT_TOKENS_PER_PAGE, price_usd
 from ..engine import OCR_OPTIONS, OnError, ReadOptions, _apply_policy, _tqdm, check_option_names
 from ..errors import (
     BatchCancelledError,
@@ -43,6 +43,8 @@ from ..errors import (
     QwenOCRError,
     ServerError,
 )
+from ..imaging import tokens_for_size
+from ..models import model_spec
 from ..protocols import compatible
 from ..reading import PageResult, _text_layer_result
 from ..sources import check_sources, expand_sources
@@ -376,6 +378,17 @@ class BatchJob:
         """The job's id."""
         return self._state.job_id
 
+    @property
+    def base_url(self) -> str:
+        """The host the job was submitted to (a client following it must talk to this host)."""
+        return self._state.base_url
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The reading options the job was submitted with: ``task``, ``schema``, ``prompt``, ``pages``,
+        ``text_layer`` (a copy; e.g. what an integration needs to assemble the pages as a real-time read would)."""
+        return dict(self._state.options)
+
     # -- following ----------------------------------------------------------------------------------------------
 
     def status(self, *, refresh: bool = True) -> JobStatus:
@@ -557,6 +570,66 @@ class BatchJob:
                 code="missing_output",
             )
         return page
+
+    def estimate(
+        self,
+        *,
+        output_tokens_per_page: int = OUTPUT_TOKENS_PER_PAGE,
+        prompt_tokens_per_page: int = PROMPT_TOKENS_PER_PAGE,
+    ) -> BatchCost:
+        """What the job's first-round lines should cost if each succeeds once (nothing is sent): the image tokens
+        of each line from the size its page is sent at, the prompt and output tokens assumed as
+        :func:`qwen_ocr.cost.estimate_document` assumes them. ``lines_billed`` is the lines counted.
+
+        Example::
+
+            est = job.estimate()
+            print(f"{est.lines_billed} lines: ~${est.usd:.4f} (~${est.realtime_usd:.4f} in real time)")
+        """
+        self._reload()
+        state = self._state
+        spec = model_spec(state.model) if state.model != TEST_MODEL else None
+        lines = image_tokens = 0
+        for record in self._store.pages():
+            if record.kind != "line":
+                continue
+            lines += 1
+            call = record.call or {}
+            sent, original = call.get("sent_size"), call.get("original_size")
+            if spec is None:
+                continue
+            if isinstance(sent, list) and len(sent) == 2:  # already at the budget: the patches it is cut into
+                image_tokens += min(int(sent[0]) * int(sent[1]) // (spec.patch * spec.patch), spec.max_image_tokens) + 2
+            elif isinstance(original, list) and len(original) == 2:
+                image_tokens += tokens_for_size(
+                    int(original[0]), int(original[1]), model=spec,
+                    min_pixels=call.get("min_pixels"), max_pixels=call.get("max_pixels"),
+                )  # fmt: skip
+            else:  # a page sent by URL whose size is not known: counted at the most an image may take
+                image_tokens += spec.max_image_tokens
+        tokens_in = image_tokens + lines * prompt_tokens_per_page
+        tokens_out = lines * (min(output_tokens_per_page, spec.max_tokens) if spec is not None else 0)
+        region = state.region or BATCH_REGION
+        usd: float | None
+        realtime: float | None
+        if spec is None:
+            usd = realtime = 0.0
+        else:
+            try:
+                usd = price_usd(tokens_in, tokens_out, model=state.model, region=region, batch=True)
+                realtime = price_usd(tokens_in, tokens_out, model=state.model, region=region)
+            except InvalidArgumentError:
+                usd = realtime = None
+        return BatchCost(
+            model=state.model,
+            region=region,
+            lines_billed=lines,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            image_tokens=image_tokens,
+            usd=usd,
+            realtime_usd=realtime,
+        )
 
     def cost(self) -> BatchCost:
         """What the job's successful lines cost at the Batch price (and would have in real time)."""
