@@ -35,7 +35,6 @@ from typing import IO, Any
 
 from ._client import QwenOCR
 from .batch import BatchJob, BatchStatus, JobStatus
-from .config import describe_region
 from .errors import (
     BatchJobError,
     BatchNotFinishedError,
@@ -314,7 +313,7 @@ def _submit(args: argparse.Namespace) -> int:
     others = status.pages - status.lines
     print(
         f"job {status.job_id} submitted: {_count(status.pages, 'page')} in {_count(status.lines, 'line')}, "
-        f"{_count(batches, 'batch', 'batches')} (model {status.model}, {describe_region(estimate.region)}, "
+        f"{_count(batches, 'batch', 'batches')} (model {status.model}, region {estimate.region}, "
         f"completion window {args.completion_window})"
     )
     if others:
