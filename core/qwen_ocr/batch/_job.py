@@ -553,6 +553,8 @@ class BatchJob:
                 except QwenOCRError as exc:
                     page.error = exc
                 else:
+                    if self._state.keyed_for == "dashscope":  # as the cache keeps it: a native client's reading
+                        result = result.model_copy(update={"provider": "dashscope"})
                     result.metadata["batch"] = part.batch_id
                     page.result = result
             else:
