@@ -6,7 +6,8 @@ files, so ``load_data()`` takes no ``file_path``: it gives every selected page o
 :func:`~llamaindex_qwen_ocr.readers.base.page_document` as a real-time :class:`QwenOCRReader` page, so text, id and
 metadata are a real-time read's, with ``batch`` (the id of the batch that read the page, hidden from embeddings)
 added; request ids and token counts are the batch's own. ``extra_info`` is merged into every page, as
-``QwenOCRReader.load_data`` merges it.
+``QwenOCRReader.load_data`` merges it. (Bytes without a name: the real-time reader names them after their content,
+:func:`qwen_ocr.sources.named_sources`; submit ``named_sources(data)`` for the job's ids to be the reader's.)
 
 Example::
 
@@ -38,8 +39,9 @@ __all__ = ["QwenOCRBatchReader"]
 
 logger = logging.getLogger("llamaindex_qwen_ocr")
 
-_CONTENT_KEY = re.compile(r"sha256:[0-9a-f]{32}")
-"""The name :func:`qwen_ocr.sources.content_key` gives bytes without a name: such a source has no ``file_path``."""
+_UNNAMED = re.compile(r"sha256:[0-9a-f]{32}|<bytes #\d+>")
+"""The names of bytes without a name (:func:`qwen_ocr.sources.content_key`'s, as the real-time reader names them,
+or ``<bytes #n>``, as a job submitted with bare bytes does): such a source has no ``file_name`` or ``file_path``."""
 
 
 class QwenOCRBatchReader(StrictSettings, BasePydanticReader):
@@ -109,6 +111,6 @@ class QwenOCRBatchReader(StrictSettings, BasePydanticReader):
                 ) from None
             unnamed: set[str] = set()
             for page in pages:
-                if _CONTENT_KEY.fullmatch(page.source):
+                if _UNNAMED.fullmatch(page.source):
                     unnamed.add(page.source)
                 yield page_document(page, unnamed, extra_info, self.content_format)
