@@ -3,8 +3,10 @@ once through ``python -m qwen_ocr.cli`` to prove the wiring; exit codes, one-lin
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -156,6 +158,56 @@ def test_progress_lines_on_stderr_when_it_is_not_a_terminal(
     assert progress and all(line.startswith("qwen-ocr: job ") for line in progress)
     assert len(set(progress)) == len(progress), "a line only when something changed"
     assert "finished" in lines[-1]
+
+
+class _Terminal(io.StringIO):
+    """A stderr that is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_progress_bar_of_lines_on_a_terminal(
+    emulator: Emulator,
+    service: list[str],
+    scans: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emulator.batches.configure(in_progress=0.3)
+    job = tmp_path / "job"
+    assert main(["batch", "submit", *scans[:4], "--job", str(job), *service]) == 0
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert main(["batch", "wait", str(job), *WAIT]) == 0
+    shown = terminal.getvalue()
+    states = [s for s in re.split(r"[\r\n]", shown) if "%|" in s]
+    assert states and all("/4 " in s and "line" in s for s in states), shown
+    assert shown.rstrip().splitlines()[-1].startswith("qwen-ocr: job ")
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert main(["batch", "wait", str(job), *WAIT, "--quiet"]) == 0
+    assert terminal.getvalue() == ""
+
+
+def test_a_batch_refused_at_validation_names_its_line_and_page(
+    emulator: Emulator, service: list[str], scans: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emulator.batches.refuse_next("duplicate_custom_id", line=2)
+    job = tmp_path / "job"
+    assert main(["batch", "submit", *scans[:3], "--job", str(job), *service]) == 0
+    capsys.readouterr()
+    assert main(["batch", "wait", str(job), *WAIT, "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refused" in err[0] and "line 2" in err[0] and scans[1] in err[0]
+    assert "duplicate_custom_id" in err[0]
+    assert main(["batch", "status", str(job)]) == 0
+    shown = capsys.readouterr().out
+    assert "refused at validation: line 2 (page 1 of " in shown and "failed" in shown
+    assert main(["batch", "results", str(job)]) == 1
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["error"]["type"] for r in records] == ["BatchValidationError"] * 3, "nothing of the batch ran"
 
 
 def test_the_region_is_checked_before_anything_is_uploaded(
