@@ -63,6 +63,7 @@ class QwenOCRLoader(BaseLoader):
             print(doc.metadata["source"], doc.metadata["page"], doc.page_content[:80])
 
         docs = await QwenOCRLoader("https://example.com/invoice.pdf", mode="single").aload()
+        docs = QwenOCRLoader.from_batch("jobs/june").load()     # a finished Batch API job: see from_batch
     """
 
     def __init__(

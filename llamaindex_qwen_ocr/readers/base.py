@@ -199,7 +199,12 @@ def page_document(
     page: PageResult, unnamed: Collection[str], extra_info: Mapping[str, Any] | None, content_format: ContentFormat
 ) -> Document:
     """A page's ``Document``, as the readers give it (:func:`qwen_ocr.assembly.named_page_record`: its text, flat
-    keys and id; the keys this package wrote and declares hidden left out of the embedding and LLM text)."""
+    keys and id; the keys this package wrote and declares hidden left out of the embedding and LLM text).
+
+    >>> doc = page_document(PageResult(source="a.pdf", index=1, label="2", total_pages=2), (), None, "markdown")
+    >>> doc.id_, doc.metadata["file_name"], doc.metadata["page_label"]
+    ('a.pdf_part_1', 'a.pdf', '2')
+    """
     id_, text, meta, own = named_page_record(page, unnamed, extra_info, content_format)
     hidden = KeyList(hidden_keys(meta, own=own))
     return PageDocument(
