@@ -105,6 +105,7 @@ def test_results_match_a_real_time_read_with_the_same_metadata_keys_plus_batch(
         job.wait(**WAIT)
         batch_pages = list(job.results())
         live = list(read_documents(client, sources, task="table_parsing"))
+        assert job.options["task"] == "table_parsing" and job.model == "qwen-vl-ocr"
     assert len(batch_pages) == len(live) == 8
     for ours, theirs in zip(batch_pages, live, strict=True):
         assert (ours.source, ours.index, ours.label, ours.total_pages, ours.file_index) == (

@@ -384,9 +384,14 @@ class BatchJob:
         return self._state.base_url
 
     @property
+    def model(self) -> str:
+        """The model the job's pages were sent to."""
+        return self._state.model
+
+    @property
     def options(self) -> dict[str, Any]:
         """The reading options the job was submitted with: ``task``, ``schema``, ``prompt``, ``pages``,
-        ``text_layer`` (a copy; e.g. what an integration needs to assemble the pages as a real-time read would)."""
+        ``text_layer`` (a copy)."""
         return dict(self._state.options)
 
     # -- following ----------------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ It serves, on ``127.0.0.1`` only:
   incremental text with ``incremental_output: true``, the whole text so far in each frame without it);
 - the OpenAI-compatible endpoint ``POST /compatible-mode/v1/chat/completions`` (also at ``/v1/chat/completions``,
   where self-hosted servers have it), streaming ``data: {chunk}`` frames and ``data: [DONE]`` for
-  ``"stream": true``, with the usage chunk when ``stream_options.include_usage`` is set.
+  ``"stream": true``, with the usage chunk when ``stream_options.include_usage`` is set;
+- the Batch File API (``/compatible-mode/v1/files`` and ``/compatible-mode/v1/batches``), through
+  :attr:`Emulator.batches` (see :mod:`qwen_ocr.testing.batches`): each line answered as the endpoints above answer it.
 
 Replies are recorded ones (see ``recordings/SOURCES.md``), chosen by task: ``parameters.ocr_options.task``
 (native) or the official prompt of the text part (compatible); no task or a custom prompt gets the plain OCR
