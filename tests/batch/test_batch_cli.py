@@ -322,3 +322,17 @@ def test_the_command_is_wired(emulator: Emulator, scans: list[str], tmp_path: Pa
     done = subprocess.run([*base, "status", str(tmp_path)], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("qwen-ocr: error: ") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_submit_estimate_is_qwen_ocr_estimate_batch_of_the_same_inputs(
+    emulator: Emulator, service: list[str], scans: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inputs = [scans[0], scans[1], scans[24]]  # two images and the 6-page PDF
+    assert main(["batch", "submit", *inputs, "--job", str(tmp_path / "job"), *service, "--json"]) == 0
+    estimate = json.loads(capsys.readouterr().out)["estimate"]
+    assert main(["estimate", *inputs, "--region", "cn", "--batch"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    total = table[-1].split()
+    assert total[0] == "total" and int(total[1].replace(",", "")) == estimate["image_tokens"]
+    assert float(total[2]) == pytest.approx(estimate["usd"], abs=1e-4)
+    assert estimate["lines_billed"] == 8 and estimate["output_tokens"] == 8 * 1000

@@ -585,7 +585,8 @@ class BatchJob:
         prompt_tokens_per_page: int = PROMPT_TOKENS_PER_PAGE,
     ) -> BatchCost:
         """What the job's first-round lines should cost if each succeeds once (nothing is sent): the image tokens
-        of each line from the size its page is sent at, the prompt and output tokens assumed as
+        of each line from the size its page is sent at and the budget it states (as
+        :func:`qwen_ocr.imaging.tokens_for_size` counts them), the prompt and output tokens assumed as
         :func:`qwen_ocr.cost.estimate_document` assumes them. ``lines_billed`` is the lines counted.
 
         Example::
@@ -602,14 +603,12 @@ class BatchJob:
                 continue
             lines += 1
             call = record.call or {}
-            sent, original = call.get("sent_size"), call.get("original_size")
+            size = call.get("sent_size") or call.get("original_size")
             if spec is None:
                 continue
-            if isinstance(sent, list) and len(sent) == 2:  # already at the budget: the patches it is cut into
-                image_tokens += min(int(sent[0]) * int(sent[1]) // (spec.patch * spec.patch), spec.max_image_tokens) + 2
-            elif isinstance(original, list) and len(original) == 2:
+            if isinstance(size, list) and len(size) == 2:  # resized by the service at the budget the line states
                 image_tokens += tokens_for_size(
-                    int(original[0]), int(original[1]), model=spec,
+                    int(size[0]), int(size[1]), model=spec,
                     min_pixels=call.get("min_pixels"), max_pixels=call.get("max_pixels"),
                 )  # fmt: skip
             else:  # a page sent by URL whose size is not known: counted at the most an image may take
