@@ -432,16 +432,17 @@ def _wait(args: argparse.Namespace) -> int:
                 time.sleep(args.poll_interval if left is None else min(args.poll_interval, left))
         finally:
             progress.close()
+        if args.quiet:
+            return 0
         cost = job.cost()
-    if not args.quiet:
-        counts = status.request_counts
-        price = f", ${cost.usd:.4f} at the Batch price" if cost.usd is not None else ""
-        print(
-            f"qwen-ocr: job {status.job_id} finished: {_count(status.pages, 'page')}, {counts.completed:,} lines "
-            f"completed, {counts.failed:,} failed in {_count(status.rounds, 'round')}{price}; read it with qwen-ocr "
-            f"batch results {args.job_dir}",
-            file=sys.stderr,
-        )
+        failed = sum(page.error is not None for page in job.results(on_error="mark"))
+    price = f"${cost.usd:.4f} at the Batch price" if cost.usd is not None else "price n/a"
+    print(
+        f"qwen-ocr: job {status.job_id} finished in {_count(status.rounds, 'round')}: {_count(status.pages, 'page')}, "
+        f"{failed:,} failed; {_count(cost.lines_billed, 'line')} billed, {price}; read it with qwen-ocr batch "
+        f"results {args.job_dir}",
+        file=sys.stderr,
+    )
     return 0
 
 

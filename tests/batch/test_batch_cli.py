@@ -64,7 +64,7 @@ def test_submit_status_wait_results_end_to_end(
 
     assert main(["batch", "wait", str(job), *WAIT]) == 0
     err = capsys.readouterr().err
-    assert "finished: 30 pages" in err and "in 2 rounds" in err, "the retryable failures went into round 2"
+    assert "finished in 2 rounds: 30 pages, 0 failed; 30 lines billed" in err, "the retryable failures: round 2"
     assert "at the Batch price" in err and "qwen-ocr batch results" in err
 
     target = tmp_path / "out" / "june.jsonl"
