@@ -176,3 +176,11 @@ def test_a_client_of_another_host_is_refused_and_the_repr_names_the_job(
     assert isinstance(loader, QwenOCRBatchLoader)
     assert repr(loader).startswith(f"QwenOCRLoader.from_batch({str(tmp_path / 'job')!r}, mode='single'")
     assert "sk-" not in repr(loader)
+
+
+async def test_aload_gives_the_same_documents(client: QwenOCR, sources: list[str], tmp_path: Path) -> None:
+    _submit(client, sources[:2], tmp_path / "job", task="text_recognition")
+    loader = QwenOCRLoader.from_batch(tmp_path / "job", client=client)
+    docs = await loader.aload()
+    assert [(d.id, d.page_content) for d in docs] == [(d.id, d.page_content) for d in loader.load()]
+    assert [d.id for d in docs] == [f"{source}_part_0" for source in sources[:2]]

@@ -127,3 +127,10 @@ def test_settings_are_checked_and_serialised_without_the_client(client: QwenOCR,
     assert "client" not in data and KEY not in repr(reader) and KEY not in str(data)
     with pytest.raises(ValueError, match="poll_interval"):
         QwenOCRReader.from_batch(tmp_path / "job", client=client, poll_interval=0)
+
+
+async def test_aload_data_gives_the_same_documents(client: QwenOCR, tmp_path: Path) -> None:
+    client.batch.submit([str(CROM)], job_dir=tmp_path / "job", task="text_recognition").wait(**WAIT)
+    reader = QwenOCRReader.from_batch(tmp_path / "job", client=client)
+    docs = await reader.aload_data()
+    assert [(d.id_, d.text) for d in docs] == [(d.id_, d.text) for d in reader.load_data()]
