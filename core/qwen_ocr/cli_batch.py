@@ -243,6 +243,11 @@ def run(args: argparse.Namespace) -> int:
     except (BatchNotFinishedError, BatchWaitTimeoutError) as exc:
         _error(exc.message)
         return NOT_FINISHED
+    except KeyboardInterrupt:
+        where = getattr(args, "job", None) or getattr(args, "job_dir", None)
+        print(f"qwen-ocr: interrupted; every step taken is kept in {where}: qwen-ocr batch wait {where} picks the job "
+              "up", file=sys.stderr)  # fmt: skip
+        return 130
 
 
 def _error(message: str) -> None:

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -336,3 +337,30 @@ def test_the_submit_estimate_is_qwen_ocr_estimate_batch_of_the_same_inputs(
     assert total[0] == "total" and int(total[1].replace(",", "")) == estimate["image_tokens"]
     assert float(total[2]) == pytest.approx(estimate["usd"], abs=1e-4)
     assert estimate["lines_billed"] == 8 and estimate["output_tokens"] == 8 * 1000
+
+
+def test_ctrl_c_in_wait_says_how_to_pick_the_job_up(
+    emulator: Emulator,
+    service: list[str],
+    scans: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emulator.batches.configure(stall_after=0)
+    job = tmp_path / "job"
+    assert main(["batch", "submit", scans[0], "--job", str(job), *service]) == 0
+    capsys.readouterr()
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("qwen_ocr.cli_batch.time.sleep", interrupted)
+    assert main(["batch", "wait", str(job), "--no-progress"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"qwen-ocr: interrupted; every step taken is kept in {job}: qwen-ocr batch wait {job} picks the job up"
+    ]
+    monkeypatch.setattr("qwen_ocr.cli_batch.time.sleep", time.sleep)
+    emulator.batches.configure(stall_after=None)
+    assert main(["batch", "wait", str(job), *WAIT, "-q"]) == 0
