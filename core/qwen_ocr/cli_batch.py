@@ -390,7 +390,8 @@ def _print_status(status: JobStatus, out: IO[str]) -> None:
             )
         )
     total = status.request_counts
-    rows.append(("total", "", "", "done" if status.done else "running", f"{status.lines:,}", f"{total.completed:,}",
+    lines = sum(batch.lines for batch in status.batches)  # a page sent again counts again, as in the counts
+    rows.append(("total", "", "", "done" if status.done else "running", f"{lines:,}", f"{total.completed:,}",
                  f"{total.failed:,}"))  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print(str(status), file=out)

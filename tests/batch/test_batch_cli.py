@@ -83,6 +83,13 @@ def test_submit_status_wait_results_end_to_end(
         pages = list(BatchJob.open(job, client=client).results())
     assert [r["result"]["text"] for r in records] == [p.text for p in pages]
 
+    assert main(["batch", "status", str(job)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    total = rows[-1]
+    assert total[:2] == ["total", "done"]
+    assert [int(v) for v in total[2:]] == [sum(int(row[4 + i]) for row in rows[:-1]) for i in range(3)], "they add up"
+    assert int(total[2]) > 30 and int(total[3]) == 30, "the retried lines count again; each page completed once"
+
     assert main(["batch", "status", str(job), "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["done"] is True and status["rounds"] == 2 and status["pages"] == 30
