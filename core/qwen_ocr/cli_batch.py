@@ -309,6 +309,14 @@ def _submit(args: argparse.Namespace) -> int:
                 f"{args.job} holds a batch job already; follow it with qwen-ocr batch status/wait {args.job}, or "
                 "pass another --job directory."
             ) from None
+        except QwenOCRError as exc:
+            if not _saved(args.job):
+                raise
+            _error(
+                f"{exc.message.rstrip('.')}. The job is saved in {args.job}: once that is fixed, qwen-ocr batch wait "
+                f"{args.job} sends what was not sent (nothing is uploaded or created twice)."
+            )
+            return 1
         status = job.status(refresh=False)
         estimate = job.estimate()
     if args.json:
@@ -335,6 +343,15 @@ def _submit(args: argparse.Namespace) -> int:
         print(f"  estimated cost: n/a (no Batch price of {status.model} is recorded)")
     print(f"  next: qwen-ocr batch wait {args.job}   (or status; then results)")
     return 0
+
+
+def _saved(job_dir: Path) -> bool:
+    """Whether ``job_dir`` holds a job (a submit that failed after saving it can be resumed)."""
+    try:
+        BatchJob.open(job_dir).close()
+    except QwenOCRError:
+        return False
+    return True
 
 
 def _cli_words(message: str) -> str:

@@ -16,9 +16,10 @@ import pytest
 
 import qwen_ocr
 from qwen_ocr import QwenOCR
-from qwen_ocr.batch import BatchJob
+from qwen_ocr.batch import BatchJob, _job
 from qwen_ocr.cli import main
 from qwen_ocr.cli_batch import NOT_FINISHED
+from qwen_ocr.errors import APIConnectionError
 from qwen_ocr.testing import Emulator
 
 from .conftest import png
@@ -371,3 +372,30 @@ def test_ctrl_c_in_wait_says_how_to_pick_the_job_up(
     monkeypatch.setattr("qwen_ocr.cli_batch.time.sleep", time.sleep)
     emulator.batches.configure(stall_after=None)
     assert main(["batch", "wait", str(job), *WAIT, "-q"]) == 0
+
+
+def test_a_submit_that_fails_after_saving_the_job_says_how_to_resume_it(
+    emulator: Emulator,
+    service: list[str],
+    scans: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def connection_lost(where: str, part: object) -> None:
+        if where == "upload:before":
+            raise APIConnectionError("the connection to the service was lost.")
+
+    monkeypatch.setattr(_job, "_checkpoint", connection_lost)
+    job = tmp_path / "job"
+    assert main(["batch", "submit", *scans[:2], "--job", str(job), *service]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the connection to the service was lost. The job is saved in" in err[0]
+    assert f"qwen-ocr batch wait {job} sends what was not sent" in err[0]
+    assert emulator.batches.stats.uploads == 0
+
+    monkeypatch.setattr(_job, "_checkpoint", lambda where, part: None)
+    assert main(["batch", "wait", str(job), *WAIT, "-q"]) == 0
+    assert main(["batch", "results", str(job), "-q"]) == 0
+    assert [json.loads(line)["source"] for line in capsys.readouterr().out.splitlines()] == scans[:2]
+    assert emulator.batches.stats.uploads == emulator.batches.stats.batches_created == 1
