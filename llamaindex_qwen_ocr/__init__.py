@@ -11,6 +11,6 @@ Example::
 from __future__ import annotations
 
 from .node_parsers import QwenOCRNodeParser
-from .readers import QwenOCRReader
+from .readers import QwenOCRBatchReader, QwenOCRReader
 
-__all__ = ["QwenOCRNodeParser", "QwenOCRReader"]
+__all__ = ["QwenOCRBatchReader", "QwenOCRNodeParser", "QwenOCRReader"]

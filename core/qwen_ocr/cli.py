@@ -9,6 +9,7 @@ Examples::
     qwen-ocr read invoice.png --schema '{"Seller": "", "Total": ""}' --format json
     curl -s https://example.com/page.png | qwen-ocr read -
     qwen-ocr estimate scans/*.pdf
+    qwen-ocr batch submit scans/ --job jobs/june --region cn     # Batch API jobs: see qwen_ocr.cli_batch
 
 Inputs are read through :func:`qwen_ocr.read_documents`: one window of ``--concurrency`` pages in flight across
 files (the library's default window unless told), so many small files go as fast as one long PDF (a folder or a
@@ -16,7 +17,9 @@ quoted glob pattern stands for its files, ``-`` for standard input). Every input
 fails: each failure is one clear line on stderr naming the file, and the exit code says how the run went (see
 :data:`EXIT_CODES`). ``--out`` gives every input a file of its own and never replaces an existing file unless
 ``--overwrite`` is given (see :data:`OUT_NAMING`). What each ``--format`` prints is in :data:`FORMATS_HELP`; the
-progress bar and the summary line in :data:`PROGRESS_HELP`.
+progress bar and the summary line in :data:`PROGRESS_HELP`. ``qwen-ocr batch ...`` (submit, status, wait, results,
+cancel: Batch API jobs at half the price) is :mod:`qwen_ocr.cli_batch`; inputs only ever come after ``read``, so a
+file named ``batch`` is ``qwen-ocr read batch``.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ exit codes:
        quota, a bad option) stopped the run
   2    bad usage: an unknown option or a bad value; or --out files that already exist without --overwrite
        (checked before anything is read)
+  3    qwen-ocr batch: the job is not finished yet (wait --timeout passed, or results asked too early)
   130  interrupted (Ctrl-C): the files written so far are kept
   141  standard output was closed before the end (qwen-ocr read ... | head): reading stopped there, quietly"""
 """The exit codes of ``qwen-ocr``, as ``--help`` shows them."""
@@ -174,6 +178,10 @@ def _parser() -> argparse.ArgumentParser:
     estimate.add_argument("--recursive", action="store_true", help="also estimate the subfolders of a folder input")
     estimate.add_argument("--region", help="the region whose prices apply: intl (default), cn, us or a region id")
     estimate.add_argument("--batch", action="store_true", help="price the Batch API (half the real-time price)")
+
+    from .cli_batch import add_parser as add_batch_parser
+
+    add_batch_parser(sub)
     return parser
 
 
@@ -183,6 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "estimate":
             return _estimate(args)
+        if args.command == "batch":
+            from .cli_batch import run as run_batch
+
+            return run_batch(args)
         return _read(args)
     except QwenOCRError as exc:
         print(f"qwen-ocr: error: {exc.message}", file=sys.stderr)

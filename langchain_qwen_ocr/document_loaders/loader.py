@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
@@ -13,12 +14,13 @@ from qwen_ocr.assembly import DEFAULT_PAGE_SEPARATOR, MODES, Collator, Mode, con
 from qwen_ocr.engine import OnError, aread_documents, read_documents
 from qwen_ocr.sources import Sources, check_sources, describe_sources
 
+from .batch import QwenOCRBatchLoader
 from .documents import Assembler, ContentFormat
 
 if TYPE_CHECKING:
     from qwen_ocr import AsyncQwenOCR, QwenOCR
 
-__all__ = ["MODES", "Assembler", "Mode", "OnError", "QwenOCRLoader", "configure", "describe"]
+__all__ = ["MODES", "Assembler", "Mode", "OnError", "QwenOCRBatchLoader", "QwenOCRLoader", "configure", "describe"]
 
 
 class QwenOCRLoader(BaseLoader):
@@ -61,6 +63,7 @@ class QwenOCRLoader(BaseLoader):
             print(doc.metadata["source"], doc.metadata["page"], doc.page_content[:80])
 
         docs = await QwenOCRLoader("https://example.com/invoice.pdf", mode="single").aload()
+        docs = QwenOCRLoader.from_batch("jobs/june").load()     # a finished Batch API job: see from_batch
     """
 
     def __init__(
@@ -85,6 +88,59 @@ class QwenOCRLoader(BaseLoader):
         self.include_lines = include_lines
         self.options, self._holder = configure(
             mode=mode, content_format=content_format, ocr_options=ocr_options, client=client, aclient=aclient, **options
+        )
+
+    @classmethod
+    def from_batch(
+        cls,
+        job_dir: str | os.PathLike[str],
+        *,
+        client: QwenOCR | None = None,
+        mode: Mode = "page",
+        content_format: ContentFormat = "markdown",
+        page_separator: str = DEFAULT_PAGE_SEPARATOR,
+        include_lines: bool = False,
+        on_error: OnError = "raise",
+        wait: bool = False,
+        poll_interval: float = 30.0,
+        timeout: float | None = None,
+    ) -> QwenOCRBatchLoader:
+        """A loader of the pages of a Batch API job (:mod:`qwen_ocr.batch`): ``load()`` / ``lazy_load()`` give
+        the Documents a real-time read of the same sources with the job's options gives (same ``page_content``,
+        ``id`` and metadata, plus ``batch``: the batch that read the page), in input order, read from the job's
+        files (nothing is sent).
+
+        Args:
+            job_dir: the job's directory (``client.batch.submit(..., job_dir=...)``, ``qwen-ocr batch submit --job``).
+            client: the client to open the job with (it must talk to the host the job was submitted to); default:
+                one for that host, its key from the environment (needed only to wait).
+            mode, content_format, page_separator, include_lines: as for :class:`QwenOCRLoader`. What was read and
+                how (task, schema, prompt, pages, text layer) is the job's.
+            on_error: a page or file that failed: ``"raise"`` its error (default), ``"skip"`` it or ``"mark"`` it.
+            wait: follow a job still running to its end first (:meth:`qwen_ocr.batch.BatchJob.wait`, which also
+                sends retryable failures again), polling every ``poll_interval`` seconds for at most ``timeout``
+                seconds; off: a job not finished raises :class:`~qwen_ocr.errors.BatchNotFinishedError`.
+
+        Raises:
+            BatchJobError: no job in ``job_dir``, or ``client`` talks to another host (here, not at load).
+            InvalidArgumentError: a wrong argument.
+
+        Example::
+
+            docs = QwenOCRLoader.from_batch("jobs/june").load()
+            docs = QwenOCRLoader.from_batch("jobs/june", mode="single", wait=True, poll_interval=60).load()
+        """
+        return QwenOCRBatchLoader(
+            job_dir,
+            client=client,
+            mode=mode,
+            content_format=content_format,
+            page_separator=page_separator,
+            include_lines=include_lines,
+            on_error=on_error,
+            wait=wait,
+            poll_interval=poll_interval,
+            timeout=timeout,
         )
 
     def __repr__(self) -> str:

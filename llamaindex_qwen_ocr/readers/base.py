@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Mapping
 from contextlib import aclosing, closing
-from typing import IO, Any, Union
+from typing import IO, TYPE_CHECKING, Any, Union
 
 from llama_index.core.readers.base import BasePydanticReader
 from llama_index.core.schema import Document
 from pydantic import Field, PrivateAttr
 
 from qwen_ocr.assembly import named_page_record
-from qwen_ocr.engine import StrictSettings, aread_documents, fatal_noted, read_documents
+from qwen_ocr.engine import OnError, StrictSettings, aread_documents, fatal_noted, read_documents
 from qwen_ocr.page_metadata import KeyList
 from qwen_ocr.read_settings import ReadSettings
 from qwen_ocr.reading import PageResult
+from qwen_ocr.rendering import ContentFormat
 from qwen_ocr.settings import ClientHolder
 from qwen_ocr.sources import named_sources
 
 from .._metadata import hidden_keys
 
-__all__ = ["FileInput", "KeyList", "PageDocument", "QwenOCRReader"]
+if TYPE_CHECKING:
+    from qwen_ocr import QwenOCR
+
+    from .batch import QwenOCRBatchReader
+
+__all__ = ["FileInput", "KeyList", "PageDocument", "QwenOCRReader", "page_document"]
 
 logger = logging.getLogger("llamaindex_qwen_ocr")
 
@@ -73,6 +79,7 @@ class QwenOCRReader(StrictSettings, BasePydanticReader, ReadSettings, ClientHold
         docs = await reader.aload_data("paper.pdf")                           # natively async
         async for doc in reader.aiter_data("paper.pdf"):                      # each page as soon as it is read
             ...
+        docs = QwenOCRReader.from_batch("jobs/june").load_data()             # a finished Batch API job's pages
     """
 
     is_remote: bool = Field(default=True, description="Pages are read by a remote service.")
@@ -139,8 +146,67 @@ class QwenOCRReader(StrictSettings, BasePydanticReader, ReadSettings, ClientHold
         return [doc async for doc in self.aiter_data(*args, **kwargs)]
 
     def _document(self, page: PageResult, unnamed: set[str], extra_info: Mapping[str, Any] | None) -> Document:
-        id_, text, meta, own = named_page_record(page, unnamed, extra_info, self.content_format)
-        hidden = KeyList(hidden_keys(meta, own=own))
-        return PageDocument(
-            id_=id_, text=text, metadata=meta, excluded_embed_metadata_keys=hidden, excluded_llm_metadata_keys=hidden
+        return page_document(page, unnamed, extra_info, self.content_format)
+
+    @classmethod
+    def from_batch(
+        cls,
+        job_dir: str | os.PathLike[str],
+        *,
+        client: QwenOCR | None = None,
+        content_format: ContentFormat = "markdown",
+        on_error: OnError = "raise",
+        wait: bool = False,
+        poll_interval: float = 30.0,
+        timeout: float | None = None,
+    ) -> QwenOCRBatchReader:
+        """A reader of the pages of a Batch API job (:mod:`qwen_ocr.batch`): ``load_data()`` (no argument: the job
+        names its files) gives the Documents a real-time read of the same sources with the job's options gives
+        (same text, id and metadata, plus ``batch``: the batch that read the page), in input order, read from the
+        job's files (nothing is sent). See :class:`~llamaindex_qwen_ocr.readers.QwenOCRBatchReader`.
+
+        Args:
+            job_dir: the job's directory (``client.batch.submit(..., job_dir=...)``, ``qwen-ocr batch submit --job``).
+            client: the client to open the job with (it must talk to the host the job was submitted to); default:
+                one for that host, its key from the environment (needed only to wait).
+            content_format: the page text, as for :class:`QwenOCRReader` (what was read, and how, is the job's).
+            on_error: a page or file that failed: ``"raise"`` its error (default), ``"skip"`` it or ``"mark"`` it.
+            wait: follow a job still running to its end first (polling every ``poll_interval`` seconds, for at most
+                ``timeout`` seconds); off: a job not finished raises :class:`~qwen_ocr.errors.BatchNotFinishedError`.
+
+        Raises:
+            BatchJobError: no job in ``job_dir``, or ``client`` talks to another host (here, not at load).
+
+        Example::
+
+            docs = QwenOCRReader.from_batch("jobs/june").load_data()
+            docs = QwenOCRReader.from_batch("jobs/june", wait=True, poll_interval=60).load_data(extra_info={"lot": 7})
+        """
+        from .batch import QwenOCRBatchReader
+
+        return QwenOCRBatchReader(
+            job_dir=os.fspath(job_dir),
+            client=client,
+            content_format=content_format,
+            on_error=on_error,
+            wait=wait,
+            poll_interval=poll_interval,
+            timeout=timeout,
         )
+
+
+def page_document(
+    page: PageResult, unnamed: Collection[str], extra_info: Mapping[str, Any] | None, content_format: ContentFormat
+) -> Document:
+    """A page's ``Document``, as the readers give it (:func:`qwen_ocr.assembly.named_page_record`: its text, flat
+    keys and id; the keys this package wrote and declares hidden left out of the embedding and LLM text).
+
+    >>> doc = page_document(PageResult(source="a.pdf", index=1, label="2", total_pages=2), (), None, "markdown")
+    >>> doc.id_, doc.metadata["file_name"], doc.metadata["page_label"]
+    ('a.pdf_part_1', 'a.pdf', '2')
+    """
+    id_, text, meta, own = named_page_record(page, unnamed, extra_info, content_format)
+    hidden = KeyList(hidden_keys(meta, own=own))
+    return PageDocument(
+        id_=id_, text=text, metadata=meta, excluded_embed_metadata_keys=hidden, excluded_llm_metadata_keys=hidden
+    )

@@ -29,7 +29,7 @@ from typing import IO, TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import missing_key_error
-from ..cost import price_usd
+from ..cost import OUTPUT_TOKENS_PER_PAGE, PROMPT_TOKENS_PER_PAGE, price_usd
 from ..engine import OCR_OPTIONS, OnError, ReadOptions, _apply_policy, _tqdm, check_option_names
 from ..errors import (
     BatchCancelledError,
@@ -43,6 +43,8 @@ from ..errors import (
     QwenOCRError,
     ServerError,
 )
+from ..imaging import tokens_for_size
+from ..models import model_spec
 from ..protocols import compatible
 from ..reading import PageResult, _text_layer_result
 from ..sources import check_sources, expand_sources
@@ -377,6 +379,11 @@ class BatchJob:
         return self._state.job_id
 
     @property
+    def base_url(self) -> str:
+        """The host the job was submitted to (a client following it must talk to this host)."""
+        return self._state.base_url
+
+    @property
     def model(self) -> str:
         """The model the job's pages were sent to."""
         return self._state.model
@@ -551,6 +558,8 @@ class BatchJob:
                 except QwenOCRError as exc:
                     page.error = exc
                 else:
+                    if self._state.keyed_for == "dashscope":  # as the cache keeps it: a native client's reading
+                        result = result.model_copy(update={"provider": "dashscope"})
                     result.metadata["batch"] = part.batch_id
                     page.result = result
             else:
@@ -568,6 +577,65 @@ class BatchJob:
                 code="missing_output",
             )
         return page
+
+    def estimate(
+        self,
+        *,
+        output_tokens_per_page: int = OUTPUT_TOKENS_PER_PAGE,
+        prompt_tokens_per_page: int = PROMPT_TOKENS_PER_PAGE,
+    ) -> BatchCost:
+        """What the job's first-round lines should cost if each succeeds once (nothing is sent): the image tokens
+        of each line from the size its page is sent at and the budget it states (as
+        :func:`qwen_ocr.imaging.tokens_for_size` counts them), the prompt and output tokens assumed as
+        :func:`qwen_ocr.cost.estimate_document` assumes them. ``lines_billed`` is the lines counted.
+
+        Example::
+
+            est = job.estimate()
+            print(f"{est.lines_billed} lines: ~${est.usd:.4f} (~${est.realtime_usd:.4f} in real time)")
+        """
+        self._reload()
+        state = self._state
+        spec = model_spec(state.model) if state.model != TEST_MODEL else None
+        lines = image_tokens = 0
+        for record in self._store.pages():
+            if record.kind != "line":
+                continue
+            lines += 1
+            call = record.call or {}
+            size = call.get("sent_size") or call.get("original_size")
+            if spec is None:
+                continue
+            if isinstance(size, list) and len(size) == 2:  # resized by the service at the budget the line states
+                image_tokens += tokens_for_size(
+                    int(size[0]), int(size[1]), model=spec,
+                    min_pixels=call.get("min_pixels"), max_pixels=call.get("max_pixels"),
+                )  # fmt: skip
+            else:  # a page sent by URL whose size is not known: counted at the most an image may take
+                image_tokens += spec.max_image_tokens
+        tokens_in = image_tokens + lines * prompt_tokens_per_page
+        tokens_out = lines * (min(output_tokens_per_page, spec.max_tokens) if spec is not None else 0)
+        region = state.region or BATCH_REGION
+        usd: float | None
+        realtime: float | None
+        if spec is None:
+            usd = realtime = 0.0
+        else:
+            try:
+                usd = price_usd(tokens_in, tokens_out, model=state.model, region=region, batch=True)
+                realtime = price_usd(tokens_in, tokens_out, model=state.model, region=region)
+            except InvalidArgumentError:
+                usd = realtime = None
+        return BatchCost(
+            model=state.model,
+            region=region,
+            lines_billed=lines,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            image_tokens=image_tokens,
+            usd=usd,
+            realtime_usd=realtime,
+        )
 
     def cost(self) -> BatchCost:
         """What the job's successful lines cost at the Batch price (and would have in real time)."""
