@@ -26,9 +26,8 @@ from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
 from qwen_ocr.assembly import DEFAULT_PAGE_SEPARATOR, MODES, Mode
-from qwen_ocr.batch import BatchJob, BatchNotFinishedError
 from qwen_ocr.engine import ON_ERROR, OnError
-from qwen_ocr.errors import InvalidArgumentError
+from qwen_ocr.errors import BatchNotFinishedError, InvalidArgumentError
 from qwen_ocr.reading import PageResult
 from qwen_ocr.rendering import check_content_format
 
@@ -87,6 +86,8 @@ class QwenOCRBatchLoader(BaseLoader):
         self.mode, self.content_format, self.page_separator = mode, content_format, page_separator
         self.include_lines, self.on_error = include_lines, on_error
         self.wait, self.poll_interval, self.timeout = wait, float(poll_interval), timeout
+        from qwen_ocr.batch import BatchJob  # the Batch API client (httpx) only when a job is opened
+
         BatchJob.open(self.job_dir, client=client).close()  # a job, of this client's host: said now, not at load
 
     def __repr__(self) -> str:
@@ -98,6 +99,8 @@ class QwenOCRBatchLoader(BaseLoader):
     def lazy_load(self) -> Iterator[Document]:
         """The job's Documents, file by file and page by page in input order, read from the job's files a page at
         a time (after waiting for the job when ``wait`` is on)."""
+        from qwen_ocr.batch import BatchJob
+
         with BatchJob.open(self.job_dir, client=self.client) as job:
             if self.wait:
                 job.wait(poll_interval=self.poll_interval, timeout=self.timeout)
