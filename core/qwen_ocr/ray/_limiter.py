@@ -141,10 +141,10 @@ def create_limiter(
     """
     import ray
 
-    actor = ray.remote(num_cpus=0, max_concurrency=1)(RateLimiter)
+    options: dict[str, Any] = {"num_cpus": 0, "max_concurrency": 1}
     if name is not None:
-        actor = actor.options(name=name, namespace=LIMITER_NAMESPACE, get_if_exists=True)
-    return actor.remote(rpm, tpm, headroom)
+        options.update(name=name, namespace=LIMITER_NAMESPACE, get_if_exists=True)
+    return ray.remote(RateLimiter).options(**options).remote(rpm, tpm, headroom)
 
 
 class _Ticket:
@@ -261,7 +261,7 @@ class SharedPacer:
         late = max(0.0, now - starts[0]) if starts and starts[0] >= asked - 1e-3 else 0.0
         if late > 0:
             _note_late(late)
-        for ticket, start in zip(batch, starts):
+        for ticket, start in zip(batch, starts, strict=True):
             ticket.start = start
 
 

@@ -18,7 +18,7 @@ import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import QwenOCRError
 
@@ -108,7 +108,7 @@ def _part(item: SourceItem, in_memory: list[bytes]) -> tuple[Part, bytes | None]
     data = item.data
     if item.fileobj is not None and item.error is None:
         try:
-            read = item.fileobj.read()
+            read: Any = item.fileobj.read()
         except OSError as exc:
             return Part(replace(item, fileobj=None, error=_unreadable(item.label, exc))), None
         data = bytes(read) if isinstance(read, (bytes, bytearray, memoryview)) else None

@@ -94,7 +94,9 @@ def read_documents(
     import ray.data
 
     check_sources(paths, argument="paths")
-    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1):
+    if concurrency is not None and (
+        isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+    ):
         raise InvalidArgumentError(f"concurrency={concurrency!r} must be a whole number of workers, at least 1.")
     if pages_per_task is not None and (
         isinstance(pages_per_task, bool) or not isinstance(pages_per_task, int) or pages_per_task < 1
@@ -110,7 +112,8 @@ def read_documents(
     spec = WorkerSpec.build(**arguments, **client_options)
     if not ray.is_initialized():
         ray.init()
-    workers = concurrency or max(1, int(ray.cluster_resources().get("CPU", 1) // num_cpus))
+    resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    workers = concurrency or max(1, int(resources.get("CPU", 1) // num_cpus))
     window = int(spec.settings.get("max_concurrency") or 8)
     items = expand_sources(paths, name=name, recursive=recursive, glob=glob, argument="paths")
     units, in_memory = plan(

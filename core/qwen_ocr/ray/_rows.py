@@ -106,9 +106,9 @@ def rows_table(rows: Sequence[Mapping[str, Any]], carried: pa.Table | None = Non
     import pyarrow as pa
 
     schema = row_schema()
-    columns = [pa.array([row[name] for row in rows], type=field.type) for name, field in zip(schema.names, schema)]
+    columns = [pa.array([row[field.name] for row in rows], type=field.type) for field in schema]
     table = pa.Table.from_arrays(columns, schema=schema)
     if carried is not None:
-        for name, column in zip(carried.column_names, carried.columns):
+        for name, column in zip(carried.column_names, carried.columns, strict=True):
             table = table.append_column(carried.schema.field(name), column)
     return table

@@ -228,7 +228,10 @@ class QwenOCRMapper:
                 "the same name; rename or drop them first (Dataset.rename_columns / drop_columns)."
             )
         names = table.column(self._source_column).to_pylist() if self._source_column else None
-        sources = [_source(value, names[i] if names else None, i) for i, value in enumerate(table.column(self._column).to_pylist())]
+        sources = [
+            _source(value, names[i] if names else None, i)
+            for i, value in enumerate(table.column(self._column).to_pylist())
+        ]
         pages = self._spec.read(self._client, sources)
         return rows_table([page_row(page) for page in pages], carried.take([page.file_index for page in pages]))
 
@@ -241,8 +244,7 @@ def _as_table(batch: Any) -> pa.Table:
         return batch
     if isinstance(batch, Mapping):
         return pa.table({name: pa.array(list(values)) for name, values in batch.items()})
-    from_pandas = getattr(pa.Table, "from_pandas")
-    return from_pandas(batch, preserve_index=False)
+    return pa.Table.from_pandas(batch, preserve_index=False)  # a pandas DataFrame
 
 
 def _source(value: Any, name: Any, position: int) -> Any:

@@ -916,7 +916,9 @@ def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--api-key", action="append", dest="api_keys", help="accepted API key (repeatable; default: accept any)"
     )
-    parser.add_argument("--reader", choices=("recorded", "digest", "local"), default="recorded", help="where readings come from")
+    parser.add_argument(
+        "--reader", choices=("recorded", "digest", "local"), default="recorded", help="where readings come from"
+    )
     parser.add_argument("--chunk-chars", type=int, default=8, help="characters of text per stream frame")
     return parser.parse_args(list(argv) if argv is not None else None)
 
