@@ -8,11 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import ray  # in the dev extra: `make test` always has it
 from PIL import Image, ImageDraw
 
 from tests.reliability._support import time_budget
-
 
 WORKERS = 4
 """CPUs of the local Ray: one per worker actor of the 4-worker tests (the machine has two cores; the workers mostly

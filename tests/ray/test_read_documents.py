@@ -95,9 +95,7 @@ def test_a_task_gives_its_structured_output_as_json(local_ray: Any) -> None:
 def test_stopping_early_stops_the_requests(local_ray: Any) -> None:
     images = [(f"slow-{i}.png", page_png(300 + i)) for i in range(30)]
     with Emulator(reader="digest", rpm=120, per_second=True) as emu:
-        ds = read_documents(
-            images, concurrency=2, rpm=120, pages_per_task=2, api_key="sk-test", base_url=emu.base_url
-        )
+        ds = read_documents(images, concurrency=2, rpm=120, pages_per_task=2, api_key="sk-test", base_url=emu.base_url)
         for _ in ds.iter_rows():
             break  # the first task's rows are enough
         time.sleep(1.0)
