@@ -42,13 +42,13 @@ def test_a_long_pdf_and_images_give_the_same_texts_as_the_local_engine(local_ray
     assert [p.result.metadata.get("cache") for p in again if p.result] == ["hit"] * 4
 
 
-def test_failed_pages_and_files_are_rows_and_the_key_is_never_shown(local_ray: Any, tmp_path: Path) -> None:
+def test_failures_are_rows_structure_is_json_and_the_key_is_never_shown(local_ray: Any, tmp_path: Path) -> None:
     key = "sk-ray-secret-5f3a9c1e"
     sources = [("ok-1.png", page_png(1)), ("broken.png", b"not an image at all"), str(tmp_path / "missing.pdf")]
     sources.append(("ok-2.png", page_png(2)))
-    with Emulator(reader="digest", valid_keys={key}) as emu:
+    with Emulator(valid_keys={key}) as emu:  # recorded replies: the task's own
         emu.inject("400")  # one request is refused for good (not retried)
-        ds = read_documents(sources, concurrency=1, api_key=key, base_url=emu.base_url)
+        ds = read_documents(sources, schema={"Total": ""}, concurrency=1, api_key=key, base_url=emu.base_url)
         rows = ds.take_all()
         shown = repr(ds) + str(ds.stats()) + repr(WorkerSpec.build(api_key=key, base_url=emu.base_url))
     by_source = {row["source"]: row for row in rows}
@@ -58,7 +58,10 @@ def test_failed_pages_and_files_are_rows_and_the_key_is_never_shown(local_ray: A
     refused = [by_source[name] for name in ("ok-1.png", "ok-2.png") if by_source[name]["error"] is not None]
     read = [by_source[name] for name in ("ok-1.png", "ok-2.png") if by_source[name]["error"] is None]
     assert len(refused) == 1 and refused[0]["error_type"] == "BadRequestError" and refused[0]["text"] == ""
-    assert len(read) == 1 and read[0]["text"].startswith("image ")
+    assert len(read) == 1 and read[0]["text"]
+    assert list(read[0]) == list(COLUMNS) and read[0]["task"] == "key_information_extraction"
+    assert isinstance(json.loads(read[0]["fields"]), dict)  # the structured output, as JSON text
+    assert read[0]["tables_html"] is None and read[0]["input_tokens"] > 0 and read[0]["request_id"]
     assert ds.schema().base_schema == row_schema()  # one schema for every row, failed or not
     assert key not in shown
     logs = Path(ray._private.worker._global_node.get_logs_dir_path())
@@ -74,22 +77,6 @@ def test_a_wrong_key_fails_the_dataset_with_its_typed_error(local_ray: Any) -> N
             ds.take_all()
         assert emu.stats.unauthorized == 1  # not retried, not repeated
     assert "sk-wrong" not in str(raised.value)
-
-
-def test_a_task_gives_its_structured_output_as_json(local_ray: Any) -> None:
-    with Emulator() as emu:  # recorded replies
-        ds = read_documents(
-            [("receipt.png", page_png(4))],
-            schema={"Total": ""},
-            api_key="sk-test",
-            base_url=emu.base_url,
-            concurrency=1,
-        )
-        (row,) = ds.take_all()
-    assert list(row) == list(COLUMNS)
-    assert row["task"] == "key_information_extraction"
-    assert isinstance(json.loads(row["fields"]), dict)
-    assert row["tables_html"] is None and row["input_tokens"] > 0 and row["request_id"]
 
 
 def test_stopping_early_stops_the_requests(local_ray: Any) -> None:
