@@ -29,9 +29,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT / "core"), str(ROOT), str(HERE)]  # the working tree's library, here and in the workers
 
-from bench_performance import SCAN, repeat_pdf  # noqa: E402  (sets PYTHONPATH to the working tree)
-
 from baselines import EmulatorProcess  # noqa: E402
+from bench_performance import SCAN, repeat_pdf  # noqa: E402  (sets PYTHONPATH to the working tree)
 
 RPM = 6000
 
@@ -188,7 +187,7 @@ def write_report(
         f"Machine: {os.cpu_count()} cores ({platform.machine()}, Python {platform.python_version()}), shared; load "
         f"average (1/5/15 min) {'/'.join(f'{x:.1f}' for x in load_before)} before, "
         f"{'/'.join(f'{x:.1f}' for x in load_after)} after. A {args.pages}-page 1-bit 300-dpi Letter scan "
-        f"(`cardinal.pdf`, `text_layer=\"never\"`, the default budget), the emulator in its own process at "
+        f'(`cardinal.pdf`, `text_layer="never"`, the default budget), the emulator in its own process at '
         f"RPM {RPM:,} enforced per second (100 requests in any second), {args.latency * 1000:.0f} ms per request. "
         "Each Ray worker is one actor with the client's default window of 8 pages in flight; one `RateLimiter` "
         f"actor paces them all. Median of {args.repeat} runs; a Ray run's time includes starting its worker actors.",
