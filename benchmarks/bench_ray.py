@@ -15,6 +15,7 @@ last 0.2 s of its work may be too. Writes ``benchmarks/RAY.md``. Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -130,7 +131,19 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.3)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--out", type=Path, default=HERE / "RAY.md")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from the saved results")
     args = parser.parse_args()
+    saved = HERE / "results" / "ray.json"
+    if args.report_only:
+        data = json.loads(saved.read_text(encoding="utf-8"))
+        args.pages, args.workers, args.latency, args.repeat = (
+            data["pages"],
+            data["workers"],
+            data["latency"],
+            data["repeat"],
+        )
+        write_report(args, data["results"], tuple(data["load_before"]), tuple(data["load_after"]))
+        return 0
     counts = [int(n) for n in args.workers.split(",")]
 
     import ray
@@ -165,6 +178,10 @@ def main() -> int:
                     )
     load_after = os.getloadavg()
     ray.shutdown()
+    saved.parent.mkdir(exist_ok=True)
+    record = {"pages": args.pages, "workers": args.workers, "latency": args.latency, "repeat": args.repeat}
+    record.update(results=results, load_before=load_before, load_after=load_after)
+    saved.write_text(json.dumps(record, indent=1), encoding="utf-8")
     write_report(args, results, load_before, load_after)
     return 0
 
@@ -205,12 +222,47 @@ def write_report(
             f"{max(r['throttled'] for r in results[label])} |"
         )
     lines.append("")
-    args.out.write_text("\n".join(lines) + "\n" + EXPLANATION, encoding="utf-8")
+    local = "local engine, 1 process"
+    ray_labels = [label for label in results if label != local]
+    best = max(ray_labels, key=lambda label: med(label, "steady_pages_per_s"))
+    single = ray_labels[0]
+    cores = os.cpu_count() or 1
+    cpu_ms = med(best, "worker_cpu_ms") + med(best, "limiter_cpu_ms") + med(best, "driver_cpu_ms")
+    ceiling = cores * 1000 / cpu_ms
+    machines = max(1, round(RPM / 60 / med(best, "steady_pages_per_s") + 0.499))
+    local_cores = med(local, "steady_pages_per_s") * med(local, "worker_cpu_ms") / 1000
+    lines += [
+        "## Why it scales this way",
+        "",
+        f"- **One worker is one process**, like the local engine: {med(single, 'steady_pages_per_s'):.1f} pages/s "
+        f"from its first request to its last against {med(local, 'steady_pages_per_s'):.1f} for the local "
+        f"engine, which uses about one core ({med(local, 'steady_pages_per_s'):.1f} pages/s x "
+        f"{med(local, 'worker_cpu_ms'):.0f} ms = {local_cores:.2f} CPU-seconds a second: the rendering threads share one interpreter). Ray adds the start of the actor "
+        "and its imports (a few seconds per run, in the end-to-end column), Ray's own processes on the same cores, "
+        "and a drained window at the end of each task (a task is at most 32 pages, 4 windows of 8).",
+        f"- **More workers use more cores**: {best} reached {med(best, 'steady_pages_per_s'):.1f} pages/s between "
+        f"its first and last request. This machine has {cores} cores, so workers beyond {cores} only share them: "
+        "the CPU per page rises with the contention (and the other jobs on this shared machine) instead of the "
+        "pages/s. The end-to-end figure includes starting the actors, which a longer job amortises.",
+        f"- **The limiter is cheap**: {med(best, 'limiter_cpu_ms'):.1f} ms of CPU per page in the one `RateLimiter` "
+        "actor (one call grants the start times of every request of a worker waiting at that moment), a few ms in "
+        "the driver; no request was refused (the table's 429s), at a pace the service's per-second limit allowed.",
+        "",
+        "## A cluster of N machines, on paper",
+        "",
+        f"Pages/s = min(N x per-machine ceiling, RPM / 60). Per machine the ceiling is cores / CPU per page: here "
+        f"{cores} / {cpu_ms:.0f} ms = {ceiling:.0f} pages/s for this page type (1-bit scans are among the dearest: "
+        "PDFium decodes their JBIG2 image; born-digital pages take about half), less Ray's own share of the cores. "
+        f"The account's limit is {RPM:,} RPM = {RPM // 60} pages/s, shared by all workers through the one limiter: "
+        f"about {machines} machines like this one reach it (at {med(best, 'steady_pages_per_s'):.0f} pages/s each); "
+        "more machines then only wait for start times (the limiter never lets them exceed the limit, so they buy "
+        "nothing but idle workers). Past that bound: more accounts (one limiter each) or the Batch API. The "
+        "limiter itself is one actor on one core: at about 2 ms per page it grants some hundreds of pages a second "
+        "before it is the bottleneck, more when requests wait together (one call per batch).",
+        "",
+    ]
+    args.out.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {args.out}")
-
-
-EXPLANATION = """
-"""
 
 
 if __name__ == "__main__":
