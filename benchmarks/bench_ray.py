@@ -237,8 +237,9 @@ def write_report(
         f"- **One worker is one process**, like the local engine: {med(single, 'steady_pages_per_s'):.1f} pages/s "
         f"from its first request to its last against {med(local, 'steady_pages_per_s'):.1f} for the local "
         f"engine, which uses about one core ({med(local, 'steady_pages_per_s'):.1f} pages/s x "
-        f"{med(local, 'worker_cpu_ms'):.0f} ms = {local_cores:.2f} CPU-seconds a second: the rendering threads share one interpreter). Ray adds the start of the actor "
-        "and its imports (a few seconds per run, in the end-to-end column), Ray's own processes on the same cores, "
+        f"{med(local, 'worker_cpu_ms'):.0f} ms = {local_cores:.2f} CPU-seconds a second: the rendering threads "
+        "share one interpreter). Ray adds the start of the actor and its imports (a few seconds per run, in the "
+        "end-to-end column), Ray's own processes on the same cores, "
         "and a drained window at the end of each task (a task is at most 32 pages, 4 windows of 8).",
         f"- **More workers use more cores**: {best} reached {med(best, 'steady_pages_per_s'):.1f} pages/s between "
         f"its first and last request. This machine has {cores} cores, so workers beyond {cores} only share them: "
