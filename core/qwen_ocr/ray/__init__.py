@@ -43,7 +43,9 @@ Example::
 
     ray.init()
     pages = read_documents("scans/", task="text_recognition", concurrency=8, cache="/shared/qwen-ocr-cache")
-    pages.write_parquet("/shared/out/")
+    pages.write_parquet("/shared/out/")      # reads the pages, writes one row per page
+
+    pages = pages.materialize()              # to use the rows more than once without reading them again
     failed = pages.filter(lambda row: row["error"] is not None).count()
 """
 
