@@ -82,7 +82,7 @@ def test_a_wrong_key_fails_the_dataset_with_its_typed_error(local_ray: Any) -> N
 def test_stopping_early_stops_the_requests(local_ray: Any) -> None:
     images = [(f"slow-{i}.png", page_png(300 + i)) for i in range(30)]
     with Emulator(reader="digest", rpm=240, per_second=True) as emu:
-        ds = read_documents(images, concurrency=2, rpm=240, pages_per_task=2, api_key="sk-test", base_url=emu.base_url)
+        ds = read_documents(images, concurrency=1, rpm=240, pages_per_task=2, api_key="sk-test", base_url=emu.base_url)
         for _ in ds.iter_rows():
             break  # the first task's rows are enough
         time.sleep(0.5)
