@@ -201,6 +201,11 @@ class SharedPacer:
                 self._cond.release()
                 try:
                     self._settle(batch, outcomes)
+                except BaseException as exc:  # (an interrupt): no ticket of the batch is left waiting for ever
+                    for waiting in batch:
+                        if waiting.start is None and waiting.error is None:
+                            waiting.error = exc
+                    raise
                 finally:
                     self._cond.acquire()
                     self._calling = False
