@@ -139,3 +139,18 @@ def test_concurrency_is_checked(bad: Any) -> None:
 
     with pytest.raises(InvalidArgumentError, match="concurrency"):
         read_documents(["a.png"], concurrency=bad, api_key="sk-test", base_url="http://127.0.0.1:9")
+
+
+def test_a_lost_limiter_is_found_again_or_reported(local_ray: Any) -> None:
+    from qwen_ocr.ray import RateLimiterLostError
+
+    name = "limiter-test-lost"
+    limiter = create_limiter(rpm=600, name=name)
+    found = SharedPacer(limiter, reconnect=lambda: create_limiter(rpm=600, name=name))
+    alone = SharedPacer(limiter)
+    assert found.reserve() < 0.2
+    ray.kill(limiter)
+    time.sleep(0.2)
+    assert found.reserve() < 0.2  # a new limiter of that name, made by the first worker that needs it
+    with pytest.raises(RateLimiterLostError, match="rate limiter is gone"):
+        alone.reserve()  # never unpaced
