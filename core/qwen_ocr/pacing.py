@@ -73,6 +73,13 @@ class PacerStats:
     throttled: int = 0
     rpm: float | None = None
 
+    def count(self, delay: float) -> None:
+        """One request reserved a start ``delay`` seconds away."""
+        self.reserved += 1
+        if delay > 0:
+            self.delayed += 1
+            self.waited += delay
+
 
 @runtime_checkable
 class PacerHook(Protocol):
@@ -217,10 +224,7 @@ class Pacer:
             while self._recent and self._recent[0] <= start - _WINDOW:
                 self._recent.popleft()
             delay = max(0.0, start - now)
-            self.stats.reserved += 1
-            if delay > 0:
-                self.stats.delayed += 1
-                self.stats.waited += delay
+            self.stats.count(delay)
             return delay
 
     def on_success(self, output_tokens: int | None = None, input_tokens: int | None = None) -> None:

@@ -215,10 +215,7 @@ class SharedPacer:
         assert ticket.start is not None
         delay = max(0.0, ticket.start - time.time())
         with self._cond:
-            self.stats.reserved += 1
-            if delay > 0:
-                self.stats.delayed += 1
-                self.stats.waited += delay
+            self.stats.count(delay)
         return delay
 
     def on_success(self, output_tokens: int | None = None, input_tokens: int | None = None) -> None:
