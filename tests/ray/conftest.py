@@ -1,5 +1,5 @@
-"""A local Ray for the tests of ``qwen_ocr.ray``: started once for the whole folder (it takes seconds), shut down
-after; every test under a hang guard."""
+"""A local Ray for the tests of ``qwen_ocr.ray``: started once (it takes seconds), shut down at the end of the
+session; every test under a hang guard."""
 
 from __future__ import annotations
 
@@ -19,17 +19,23 @@ wait on the pacer and the network)."""
 
 @pytest.fixture(scope="session")
 def local_ray() -> Iterator[Any]:
-    """One local Ray for the session, without dashboard; its workers inherit this process's environment."""
+    """One local Ray for the session (a Ray started by an earlier test is used as it is), without dashboard; its
+    workers inherit this process's environment. It stays up until the session ends: a second ``ray.init`` in one
+    process after ``ray.shutdown`` can fail (Ray 2.60's token authentication looks for its token under a ``HOME``
+    that tests change)."""
     import ray.data
 
-    ray.init(num_cpus=WORKERS, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=WORKERS, include_dashboard=False, log_to_driver=False, configure_logging=False)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     try:
         yield ray
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
 
 
 @pytest.fixture(autouse=True)

@@ -49,7 +49,7 @@ def test_a_column_of_paths_one_limit_for_all_workers(local_ray: Any, tmp_path: P
     assert list(rows[0])[: len(COLUMNS)] == list(COLUMNS) and "image" not in rows[0]
 
 
-def test_a_column_of_bytes_a_given_limiter_and_a_source_column(local_ray: Any) -> None:
+def test_arguments_made_on_the_driver_a_given_limiter_and_a_source_column(local_ray: Any) -> None:
     images = [page_png(600 + i) for i in range(3)]
     names = [None, "scan-1.png", "scan-2.png"]
     with Emulator(reader="digest") as emu:
@@ -57,13 +57,9 @@ def test_a_column_of_bytes_a_given_limiter_and_a_source_column(local_ray: Any) -
         ds = ray.data.from_items([{"png": data, "name": name} for data, name in zip(images, names, strict=True)])
         rows = ds.map_batches(
             QwenOCRMapper,
-            fn_constructor_kwargs={
-                "column": "png",
-                "source_column": "name",
-                "limiter": limiter,
-                "api_key": "sk-test",
-                "base_url": emu.base_url,
-            },
+            fn_constructor_kwargs=QwenOCRMapper.arguments(
+                "png", source_column="name", limiter=limiter, api_key="sk-test", base_url=emu.base_url
+            ),
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=1),
         ).take_all()

@@ -23,7 +23,9 @@ RPM = 120  # enforced by the emulator as 2 requests in any rolling second
 def test_forty_pages_on_four_workers_share_one_limit(local_ray: Any) -> None:
     images = [(f"page-{i:02d}.png", page_png(i)) for i in range(PAGES)]
     with Emulator(reader="digest", rpm=RPM, per_second=True) as emu:
-        ds = read_documents(images, concurrency=4, rpm=RPM, api_key="sk-test", base_url=emu.base_url, max_retries=4)
+        ds = read_documents(
+            images, concurrency=4, num_cpus=0.5, rpm=RPM, api_key="sk-test", base_url=emu.base_url, max_retries=4
+        )
         rows = ds.take_all()
         stats = emu.stats
         posts = [entry for entry in emu.request_log if entry.method == "POST"]

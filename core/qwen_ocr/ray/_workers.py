@@ -180,15 +180,16 @@ class QwenOCRMapper:
             account's named limiter, created by the first worker and found by the others.
         spec: a :class:`WorkerSpec` (instead of the options below).
         **options: reading options and client settings, as for :func:`qwen_ocr.ray.read_documents` (``task``,
-            ``schema``, ``prompt``, ``pages``, ``text_layer``, ``rpm``, ``model``, ``cache``...). Prefer the
-            ``DASHSCOPE_API_KEY`` environment variable on the nodes to an ``api_key`` here.
+            ``schema``, ``prompt``, ``pages``, ``text_layer``, ``rpm``, ``model``, ``cache``...), resolved in each
+            worker (its own environment). :meth:`arguments` resolves them on the driver instead, and starts the
+            limiter there: the usual way.
 
     Example::
 
         ds = ray.data.read_binary_files("s3://bucket/scans/")            # columns: bytes (and path)
         pages = ds.map_batches(
             QwenOCRMapper,
-            fn_constructor_kwargs={"column": "bytes", "task": "text_recognition"},
+            fn_constructor_kwargs=QwenOCRMapper.arguments("bytes", task="text_recognition"),
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=4),
         )
@@ -212,6 +213,25 @@ class QwenOCRMapper:
 
     def __repr__(self) -> str:
         return f"QwenOCRMapper(column={self._column!r}, {self._spec!r})"
+
+    @classmethod
+    def arguments(
+        cls, column: str = "image", *, source_column: str | None = None, limiter: Any = None, **options: Any
+    ) -> dict[str, Any]:
+        """The ``fn_constructor_kwargs`` for ``map_batches``, made on the driver: the options checked here, the
+        settings resolved from the driver's environment (its key, ``DASHSCOPE_BASE_URL``...) rather than each
+        worker's, and one limiter for the workers, started here (or ``limiter``) and living as long as the
+        Dataset that holds it.
+
+        Example::
+
+            ds.map_batches(QwenOCRMapper, fn_constructor_kwargs=QwenOCRMapper.arguments(task="table_parsing"),
+                           batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=4))
+        """
+        spec = WorkerSpec.build(**options)
+        if limiter is None and spec.paced:
+            limiter = create_limiter(spec.rpm, spec.tpm)
+        return {"column": column, "source_column": source_column, "limiter": limiter, "spec": spec}
 
     def __call__(self, batch: Any) -> pa.Table:
         table = _as_table(batch)
