@@ -30,8 +30,9 @@ shared by the machines, and grants every request its start time:
 - a 429 seen by any worker is reported at once: the limiter pauses every worker for the ``Retry-After`` and
   lowers the pace, which successes bring back step by step. With no limit known, the first 429s teach one.
 
-The limiter lives as long as the Dataset's driver holds it (a handle in the workers' arguments); workers of
-:class:`QwenOCRMapper` without a ``limiter=`` share one named per account (host, workspace and model).
+The limiter lives as long as the Dataset's driver holds it (a handle in the workers' arguments);
+:meth:`QwenOCRMapper.arguments` starts one on the driver likewise, and workers of a :class:`QwenOCRMapper` given
+its options directly share one named per account (host, workspace and model), made by the first that needs it.
 
 **The key** travels as a ``SecretStr`` inside the workers' pickled arguments: no repr, log line or Ray task
 description shows it. On a cluster, prefer ``DASHSCOPE_API_KEY`` set on every node.
