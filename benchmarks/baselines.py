@@ -811,6 +811,9 @@ def _serve_emulator(latency: float, rpm: int | None, per_second: bool = False) -
                     "successes": stats.successes,
                     "distinct_images": len(stats.successes_by_image),
                     "bytes_received": received,
+                    # when the first and the last request arrived (time.time()), for request spans
+                    "first_request": min((entry.time for entry in emu.request_log), default=None),
+                    "last_request": max((entry.time for entry in emu.request_log), default=None),
                 }
                 print(json.dumps(answer), flush=True)
             else:

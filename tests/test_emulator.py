@@ -730,3 +730,26 @@ def test_per_second_limit_refuses_a_burst_under_the_minute_limit() -> None:
         ]
     assert codes == [200, 200, 429, 429]
     assert emu.stats.throttled == 2
+
+
+def test_the_digest_reader_gives_each_image_its_own_text() -> None:
+    first, second = _digest_png(1), _digest_png(2)
+    with Emulator(reader="digest") as emu:
+        client = QwenOCR(api_key="sk-test", base_url=emu.base_url, protocol="openai")
+        texts = [client.ocr(first).text, client.ocr(second).text, client.ocr(first, task="table_parsing").text]
+        client.close()
+    from qwen_ocr.testing._wire import image_digest
+
+    sent = image_digest(prepare_image(first).url)
+    assert sent is not None
+    assert texts[0] == f"image {sent[:16]}" and texts[0] != texts[1] and texts[2] == texts[0]
+    with pytest.raises(ValueError, match="'recorded', 'digest' or 'local'"):
+        Emulator(reader="echo")  # type: ignore[arg-type]
+
+
+def _digest_png(index: int) -> bytes:
+    im = Image.new("L", (64, 32), 255)
+    ImageDraw.Draw(im).text((4, 10), str(index), fill=0)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()

@@ -37,3 +37,12 @@ def test_the_core_has_modules() -> None:
 def test_no_core_module_imports_a_framework_or_an_adapter(path: Path) -> None:
     bad = [name for name in _imported_modules(path) if name.split(".")[0] in FORBIDDEN or name.startswith("langchain")]
     assert bad == [], f"{path.relative_to(CORE)} imports {bad}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(CORE)))
+def test_only_qwen_ocr_ray_imports_ray(path: Path) -> None:
+    """Ray is an optional extra: ``qwen_ocr.ray`` alone imports it (``import qwen_ocr`` never does)."""
+    if path.relative_to(CORE).parts[0] == "ray":
+        return
+    bad = [name for name in _imported_modules(path) if name.split(".")[0] == "ray"]
+    assert bad == [], f"{path.relative_to(CORE)} imports {bad}"

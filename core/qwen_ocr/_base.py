@@ -48,7 +48,7 @@ from .options import (
     check_names,
     is_httpx_timeout,
 )
-from .pacing import Pacer
+from .pacing import Pacer, PacerHook
 from .protocols import compatible, native
 from .protocols.base import HTTPRequest, OCRCall, StreamAssembler
 from .results import OCRResult, scale_rotate_rect
@@ -142,7 +142,7 @@ class BaseClient:
         if given.workspace is not None:
             check_header("X-DashScope-WorkSpace", given.workspace, setting="workspace")
         self.rpm, self.tpm = given.rpm, given.tpm
-        self.pacer: Pacer | None = self._make_pacer(given.rpm, given.tpm)
+        self.pacer: PacerHook | None = self._make_pacer(given.rpm, given.tpm)
         cache = given.cache
         self.cache: OCRCache | None = cache if isinstance(cache, OCRCache) or cache is None else OCRCache(cache)
 

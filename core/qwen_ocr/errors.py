@@ -75,6 +75,7 @@ __all__ = [
     "InvalidImageError",
     "MalformedAPIKeyError",
     "MissingAPIKeyError",
+    "MissingDependencyError",
     "NotFoundError",
     "PermissionDeniedError",
     "QuotaExceededError",
@@ -155,6 +156,13 @@ class UnsupportedTaskError(InvalidArgumentError):
     """The chosen provider or model cannot do this task; the message names one that can."""
 
     default_code = "UnsupportedTask"
+
+
+class MissingDependencyError(QwenOCRError, ImportError):
+    """An optional part of the library needs a package that is not installed; the message names the extra to
+    install (``pip install "qwen-ocr[ray]"``)."""
+
+    default_code = "MissingDependency"
 
 
 class TableTooLargeError(QwenOCRError, ValueError):

@@ -42,8 +42,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
-__all__ = ["MINUTE_SHARE", "Pacer", "PacerStats", "wake_lateness"]
+__all__ = ["MINUTE_SHARE", "Pacer", "PacerHook", "PacerStats", "wake_lateness"]
 
 _WINDOW = 60.0
 _MIN_SAMPLE = 10  # requests in the last minute needed before a 429 teaches a rate limit
@@ -71,6 +72,40 @@ class PacerStats:
     waited: float = 0.0
     throttled: int = 0
     rpm: float | None = None
+
+    def count(self, delay: float) -> None:
+        """One request reserved a start ``delay`` seconds away."""
+        self.reserved += 1
+        if delay > 0:
+            self.delayed += 1
+            self.waited += delay
+
+
+@runtime_checkable
+class PacerHook(Protocol):
+    """What a client asks of its pacer (``client.pacer``): a start time per request, and how each one went.
+
+    :class:`Pacer` paces one process; another object with these methods can stand in for it, such as
+    :class:`qwen_ocr.ray.SharedPacer`, which asks one limiter shared by a whole Ray cluster. Every attempt goes
+    through it, retries included: :meth:`reserve` before sending, then :meth:`on_success` or :meth:`on_throttled`.
+
+    >>> isinstance(Pacer(rpm=60), PacerHook)
+    True
+    """
+
+    stats: PacerStats
+
+    def reserve(self, tokens: int | None = None) -> float:
+        """Seconds to wait before sending a request of ``tokens`` input tokens (``None``: unknown)."""
+        ...
+
+    def on_success(self, output_tokens: int | None = None, input_tokens: int | None = None) -> None:
+        """A request succeeded."""
+        ...
+
+    def on_throttled(self, retry_after: float | None = None, *, default_pause: float = 1.0) -> None:
+        """The service answered 429 (``retry_after``: its ``Retry-After``, in seconds)."""
+        ...
 
 
 class Pacer:
@@ -150,6 +185,11 @@ class Pacer:
         """The requests-per-minute limit being paced to (given, or learned from a 429)."""
         return self._limit_rpm
 
+    @property
+    def limit_tpm(self) -> float | None:
+        """The tokens-per-minute limit being paced to (``None``: none)."""
+        return self._tpm
+
     def reserve(self, tokens: int | None = None) -> float:
         """Claim the next start time for a request expected to use ``tokens`` input tokens.
 
@@ -184,10 +224,7 @@ class Pacer:
             while self._recent and self._recent[0] <= start - _WINDOW:
                 self._recent.popleft()
             delay = max(0.0, start - now)
-            self.stats.reserved += 1
-            if delay > 0:
-                self.stats.delayed += 1
-                self.stats.waited += delay
+            self.stats.count(delay)
             return delay
 
     def on_success(self, output_tokens: int | None = None, input_tokens: int | None = None) -> None:

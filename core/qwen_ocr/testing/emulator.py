@@ -14,7 +14,9 @@ It serves, on ``127.0.0.1`` only:
 
 Replies are recorded ones (see ``recordings/SOURCES.md``), chosen by task: ``parameters.ocr_options.task``
 (native) or the official prompt of the text part (compatible); no task or a custom prompt gets the plain OCR
-recording. With ``reader="local"`` the local engine (``qwen_ocr.local``) reads the image instead.
+recording. With ``reader="local"`` the local engine (``qwen_ocr.local``) reads the image instead; with
+``reader="digest"`` every image is answered ``image <the first 16 hex digits of its SHA-256>`` (plain text), so that
+each image's text is its own: what tests of "which page got which answer" compare.
 
 Switches: ``latency`` (seconds per request, spread over the frames of a stream), ``rpm`` (a sliding 60 s window;
 over it: HTTP 429 ``Throttling.RateQuota`` with ``Retry-After``), faults drawn with a seeded RNG (``faults`` and
@@ -256,8 +258,9 @@ class Emulator:
         seed: the seed of the fault RNG (the same seed gives the same faults for the same request order).
         valid_keys: the API keys accepted; any other ``Authorization: Bearer`` gets HTTP 401 ``InvalidApiKey``.
             ``None`` accepts every request.
-        reader: ``"recorded"`` (answer with recorded replies) or ``"local"`` (the local engine reads the
-            ``data:`` URL image; needs ``pip install qwen-ocr[local]``).
+        reader: ``"recorded"`` (answer with recorded replies), ``"digest"`` (answer ``image <16 hex digits of
+            the image's SHA-256>``, the same text for the same image whatever the task) or ``"local"`` (the local
+            engine reads the ``data:`` URL image; needs ``pip install qwen-ocr[local]``).
         chunk_chars: characters of text per stream frame.
         stall: seconds a ``timeout`` fault holds the request without answering before it closes the connection
             (set it above the client's timeout); the wait ends early when the client hangs up.
@@ -282,7 +285,7 @@ class Emulator:
         fault_rate: float = 0.0,
         seed: int | None = 0,
         valid_keys: Collection[str] | None = None,
-        reader: Literal["recorded", "local"] = "recorded",
+        reader: Literal["recorded", "digest", "local"] = "recorded",
         chunk_chars: int = 8,
         stall: float = 30.0,
         fault_retry_after: int = 1,
@@ -293,8 +296,8 @@ class Emulator:
             raise ValueError("rpm must be >= 1 (or None for no limit)")
         if not 0.0 <= fault_rate <= 1.0:
             raise ValueError("fault_rate must be within [0, 1]")
-        if reader not in ("recorded", "local"):
-            raise ValueError("reader must be 'recorded' or 'local'")
+        if reader not in ("recorded", "digest", "local"):
+            raise ValueError("reader must be 'recorded', 'digest' or 'local'")
         if stall < 0 or fault_retry_after < 0:
             raise ValueError("stall and fault_retry_after must be >= 0")
         kinds = list(faults.keys()) if isinstance(faults, Mapping) else list(faults)
@@ -522,6 +525,9 @@ class Emulator:
         try:
             if self.reader == "local":
                 return result_to_native(self._read_locally(task, image_url))
+            if self.reader == "digest":
+                text = f"image {(image_digest(image_url) or 'none')[:16]}"
+                return result_to_native(OCRResult(text=text, raw_text=text))
             return load_recording(RECORDINGS[task])
         except QwenOCRError as exc:  # answered as the service would: its status and code
             raise _Refusal(exc.status_code or 400, exc.code, exc.message) from None
@@ -949,7 +955,9 @@ def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--api-key", action="append", dest="api_keys", help="accepted API key (repeatable; default: accept any)"
     )
-    parser.add_argument("--reader", choices=("recorded", "local"), default="recorded", help="where readings come from")
+    parser.add_argument(
+        "--reader", choices=("recorded", "digest", "local"), default="recorded", help="where readings come from"
+    )
     parser.add_argument("--chunk-chars", type=int, default=8, help="characters of text per stream frame")
     parser.add_argument(
         "--batch-in-progress", type=float, default=0.1, help="seconds a batch's lines take in all (Batch API)"
