@@ -212,7 +212,7 @@ class Batches:
         prompt: str | None = None,
         model: str | None = None,
         pages: PageSpec = None,
-        text_layer: TextLayerMode = "auto",
+        text_layer: TextLayerMode | None = None,
         job_dir: str | Path,
         completion_window: str = "24h",
         metadata: Mapping[str, str] | None = None,
@@ -227,9 +227,9 @@ class Batches:
 
         Args:
             sources: what :func:`qwen_ocr.read_documents` takes (paths, patterns, folders, URLs, bytes, ...).
-            task, schema, prompt, model, pages, text_layer: as for :func:`~qwen_ocr.read_documents`; a page whose
-                text layer is used (``text_layer="auto"``) costs no line. (``read_documents`` defaults to
-                ``"never"`` for the structured tasks: pass the same ``text_layer`` to both for the cache to match.)
+            task, schema, prompt, model, pages, text_layer: as for :func:`~qwen_ocr.read_documents`, defaults
+                included (``text_layer=None`` is ``"auto"`` for plain text, ``"never"`` for a task, a schema or a
+                prompt); a page whose text layer is used costs no line.
             job_dir: the job's directory (created; must not hold a job already): the state, the pages, the input
                 and output files. Keep it until the results are read.
             completion_window: ``"24h"`` to ``"336h"`` (or ``"1d"`` to ``"14d"``).
