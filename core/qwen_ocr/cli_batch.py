@@ -25,15 +25,14 @@ import argparse
 import contextlib
 import importlib
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from ._client import QwenOCR
+from ._files import replacing_text
 from .batch import BatchJob, BatchStatus, JobStatus
 from .errors import (
     BatchJobError,
@@ -547,20 +546,12 @@ def _output(target: Path | None) -> Iterator[IO[str]]:
         yield sys.stdout
         sys.stdout.flush()
         return
-    parent = target.parent if str(target.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=parent)
-    except OSError as exc:
-        raise QwenOCRError(f"cannot write {target}: {exc.strerror or exc}", code="OutputError") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yield handle
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with contextlib.ExitStack() as stack:
+        try:
+            handle = stack.enter_context(replacing_text(target, prefix=f".{target.name}.", suffix=".part", sync=False))
+        except OSError as exc:
+            raise QwenOCRError(f"cannot write {target}: {exc.strerror or exc}", code="OutputError") from None
+        yield handle
 
 
 def _render_page(page: PageResult, fmt: str, *, custom_prompt: bool) -> str:

@@ -52,11 +52,16 @@ class AsyncBatches:
     def __repr__(self) -> str:
         return f"AsyncBatches(base_url={self._aclient.base_url!r})"
 
-    async def submit(self, sources: Sources | Iterable[Any], **arguments: Any) -> AsyncBatchJob:
-        """Submit a job (see :meth:`Batches.submit <qwen_ocr.batch.Batches.submit>`), in a worker thread."""
+    async def submit(
+        self, sources: Sources | Iterable[Any], *, show_progress: bool = False, **arguments: Any
+    ) -> AsyncBatchJob:
+        """Submit a job (see :meth:`Batches.submit <qwen_ocr.batch.Batches.submit>`), in a worker thread;
+        ``show_progress``: the bars of the pages prepared, then of the lines uploaded."""
         client = _sync_client(self._aclient)
         try:
-            job = await asyncio.to_thread(lambda: client.batch.submit(sources, **arguments))
+            job = await asyncio.to_thread(
+                lambda: client.batch.submit(sources, show_progress=show_progress, **arguments)
+            )
         except BaseException:
             client.close()
             raise
