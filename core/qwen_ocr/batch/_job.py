@@ -899,6 +899,23 @@ class _Files:
         self._open.clear()
 
 
+def integration_results(
+    job: BatchJob, *, on_error: OnError, wait: bool, poll_interval: float, timeout: float | None, made_by: str
+) -> Iterator[PageResult]:
+    """The pages of ``job`` for an integration (``QwenOCRLoader.from_batch``, ``QwenOCRReader.from_batch``: named
+    by ``made_by``): after following it to its end when ``wait`` is on; a job not finished raises
+    :class:`~qwen_ocr.errors.BatchNotFinishedError` saying how to wait for it, in the integration's words."""
+    if wait:
+        job.wait(poll_interval=poll_interval, timeout=timeout)
+    try:
+        return job.results(on_error=on_error)
+    except BatchNotFinishedError as exc:
+        raise BatchNotFinishedError(
+            f"{exc.message.removesuffix(' call job.wait() first.').rstrip(';')}: wait for it first "
+            f"(BatchJob.open(job_dir).wait(), or qwen-ocr batch wait), or pass wait=True to {made_by}."
+        ) from None
+
+
 def _read_answer(body: dict[str, Any], record: PageRecord, region: str | None) -> Any:
     call = call_from_record(record.call or {}, region)
     content = json.dumps(body, ensure_ascii=False).encode("utf-8")
