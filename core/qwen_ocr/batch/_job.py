@@ -23,11 +23,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._closing import Closing
 from ..config import missing_key_error
 from ..cost import OUTPUT_TOKENS_PER_PAGE, PROMPT_TOKENS_PER_PAGE, price_usd
 from ..engine import OCR_OPTIONS, OnError, ReadOptions, _apply_policy, _Progress, _tqdm, check_option_names
@@ -322,7 +322,7 @@ class Batches:
         return BatchJob.open(job_dir, client=self._client)
 
 
-class BatchJob:
+class BatchJob(Closing):
     """A batch job, in its directory. Get one from ``client.batch.submit(...)`` or :meth:`open`.
 
     Example::
@@ -376,14 +376,6 @@ class BatchJob:
         """Close the client this job made (a client passed in is yours to close)."""
         if self._owns_client:
             self._client.close()
-
-    def __enter__(self) -> BatchJob:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     @property
     def job_dir(self) -> Path:
@@ -473,8 +465,7 @@ class BatchJob:
             BatchValidationError: the job ended, but the service refused a batch at validation: the error names the
                 line (and its page); :meth:`results` marks that batch's pages with it.
         """
-        if not poll_interval > 0 or not math.isfinite(poll_interval):
-            raise InvalidArgumentError(f"poll_interval={poll_interval!r} must be a positive number of seconds.")
+        _check_poll_interval(poll_interval)
         start = time.monotonic()
         bar = _tqdm()(total=0, unit="line", desc="Qwen-OCR batch") if show_progress else None
         try:
@@ -484,13 +475,7 @@ class BatchJob:
                     _show(bar, self._state)
                 if self._state.done:
                     break
-                waited = time.monotonic() - start
-                if timeout is not None and waited >= timeout:
-                    raise BatchWaitTimeoutError(
-                        f"the job {self.job_id} is not finished after {timeout:g} s; it goes on at the service: wait "
-                        "again, or reopen it later with BatchJob.open(job_dir)."
-                    )
-                time.sleep(poll_interval if timeout is None else max(0.0, min(poll_interval, timeout - waited)))
+                time.sleep(_pause(self.job_id, start, poll_interval, timeout))
         finally:
             if bar is not None:
                 bar.close()
@@ -966,6 +951,23 @@ def _validation_error(part: PartState, line: int | None = None) -> BatchValidati
         errors=part.problems,
         code=first.code or None,
     )
+
+
+def _check_poll_interval(poll_interval: float) -> None:
+    if not poll_interval > 0 or not math.isfinite(poll_interval):
+        raise InvalidArgumentError(f"poll_interval={poll_interval!r} must be a positive number of seconds.")
+
+
+def _pause(job_id: str, start: float, poll_interval: float, timeout: float | None) -> float:
+    """The seconds to sleep before the next look at a job waited for since ``start`` (``time.monotonic()``);
+    :class:`BatchWaitTimeoutError` once ``timeout`` seconds have passed."""
+    waited = time.monotonic() - start
+    if timeout is not None and waited >= timeout:
+        raise BatchWaitTimeoutError(
+            f"the job {job_id} is not finished after {timeout:g} s; it goes on at the service: wait again, or reopen "
+            "it later with BatchJob.open(job_dir)."
+        )
+    return poll_interval if timeout is None else max(0.0, min(poll_interval, timeout - waited))
 
 
 def _show(bar: Any, state: JobState) -> None:
