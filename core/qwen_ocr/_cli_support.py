@@ -3,6 +3,7 @@ lines on stderr, the ``argparse`` type of a count, whether a stream is a termina
 
 Example::
 
+    add_reading_options(parser)                # --task, --schema, --prompt, --pages, --password
     parser.add_argument("--concurrency", type=whole_number)
     if is_terminal(sys.stderr):
         bar = stderr_bar(total=10, unit="page", desc="qwen-ocr")
@@ -17,7 +18,9 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["UsageError", "error", "is_terminal", "stderr_bar", "whole_number"]
+from .tasks import Task
+
+__all__ = ["UsageError", "add_reading_options", "error", "is_terminal", "stderr_bar", "whole_number"]
 
 
 class UsageError(Exception):
@@ -38,6 +41,16 @@ def whole_number(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return value
+
+
+def add_reading_options(parser: argparse.ArgumentParser) -> None:
+    """What to read and how, as ``qwen-ocr read`` and ``qwen-ocr batch submit`` take it: ``--task``,
+    ``--schema``, ``--prompt``, ``--pages``, ``--password``."""
+    parser.add_argument("--task", choices=[t.value for t in Task], help="a built-in task (default: plain text)")
+    parser.add_argument("--schema", help='key_information_extraction fields as JSON, e.g. \'{"Total": ""}\'')
+    parser.add_argument("--prompt", help="a custom instruction (ignored by the service when --task is set)")
+    parser.add_argument("--pages", help="pages of a document, 1-based: 1-3,7")
+    parser.add_argument("--password", help="password of an encrypted PDF")
 
 
 def is_terminal(stream: Any) -> bool:

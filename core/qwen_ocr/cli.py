@@ -38,7 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ._cli_support import UsageError, error, is_terminal, stderr_bar, whole_number
+from ._cli_support import UsageError, add_reading_options, error, is_terminal, stderr_bar, whole_number
 from ._client import QwenOCR
 from ._version import __version__
 from .documents import DocumentReadError, open_document, parse_pages
@@ -124,11 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     read.add_argument("inputs", nargs="+", metavar="INPUT", help="a file, a folder, a pattern, a URL, or - (stdin)")
-    read.add_argument("--task", choices=[t.value for t in Task], help="a built-in task (default: plain text)")
-    read.add_argument("--schema", help='key_information_extraction fields as JSON, e.g. \'{"Total": ""}\'')
-    read.add_argument("--prompt", help="a custom instruction (ignored by the service when --task is set)")
-    read.add_argument("--pages", help="pages of a document, 1-based: 1-3,7")
-    read.add_argument("--password", help="password of an encrypted PDF")
+    add_reading_options(read)
     read.add_argument("--text-layer", choices=["auto", "never", "only"],
                       help="use a PDF page's own text where it is good (auto), never, or only; default: auto for "
                       "plain text, never with --task, --schema or --prompt")  # fmt: skip

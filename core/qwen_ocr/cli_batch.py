@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from ._cli_support import UsageError, error, is_terminal, stderr_bar, whole_number
+from ._cli_support import UsageError, add_reading_options, error, is_terminal, stderr_bar, whole_number
 from ._client import QwenOCR
 from ._files import replacing_text
 from .batch import BatchJob, BatchStatus, JobStatus
@@ -42,7 +42,6 @@ from .errors import (
     QwenOCRError,
 )
 from .reading import PageResult
-from .tasks import Task
 
 __all__ = ["BATCH_EXIT_CODES", "NOT_FINISHED", "RESULTS_FORMATS", "RESULTS_HELP", "add_parser", "run"]
 
@@ -119,12 +118,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     submit.add_argument("inputs", nargs="+", metavar="INPUT", help="a file, a folder, a pattern or a URL")
     submit.add_argument("--job", required=True, type=Path, metavar="DIR",
                         help="the job's directory (created; it must not hold a job already)")  # fmt: skip
-    submit.add_argument("--task", choices=[t.value for t in Task], help="a built-in task (default: plain text)")
-    submit.add_argument("--schema", help='key_information_extraction fields as JSON, e.g. \'{"Total": ""}\'')
-    submit.add_argument("--prompt", help="a custom instruction (ignored by the service when --task is set)")
+    add_reading_options(submit)
     submit.add_argument("--model", help="qwen-vl-ocr (default), qwen-vl-ocr-latest, or batch-test-model (free test)")
-    submit.add_argument("--pages", help="pages of a document, 1-based: 1-3,7")
-    submit.add_argument("--password", help="password of an encrypted PDF")
     submit.add_argument("--text-layer", choices=["auto", "never", "only"],
                         help="use a PDF page's own text where it is good (auto: no line, no cost), never, or "
                         "only; default: auto for plain text, never with --task, --schema or --prompt (as "
