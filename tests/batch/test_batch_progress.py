@@ -1,13 +1,12 @@
 """``client.batch.submit(show_progress=True)``: a bar of the pages prepared, then one of the lines uploaded (the
-engine's bar, as ``read_documents(show_progress=True)`` shows it); ``qwen-ocr batch submit`` shows them on a
-terminal's stderr, not with ``--quiet``. Counts are asserted, never timings."""
+engine's bar, as ``read_documents(show_progress=True)`` shows it). Counts are asserted, never timings. (``qwen-ocr
+batch submit`` showing them on a terminal: ``test_batch_cli.py``.)"""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import os
-import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,7 +16,6 @@ from PIL import Image
 from qwen_ocr import AsyncQwenOCR, QwenOCR
 from qwen_ocr.batch import _job
 from qwen_ocr.batch._lines import Limits
-from qwen_ocr.cli import main
 from qwen_ocr.errors import BatchLineTooLargeError
 from qwen_ocr.testing import Emulator
 
@@ -101,32 +99,3 @@ def test_the_async_submit_shows_them_too(
 
     assert asyncio.run(go()) == 2
     assert [(bar.n, bar.total) for bar in bars] == [(3, 3), (3, 3)]
-
-
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_the_cli_shows_the_bars_on_a_terminal_not_with_quiet(
-    emulator: Emulator, scans: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-batch-cli")
-    for name in ("DASHSCOPE_BASE_URL", "DASHSCOPE_API_REGION", "DASHSCOPE_WORKSPACE_ID", "DASHSCOPE_HTTP_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    service = ["--base-url", emulator.base_url, "--region", "cn"]
-    terminal = _Terminal()
-    monkeypatch.setattr("sys.stderr", terminal)
-    assert main(["batch", "submit", *scans[:5], "--job", str(tmp_path / "a"), *service]) == 0
-    shown = re.split(r"[\r\n]", terminal.getvalue())
-    assert any("preparing" in s and "5/5" in s and "page" in s for s in shown), shown
-    assert any("uploading" in s and "5/5" in s and "line" in s for s in shown), shown
-    for quiet in ("--quiet", "-q", "--no-progress"):
-        terminal = _Terminal()
-        monkeypatch.setattr("sys.stderr", terminal)
-        assert main(["batch", "submit", *scans[:2], "--job", str(tmp_path / quiet), *service, quiet]) == 0
-        assert terminal.getvalue() == ""
-    not_a_terminal = io.StringIO()
-    monkeypatch.setattr("sys.stderr", not_a_terminal)
-    assert main(["batch", "submit", *scans[:2], "--job", str(tmp_path / "b"), *service]) == 0
-    assert not_a_terminal.getvalue() == ""
