@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _emulator import emulator_process
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -81,43 +83,25 @@ def _run(step: str, folder: Path, job_dir: Path, base_url: str) -> dict[str, flo
 
 
 def main(counts: list[int]) -> None:
-    emulator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qwen_ocr.testing.emulator",
-            "--port",
-            "0",
-            "--batch-in-progress",
-            "0.5",
-            "--batch-fail-share",
-            "0.05",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert emulator.stdout is not None
-    base_url = emulator.stdout.readline().strip().split()[-1]
     rows = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for count in counts:
-                folder = Path(tmp) / f"scans-{count}"
-                make_images(count, folder)
-                job_dir = Path(tmp) / f"job-{count}"
-                submit = _run("submit", folder, job_dir, base_url)
-                print(f"{count} pages, submit: {submit}", file=sys.stderr)
-                results = _run("results", folder, job_dir, base_url)
-                print(f"{count} pages, results: {results}", file=sys.stderr)
-                sizes = {
-                    "pages.jsonl": (job_dir / "pages.jsonl").stat().st_size,
-                    "lines": sum(p.stat().st_size for p in (job_dir / "lines").glob("*.jsonl")),
-                    "out": sum(p.stat().st_size for p in (job_dir / "out").glob("*.jsonl")),
-                }
-                rows.append((count, submit, results, sizes))
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
+    with (
+        emulator_process("--batch-in-progress", "0.5", "--batch-fail-share", "0.05") as base_url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        for count in counts:
+            folder = Path(tmp) / f"scans-{count}"
+            make_images(count, folder)
+            job_dir = Path(tmp) / f"job-{count}"
+            submit = _run("submit", folder, job_dir, base_url)
+            print(f"{count} pages, submit: {submit}", file=sys.stderr)
+            results = _run("results", folder, job_dir, base_url)
+            print(f"{count} pages, results: {results}", file=sys.stderr)
+            sizes = {
+                "pages.jsonl": (job_dir / "pages.jsonl").stat().st_size,
+                "lines": sum(p.stat().st_size for p in (job_dir / "lines").glob("*.jsonl")),
+                "out": sum(p.stat().st_size for p in (job_dir / "out").glob("*.jsonl")),
+            }
+            rows.append((count, submit, results, sizes))
     print("Produced by: .venv/bin/python benchmarks/bench_batch.py " + " ".join(map(str, counts)))
     print(f"Machine: {platform.machine()}, 2 cores, Python {platform.python_version()}; emulator in its own process.\n")
     print("| pages | submit: s | submit: peak RSS | results: s | pages read | failed | results: peak RSS |")

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _emulator import emulator_process
+
 ROOT = Path(__file__).resolve().parents[1]
 SCAN = ROOT / "tests" / "data" / "corpus" / "ocrmypdf" / "cardinal.pdf"
 
@@ -56,31 +58,20 @@ def child(path: str, base_url: str) -> None:
 
 
 def main(counts: list[int]) -> None:
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "qwen_ocr.testing.emulator", "--port", "0", "--latency", "0.05"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert emulator.stdout is not None
-    base_url = emulator.stdout.readline().strip().split()[-1]
     rows = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for count in counts:
-                pdf = Path(tmp) / f"scan-{count}.pdf"
-                build_pdf(count, pdf)
-                out = subprocess.run(
-                    [sys.executable, __file__, "--child", str(pdf), base_url],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                record = json.loads(out.stdout.strip().splitlines()[-1])
-                rows.append((count, record))
-                print(f"{count} pages: {record}", file=sys.stderr)
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
+    with emulator_process("--latency", "0.05") as base_url, tempfile.TemporaryDirectory() as tmp:
+        for count in counts:
+            pdf = Path(tmp) / f"scan-{count}.pdf"
+            build_pdf(count, pdf)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(pdf), base_url],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            record = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append((count, record))
+            print(f"{count} pages: {record}", file=sys.stderr)
     print("Produced by: .venv/bin/python benchmarks/bench_end_to_end_rss.py " + " ".join(map(str, counts)))
     print(f"Machine: {platform.machine()}, 2 cores, Python {platform.python_version()}; emulator latency 50 ms.\n")
     print("| pages | pages read | failed | seconds | pages/s | peak RSS |")

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _emulator import emulator_process
 from _rss import peak_rss_kib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,47 +164,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="20 pages, no 150-page run")
     args = parser.parse_args(argv)
     pages = 20 if args.quick else 50
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "qwen_ocr.testing.emulator", "--port", "0", "--latency", str(LATENCY)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert emulator.stdout is not None
-    base_url = emulator.stdout.readline().strip().split()[-1]
     runs: list[tuple[str, str, int, dict[str, float]]] = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            pdf = Path(tmp) / f"scan-{pages}.pdf"
-            build_scanned_pdf(pages, pdf)
-            plan = [
-                (FULL, "lazy_load", 8, False, None),
-                (FULL, "lazy_load", 1, False, None),
-                (FULL, "alazy_load", 8, True, None),
-                (SMALL, "lazy_load", 8, False, SMALL_PIXELS),
-                (SMALL, "lazy_load", 1, False, SMALL_PIXELS),
-                (SMALL, "alazy_load", 8, True, SMALL_PIXELS),
-            ]
-            folder = Path(tmp) / "receipts"
-            build_image_directory(pages, folder)
-            images = [
-                (FOLDER, "lazy_load", 8, False, None),
-                (FOLDER, "lazy_load", 1, False, None),
-                (FOLDER, "alazy_load", 8, True, None),
-            ]
-            for budget, method, concurrency, use_async, max_pixels in plan + images:
-                source = folder if budget == FOLDER else pdf
-                record = _run(source, base_url, concurrency, use_async, max_pixels)
-                runs.append((budget, f"{method}, max_concurrency={concurrency}", pages, record))
-                print(f"{runs[-1][:2]}, {pages} pages: {record}", file=sys.stderr)
-            if not args.quick:
-                big = Path(tmp) / "scan-150.pdf"
-                build_scanned_pdf(150, big)
-                record = _run(big, base_url, 8, False, None)
-                runs.append((FULL, "lazy_load, max_concurrency=8", 150, record))
-                print(f"{runs[-1][:2]}, 150 pages: {record}", file=sys.stderr)
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
+    with emulator_process("--latency", str(LATENCY)) as base_url, tempfile.TemporaryDirectory() as tmp:
+        pdf = Path(tmp) / f"scan-{pages}.pdf"
+        build_scanned_pdf(pages, pdf)
+        plan = [
+            (FULL, "lazy_load", 8, False, None),
+            (FULL, "lazy_load", 1, False, None),
+            (FULL, "alazy_load", 8, True, None),
+            (SMALL, "lazy_load", 8, False, SMALL_PIXELS),
+            (SMALL, "lazy_load", 1, False, SMALL_PIXELS),
+            (SMALL, "alazy_load", 8, True, SMALL_PIXELS),
+        ]
+        folder = Path(tmp) / "receipts"
+        build_image_directory(pages, folder)
+        images = [
+            (FOLDER, "lazy_load", 8, False, None),
+            (FOLDER, "lazy_load", 1, False, None),
+            (FOLDER, "alazy_load", 8, True, None),
+        ]
+        for budget, method, concurrency, use_async, max_pixels in plan + images:
+            source = folder if budget == FOLDER else pdf
+            record = _run(source, base_url, concurrency, use_async, max_pixels)
+            runs.append((budget, f"{method}, max_concurrency={concurrency}", pages, record))
+            print(f"{runs[-1][:2]}, {pages} pages: {record}", file=sys.stderr)
+        if not args.quick:
+            big = Path(tmp) / "scan-150.pdf"
+            build_scanned_pdf(150, big)
+            record = _run(big, base_url, 8, False, None)
+            runs.append((FULL, "lazy_load, max_concurrency=8", 150, record))
+            print(f"{runs[-1][:2]}, 150 pages: {record}", file=sys.stderr)
     command = "benchmarks/bench_loader.py" + (" --quick" if args.quick else "")
     print(f"Produced by: .venv/bin/python {command}")
     print(

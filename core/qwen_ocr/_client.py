@@ -6,13 +6,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from typing_extensions import Unpack
 
 from . import _exchange
 from ._base import BaseClient, safe_cause, transport_error
+from ._closing import Closing
 from ._exchange import Blocking, Command, Emit, Flow, Runner, Send, Sleep
 from .errors import QwenOCRError
 from .options import ClientOverrides, OCROptions, settings_help
@@ -30,7 +30,7 @@ __all__ = ["QwenOCR"]
 T = TypeVar("T")
 
 
-class QwenOCR(BaseClient):
+class QwenOCR(Closing, BaseClient):
     """Synchronous Qwen-OCR client.
 
     Example::
@@ -69,14 +69,6 @@ class QwenOCR(BaseClient):
         """Close the HTTP connections (only those of a client this object created)."""
         if self._owns_http:
             self._http.close()
-
-    def __enter__(self) -> QwenOCR:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # -- public API --------------------------------------------------------------------------------------------
 

@@ -25,11 +25,11 @@ import contextlib
 import hashlib
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 
+from ._files import atomic_write
 from .errors import InvalidArgumentError
 from .results import OCRResult
 
@@ -129,18 +129,7 @@ class OCRCache:
         try:
             stored = result.model_copy(update={"metadata": {k: v for k, v in result.metadata.items() if k != "cache"}})
             data = stored.model_dump_json().encode()  # before any file exists: nothing half-written is left
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            atomic_write(path, data, suffix=".json")  # ".tmp-*.json" until renamed: see __len__, clear
         except Exception as exc:
             logger.warning("qwen_ocr: cannot store a reading in the cache (%s); the call goes on.", _describe(exc))
 

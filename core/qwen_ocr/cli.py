@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import html
-import importlib
 import json
 import os
 import re
@@ -39,6 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ._cli_support import UsageError, add_reading_options, error, is_terminal, stderr_bar, whole_number
 from ._client import QwenOCR
 from ._version import __version__
 from .documents import DocumentReadError, open_document, parse_pages
@@ -103,16 +103,6 @@ out the bar, the summary and the "wrote" lines; errors are always shown."""
 """The progress bar and the summary line, as ``qwen-ocr read --help`` shows them."""
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qwen-ocr",
@@ -134,11 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     read.add_argument("inputs", nargs="+", metavar="INPUT", help="a file, a folder, a pattern, a URL, or - (stdin)")
-    read.add_argument("--task", choices=[t.value for t in Task], help="a built-in task (default: plain text)")
-    read.add_argument("--schema", help='key_information_extraction fields as JSON, e.g. \'{"Total": ""}\'')
-    read.add_argument("--prompt", help="a custom instruction (ignored by the service when --task is set)")
-    read.add_argument("--pages", help="pages of a document, 1-based: 1-3,7")
-    read.add_argument("--password", help="password of an encrypted PDF")
+    add_reading_options(read)
     read.add_argument("--text-layer", choices=["auto", "never", "only"],
                       help="use a PDF page's own text where it is good (auto), never, or only; default: auto for "
                       "plain text, never with --task, --schema or --prompt")  # fmt: skip
@@ -155,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     read.add_argument("--model", help="model id (default qwen-vl-ocr)")
     read.add_argument("--base-url", help="service root, e.g. http://127.0.0.1:8000")
     read.add_argument("--region", help="intl (default), cn, us or a region id such as eu-central-1")
-    read.add_argument("--concurrency", type=_positive, metavar="N",
+    read.add_argument("--concurrency", type=whole_number, metavar="N",
                       help=f"pages in flight at once, across inputs (default {DEFAULT_MAX_CONCURRENCY}, the "
                       "library's)")  # fmt: skip
     read.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -197,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_batch(args)
         return _read(args)
     except QwenOCRError as exc:
-        print(f"qwen-ocr: error: {exc.message}", file=sys.stderr)
+        error(exc.message)
         return 1
     except KeyboardInterrupt:
         print("qwen-ocr: interrupted", file=sys.stderr)
@@ -219,14 +205,10 @@ def _detach_stdout() -> None:
 # -- inputs -----------------------------------------------------------------------------------------------------------
 
 
-class _UsageError(Exception):
-    """Bad usage found before anything is read: one line on stderr, exit code 2."""
-
-
 def _items(args: argparse.Namespace) -> list[SourceItem]:
     """The inputs expanded into files (``-`` as one item of standard input, not read yet)."""
     if args.inputs.count(STDIN) > 1:
-        raise _UsageError("- (standard input) can be given once.")
+        raise UsageError("- (standard input) can be given once.")
     entries: list[Any] = [SourceItem(label=_STDIN_LABEL, data=b"") if i == STDIN else i for i in args.inputs]
     items = []
     for item in expand_sources(entries, recursive=args.recursive, argument="inputs"):
@@ -243,9 +225,9 @@ def _with_stdin(items: list[SourceItem]) -> list[SourceItem]:
     if not any(item.label == _STDIN_LABEL and item.path is None for item in items):
         return items
     stream = sys.stdin
-    if stream is None or _is_terminal(stream):
+    if stream is None or is_terminal(stream):
         where = "closed" if stream is None else "a terminal"
-        raise _UsageError(
+        raise UsageError(
             f"- reads an image or a PDF from standard input, which is {where} here: pipe a file in "
             "(qwen-ocr read - < scan.png, or curl -s URL | qwen-ocr read -)."
         )
@@ -270,8 +252,8 @@ def _read(args: argparse.Namespace) -> int:
         options["model"] = args.model
     try:
         items = _items(args)
-    except _UsageError as exc:
-        print(f"qwen-ocr: error: {exc}", file=sys.stderr)
+    except UsageError as exc:
+        error(str(exc))
         return 2
     labels = [item.label for item in items]
     targets: list[Path | None] = [None] * len(items)
@@ -288,16 +270,14 @@ def _read(args: argparse.Namespace) -> int:
             return 2
     try:
         items = _with_stdin(items)
-    except _UsageError as exc:
-        print(f"qwen-ocr: error: {exc}", file=sys.stderr)
+    except UsageError as exc:
+        error(str(exc))
         return 2
     if args.out is not None:
         try:
             args.out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            print(
-                f"qwen-ocr: error: cannot make the --out directory {args.out}: {exc.strerror or exc}", file=sys.stderr
-            )
+            error(f"cannot make the --out directory {args.out}: {exc.strerror or exc}")
             return 1
     client_kwargs: dict[str, Any] = {"provider": args.provider, "region": args.region, "base_url": args.base_url}
     if args.model:
@@ -654,7 +634,7 @@ class _Progress:
     """
 
     def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled and _is_terminal(sys.stderr)
+        self.enabled = enabled and is_terminal(sys.stderr)
         self.bar: Any = None
         self._tqdm: Any = None
         self._guess: list[int] = []
@@ -666,22 +646,12 @@ class _Progress:
     def start(self, items: list[SourceItem], pages: Any, password: str | None) -> None:
         if not self.enabled or not items:
             return
-        try:
-            tqdm = importlib.import_module("tqdm").tqdm
-        except ImportError:  # a dependency of qwen-ocr; missing only from a broken install
-            print("qwen-ocr: no progress bar: tqdm is not installed (pip install tqdm)", file=sys.stderr)
-            return
-        self._tqdm = tqdm
         self._guess = [0 if item.error is not None else 1 for item in items]
         self._known = [item.error is not None for item in items]
-        try:  # a terminal that does not say its width (0 columns) would get an empty bar
-            sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
-        except (OSError, AttributeError, ValueError):
-            sized = False
-        self.bar = tqdm(
-            total=sum(self._guess), unit="page", desc="qwen-ocr", file=sys.stderr, dynamic_ncols=sized,
-            ncols=None if sized else 80,
-        )  # fmt: skip
+        self.bar = stderr_bar(total=sum(self._guess), unit="page", desc="qwen-ocr")
+        if self.bar is None:
+            return
+        self._tqdm = type(self.bar)
         self._counter = threading.Thread(
             target=self._count, args=(items, pages, password), name="qwen-ocr-count", daemon=True
         )
@@ -748,13 +718,6 @@ class _Progress:
             self.bar = None
 
 
-def _is_terminal(stream: Any) -> bool:
-    try:
-        return bool(stream is not None and stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
 # -- qwen-ocr estimate ------------------------------------------------------------------------------------------------
 
 
@@ -763,8 +726,8 @@ def _estimate(args: argparse.Namespace) -> int:
 
     try:
         items = _with_stdin(_items(args))
-    except _UsageError as exc:
-        print(f"qwen-ocr: error: {exc}", file=sys.stderr)
+    except UsageError as exc:
+        error(str(exc))
         return 2
     rows = []
     failures = 0

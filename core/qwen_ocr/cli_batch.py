@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from ._cli_support import UsageError, add_reading_options, error, is_terminal, stderr_bar, whole_number
 from ._client import QwenOCR
+from ._files import replacing_text
 from .batch import BatchJob, BatchStatus, JobStatus
 from .errors import (
     BatchJobError,
@@ -43,7 +42,6 @@ from .errors import (
     QwenOCRError,
 )
 from .reading import PageResult
-from .tasks import Task
 
 __all__ = ["BATCH_EXIT_CODES", "NOT_FINISHED", "RESULTS_FORMATS", "RESULTS_HELP", "add_parser", "run"]
 
@@ -83,10 +81,6 @@ writes to standard output."""
 """What ``qwen-ocr batch results`` writes, as its ``--help`` shows it."""
 
 
-class _UsageError(Exception):
-    """Bad usage, found before anything is sent or written: one line on stderr, exit code 2."""
-
-
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -94,16 +88,6 @@ def _positive_float(text: str) -> float:
         value = 0.0
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-    return value
-
-
-def _rounds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return value
 
 
@@ -125,7 +109,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="submit files, folders, patterns or URLs as a job, and print it with its estimated cost",
         description="Submit every selected page of the inputs as a batch job: the pages are rendered at the budget, "
         "written into input files in --job, uploaded and the batches created; then it returns (the job goes on at "
-        "the service). Prints the job: pages, lines, batches and the estimated cost at the Batch price. Needs "
+        "the service). Progress on stderr when it is a terminal: a bar of the pages prepared, then of the lines "
+        "uploaded. Prints the job: pages, lines, batches and the estimated cost at the Batch price. Needs "
         "--region cn (or DASHSCOPE_API_REGION=cn) and a Beijing key in DASHSCOPE_API_KEY.",
         epilog=BATCH_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -133,12 +118,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     submit.add_argument("inputs", nargs="+", metavar="INPUT", help="a file, a folder, a pattern or a URL")
     submit.add_argument("--job", required=True, type=Path, metavar="DIR",
                         help="the job's directory (created; it must not hold a job already)")  # fmt: skip
-    submit.add_argument("--task", choices=[t.value for t in Task], help="a built-in task (default: plain text)")
-    submit.add_argument("--schema", help='key_information_extraction fields as JSON, e.g. \'{"Total": ""}\'')
-    submit.add_argument("--prompt", help="a custom instruction (ignored by the service when --task is set)")
+    add_reading_options(submit)
     submit.add_argument("--model", help="qwen-vl-ocr (default), qwen-vl-ocr-latest, or batch-test-model (free test)")
-    submit.add_argument("--pages", help="pages of a document, 1-based: 1-3,7")
-    submit.add_argument("--password", help="password of an encrypted PDF")
     submit.add_argument("--text-layer", choices=["auto", "never", "only"],
                         help="use a PDF page's own text where it is good (auto: no line, no cost), never, or "
                         "only; default: auto for plain text, never with --task, --schema or --prompt (as "
@@ -153,13 +134,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     submit.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE",
                         help="a tag of the batches: ds_name=... (at most 60 characters) or ds_description=... (200); "
                         "repeat for both")  # fmt: skip
-    submit.add_argument("--max-rounds", type=_rounds, default=3, metavar="N",
+    submit.add_argument("--max-rounds", type=whole_number, default=3, metavar="N",
                         help="rounds in all for a page whose line fails with a retryable error (default "
                         "3)")  # fmt: skip
     _cache_option(submit)
     submit.add_argument("--base-url", help="service root (default: the region's host)")
     submit.add_argument("--region", help="cn (Beijing, the one region with OCR batches) or cn-beijing")
     submit.add_argument("--json", action="store_true", help="print the job as JSON (status and estimate)")
+    submit.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    submit.add_argument("-q", "--quiet", action="store_true", help="no progress bars on stderr")
 
     status = commands.add_parser(
         "status",
@@ -237,21 +220,17 @@ def run(args: argparse.Namespace) -> int:
         if command == "results":
             return _results(args)
         return _cancel(args)
-    except _UsageError as exc:
-        _error(str(exc))
+    except UsageError as exc:
+        error(str(exc))
         return 2
     except (BatchNotFinishedError, BatchWaitTimeoutError) as exc:
-        _error(exc.message)
+        error(exc.message)
         return NOT_FINISHED
     except KeyboardInterrupt:
         where = getattr(args, "job", None) or getattr(args, "job_dir", None)
         print(f"qwen-ocr: interrupted; every step taken is kept in {where}: qwen-ocr batch wait {where} picks the job "
               "up", file=sys.stderr)  # fmt: skip
         return 130
-
-
-def _error(message: str) -> None:
-    print(f"qwen-ocr: error: {message}", file=sys.stderr)
 
 
 # -- submit -----------------------------------------------------------------------------------------------------------
@@ -262,7 +241,7 @@ def _metadata(pairs: Sequence[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise _UsageError(f"--metadata {pair!r}: write KEY=VALUE, e.g. --metadata ds_name=june-scans.")
+            raise UsageError(f"--metadata {pair!r}: write KEY=VALUE, e.g. --metadata ds_name=june-scans.")
         tags[key.strip()] = value
     return tags
 
@@ -270,7 +249,7 @@ def _metadata(pairs: Sequence[str]) -> dict[str, str]:
 def _submit(args: argparse.Namespace) -> int:
     metadata = _metadata(args.metadata)
     if "-" in args.inputs:
-        raise _UsageError("batch submit takes files, folders, patterns and URLs, not standard input (-): save it to a "
+        raise UsageError("batch submit takes files, folders, patterns and URLs, not standard input (-): save it to a "
                           "file first.")  # fmt: skip
     options: dict[str, Any] = {
         key: value
@@ -293,26 +272,27 @@ def _submit(args: argparse.Namespace) -> int:
         client_kwargs["model"] = args.model
     if args.cache is not None:
         client_kwargs["cache"] = args.cache
+    show_progress = not (args.no_progress or args.quiet) and is_terminal(sys.stderr)
     with QwenOCR(**client_kwargs) as client:
         try:
             job = client.batch.submit(
                 args.inputs, job_dir=args.job, completion_window=args.completion_window, metadata=metadata or None,
-                max_rounds=args.max_rounds, recursive=args.recursive, **options,
+                max_rounds=args.max_rounds, recursive=args.recursive, show_progress=show_progress, **options,
             )  # fmt: skip
         except BatchUnavailableError as exc:
-            _error(_cli_words(exc.message))
+            error(_cli_words(exc.message))
             return 1
         except BatchJobError as exc:
             if exc.code != "BatchJobExists":
                 raise
-            raise _UsageError(
+            raise UsageError(
                 f"{args.job} holds a batch job already; follow it with qwen-ocr batch status/wait {args.job}, or "
                 "pass another --job directory."
             ) from None
         except QwenOCRError as exc:
             if not _saved(args.job):
                 raise
-            _error(
+            error(
                 f"{exc.message.rstrip('.')}. The job is saved in {args.job}: once that is fixed, qwen-ocr batch wait "
                 f"{args.job} sends what was not sent (nothing is uploaded or created twice)."
             )
@@ -474,7 +454,7 @@ class _WaitProgress:
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
-        self.terminal = _is_terminal(sys.stderr)
+        self.terminal = is_terminal(sys.stderr)
         self.bar: Any = None
         self.last = ""
 
@@ -487,9 +467,11 @@ class _WaitProgress:
         total = sum(b.lines for b in status.batches)
         if self.terminal:
             if self.bar is None:
-                self.bar = importlib.import_module("tqdm").tqdm(
-                    total=total, unit="line", desc="qwen-ocr batch", file=sys.stderr
-                )
+                self.bar = stderr_bar(total=total, unit="line", desc="qwen-ocr batch")
+                if self.bar is None:
+                    self.terminal = False  # no tqdm: lines instead
+                    self.show(status)
+                    return
             self.bar.total, self.bar.n = total, done
             self.bar.set_postfix_str(", ".join(sorted({b.status for b in status.batches})), refresh=False)
             self.bar.refresh()
@@ -505,13 +487,6 @@ class _WaitProgress:
             self.bar = None
 
 
-def _is_terminal(stream: Any) -> bool:
-    try:
-        return bool(stream is not None and stream.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
 # -- results ----------------------------------------------------------------------------------------------------------
 
 
@@ -519,7 +494,7 @@ def _results(args: argparse.Namespace) -> int:
     fmt = _ALIASES.get(args.format, args.format)
     target = None if args.out == "-" else Path(args.out)
     if target is not None and (target.exists() or target.is_symlink()) and not args.overwrite:
-        raise _UsageError(f"{target} already exists; nothing was written. Pass --overwrite to replace it, or choose "
+        raise UsageError(f"{target} already exists; nothing was written. Pass --overwrite to replace it, or choose "
                           "another --out.")  # fmt: skip
     with _opened(args.job_dir) as job:
         pages = job.results(on_error="mark")  # BatchNotFinishedError here: exit code 3
@@ -530,7 +505,7 @@ def _results(args: argparse.Namespace) -> int:
                 if page.error is not None:
                     failed += 1
                     where = page.source if page.file_failed else f"{page.source} page {page.label}"
-                    print(f"qwen-ocr: error: {where}: {page.error.message}", file=sys.stderr)
+                    error(f"{where}: {page.error.message}")
                 out.write(_render_page(page, fmt, custom_prompt=custom_prompt))
                 written += 1
     if not args.quiet:
@@ -547,20 +522,12 @@ def _output(target: Path | None) -> Iterator[IO[str]]:
         yield sys.stdout
         sys.stdout.flush()
         return
-    parent = target.parent if str(target.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=parent)
-    except OSError as exc:
-        raise QwenOCRError(f"cannot write {target}: {exc.strerror or exc}", code="OutputError") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yield handle
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with contextlib.ExitStack() as stack:
+        try:
+            handle = stack.enter_context(replacing_text(target, prefix=f".{target.name}.", suffix=".part", sync=False))
+        except OSError as exc:
+            raise QwenOCRError(f"cannot write {target}: {exc.strerror or exc}", code="OutputError") from None
+        yield handle
 
 
 def _render_page(page: PageResult, fmt: str, *, custom_prompt: bool) -> str:

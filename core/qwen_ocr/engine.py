@@ -367,20 +367,24 @@ def _tqdm() -> Any:
 class _Progress:
     """A tqdm bar counting pages; its total grows as each file's selected pages become known."""
 
-    def __init__(self, enabled: bool, pages: PageSpec) -> None:
+    def __init__(self, enabled: bool, pages: PageSpec, desc: str = "Qwen-OCR") -> None:
         self._pages = pages
-        self._bar: Any = _tqdm()(total=0, unit="page", desc="Qwen-OCR") if enabled else None
+        self._bar: Any = _tqdm()(total=0, unit="page", desc=desc) if enabled else None
 
     def page(self, page: PageResult, first: bool) -> None:
-        if self._bar is None or page.file_failed:
+        self.count(page.source, page.total_pages, first=first, file_failed=page.file_failed)
+
+    def count(self, source: str, total_pages: int, *, first: bool, file_failed: bool = False) -> None:
+        """One page of ``source`` (a document of ``total_pages``) done; ``first``: its file's first."""
+        if self._bar is None or file_failed:
             return
         if first:
             try:
-                selected = len(parse_pages(self._pages, page.total_pages))
+                selected = len(parse_pages(self._pages, total_pages))
             except QwenOCRError:
                 selected = 1
             self._bar.total = (self._bar.total or 0) + selected
-            self._bar.set_postfix_str(page.source, refresh=False)
+            self._bar.set_postfix_str(source, refresh=False)
         self._bar.update(1)
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ from langchain_core.documents import Document
 
 from qwen_ocr.assembly import DEFAULT_PAGE_SEPARATOR, MODES, Mode
 from qwen_ocr.engine import ON_ERROR, OnError
-from qwen_ocr.errors import BatchNotFinishedError, InvalidArgumentError
+from qwen_ocr.errors import InvalidArgumentError
 from qwen_ocr.reading import PageResult
 from qwen_ocr.rendering import check_content_format
 
@@ -42,14 +42,27 @@ __all__ = ["QwenOCRBatchLoader"]
 class QwenOCRBatchLoader(BaseLoader):
     """The Documents of a Batch API job's pages, assembled as :class:`QwenOCRLoader` assembles a real-time read.
 
-    Get one from :meth:`QwenOCRLoader.from_batch` (the arguments are described there). What to read, and how, was
-    fixed when the job was submitted (task, schema, prompt, pages, text layer); this loader only chooses how the
-    pages become Documents (``mode``, ``content_format``, ``page_separator``, ``include_lines``), what a failed page
-    does (``on_error``) and whether to wait for a job still running (``wait``).
+    Get one from :meth:`QwenOCRLoader.from_batch` (the same arguments). ``load()`` / ``lazy_load()`` give the
+    Documents a real-time read of the same sources with the job's options gives (same ``page_content``, ``id`` and
+    metadata, plus ``batch``: the batch that read the page), in input order, read from the job's files (nothing is
+    sent). What to read, and how, was fixed when the job was submitted (task, schema, prompt, pages, text layer);
+    this loader only chooses how the pages become Documents, what a failed page does and whether to wait for a job
+    still running.
+
+    Args:
+        job_dir: the job's directory (``client.batch.submit(..., job_dir=...)``, ``qwen-ocr batch submit --job``).
+        client: the client to open the job with (it must talk to the host the job was submitted to); default: one
+            for that host, its key from the environment (needed only to wait).
+        mode, content_format, page_separator, include_lines: as for :class:`QwenOCRLoader`.
+        on_error: a page or file that failed: ``"raise"`` its error (default), ``"skip"`` it or ``"mark"`` it.
+        wait: follow a job still running to its end first (:meth:`qwen_ocr.batch.BatchJob.wait`, which also sends
+            retryable failures again), polling every ``poll_interval`` seconds for at most ``timeout`` seconds;
+            off: a job not finished raises :class:`~qwen_ocr.errors.BatchNotFinishedError`.
 
     Raises:
-        BatchJobError: ``job_dir`` holds no job, or ``client`` talks to another host (at construction).
+        BatchJobError: ``job_dir`` holds no job, or ``client`` talks to another host (at construction, not at load).
         BatchNotFinishedError: from :meth:`lazy_load`, when the job is not finished and ``wait`` is off.
+        InvalidArgumentError: a wrong argument (at construction).
 
     Example::
 
@@ -100,18 +113,13 @@ class QwenOCRBatchLoader(BaseLoader):
         """The job's Documents, file by file and page by page in input order, read from the job's files a page at
         a time (after waiting for the job when ``wait`` is on)."""
         from qwen_ocr.batch import BatchJob
+        from qwen_ocr.batch._job import integration_results
 
         with BatchJob.open(self.job_dir, client=self.client) as job:
-            if self.wait:
-                job.wait(poll_interval=self.poll_interval, timeout=self.timeout)
-            try:
-                pages = job.results(on_error=self.on_error)
-            except BatchNotFinishedError as exc:
-                raise BatchNotFinishedError(
-                    f"{exc.message.removesuffix(' call job.wait() first.').rstrip(';')}: wait for it first "
-                    "(BatchJob.open(job_dir).wait(), or qwen-ocr batch wait), or pass wait=True to "
-                    "QwenOCRLoader.from_batch."
-                ) from None
+            pages = integration_results(
+                job, on_error=self.on_error, wait=self.wait, poll_interval=self.poll_interval, timeout=self.timeout,
+                made_by="QwenOCRLoader.from_batch",
+            )  # fmt: skip
             assembler = Assembler(
                 self.mode, self.content_format, self.page_separator, job.options.get("pages"), self.include_lines
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
@@ -90,58 +89,16 @@ class QwenOCRLoader(BaseLoader):
             mode=mode, content_format=content_format, ocr_options=ocr_options, client=client, aclient=aclient, **options
         )
 
-    @classmethod
-    def from_batch(
-        cls,
-        job_dir: str | os.PathLike[str],
-        *,
-        client: QwenOCR | None = None,
-        mode: Mode = "page",
-        content_format: ContentFormat = "markdown",
-        page_separator: str = DEFAULT_PAGE_SEPARATOR,
-        include_lines: bool = False,
-        on_error: OnError = "raise",
-        wait: bool = False,
-        poll_interval: float = 30.0,
-        timeout: float | None = None,
-    ) -> QwenOCRBatchLoader:
-        """A loader of the pages of a Batch API job (:mod:`qwen_ocr.batch`): ``load()`` / ``lazy_load()`` give
-        the Documents a real-time read of the same sources with the job's options gives (same ``page_content``,
-        ``id`` and metadata, plus ``batch``: the batch that read the page), in input order, read from the job's
-        files (nothing is sent).
+    from_batch = staticmethod(QwenOCRBatchLoader)
+    """``QwenOCRLoader.from_batch(job_dir, ...)``: a loader of the pages of a Batch API job (:mod:`qwen_ocr.batch`),
+    the Documents a real-time read of the same sources gives, plus ``batch``; the arguments are
+    :class:`~langchain_qwen_ocr.document_loaders.QwenOCRBatchLoader`'s.
 
-        Args:
-            job_dir: the job's directory (``client.batch.submit(..., job_dir=...)``, ``qwen-ocr batch submit --job``).
-            client: the client to open the job with (it must talk to the host the job was submitted to); default:
-                one for that host, its key from the environment (needed only to wait).
-            mode, content_format, page_separator, include_lines: as for :class:`QwenOCRLoader`. What was read and
-                how (task, schema, prompt, pages, text layer) is the job's.
-            on_error: a page or file that failed: ``"raise"`` its error (default), ``"skip"`` it or ``"mark"`` it.
-            wait: follow a job still running to its end first (:meth:`qwen_ocr.batch.BatchJob.wait`, which also
-                sends retryable failures again), polling every ``poll_interval`` seconds for at most ``timeout``
-                seconds; off: a job not finished raises :class:`~qwen_ocr.errors.BatchNotFinishedError`.
+    Example::
 
-        Raises:
-            BatchJobError: no job in ``job_dir``, or ``client`` talks to another host (here, not at load).
-            InvalidArgumentError: a wrong argument.
-
-        Example::
-
-            docs = QwenOCRLoader.from_batch("jobs/june").load()
-            docs = QwenOCRLoader.from_batch("jobs/june", mode="single", wait=True, poll_interval=60).load()
-        """
-        return QwenOCRBatchLoader(
-            job_dir,
-            client=client,
-            mode=mode,
-            content_format=content_format,
-            page_separator=page_separator,
-            include_lines=include_lines,
-            on_error=on_error,
-            wait=wait,
-            poll_interval=poll_interval,
-            timeout=timeout,
-        )
+        docs = QwenOCRLoader.from_batch("jobs/june").load()
+        docs = QwenOCRLoader.from_batch("jobs/june", mode="single", wait=True, poll_interval=60).load()
+    """
 
     def __repr__(self) -> str:
         settings = describe(self.mode, self.options, self._holder)

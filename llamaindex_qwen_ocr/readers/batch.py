@@ -30,7 +30,6 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from qwen_ocr import QwenOCR  # a field's type: pydantic resolves it at run time
 from qwen_ocr.engine import OnError, StrictSettings, fatal_noted
-from qwen_ocr.errors import BatchNotFinishedError
 from qwen_ocr.rendering import ContentFormat
 
 from .base import page_document
@@ -98,21 +97,16 @@ class QwenOCRBatchReader(StrictSettings, BasePydanticReader):
             extra_info: metadata merged into every page (the page's own keys win).
         """
         from qwen_ocr.batch import BatchJob
+        from qwen_ocr.batch._job import integration_results
 
         with (
             BatchJob.open(self.job_dir, client=self.client) as job,
             fatal_noted(self._warned, logger, "QwenOCRBatchReader"),
         ):
-            if self.wait:
-                job.wait(poll_interval=self.poll_interval, timeout=self.timeout)
-            try:
-                pages = job.results(on_error=self.on_error)
-            except BatchNotFinishedError as exc:
-                raise BatchNotFinishedError(
-                    f"{exc.message.removesuffix(' call job.wait() first.').rstrip(';')}: wait for it first "
-                    "(BatchJob.open(job_dir).wait(), or qwen-ocr batch wait), or pass wait=True to "
-                    "QwenOCRReader.from_batch."
-                ) from None
+            pages = integration_results(
+                job, on_error=self.on_error, wait=self.wait, poll_interval=self.poll_interval, timeout=self.timeout,
+                made_by="QwenOCRReader.from_batch",
+            )  # fmt: skip
             unnamed: set[str] = set()
             for page in pages:
                 if _UNNAMED.fullmatch(page.source):

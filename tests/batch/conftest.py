@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from qwen_ocr import QwenOCR, RetryPolicy
 from qwen_ocr.testing import Emulator
 
-from ..reliability._support import time_budget
+from ._support import fast_batch_emulator
 
 FAST = RetryPolicy(max_retries=3, initial_delay=0.0, max_delay=0.0, jitter=0.0, max_retry_after=0.0)
 """Retries without waiting."""
@@ -36,8 +36,7 @@ def png(index: int) -> bytes:
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
-    with time_budget(30), Emulator() as emu:
-        emu.batches.configure(validating=0.01, in_progress=0.05, finalizing=0.01, cancelling=0.01)
+    with fast_batch_emulator(30) as emu:
         yield emu
 
 

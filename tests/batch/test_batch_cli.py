@@ -200,6 +200,26 @@ def test_a_progress_bar_of_lines_on_a_terminal(
     assert terminal.getvalue() == ""
 
 
+def test_submit_shows_its_progress_bars_on_a_terminal_not_with_quiet(
+    service: list[str], scans: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert main(["batch", "submit", *scans[:5], "--job", str(tmp_path / "a"), *service]) == 0
+    shown = re.split(r"[\r\n]", terminal.getvalue())
+    assert any("preparing" in s and "5/5" in s and "page" in s for s in shown), shown
+    assert any("uploading" in s and "5/5" in s and "line" in s for s in shown), shown
+    for quiet in ("--quiet", "-q", "--no-progress"):
+        terminal = _Terminal()
+        monkeypatch.setattr("sys.stderr", terminal)
+        assert main(["batch", "submit", *scans[:2], "--job", str(tmp_path / quiet), *service, quiet]) == 0
+        assert terminal.getvalue() == ""
+    not_a_terminal = io.StringIO()
+    monkeypatch.setattr("sys.stderr", not_a_terminal)
+    assert main(["batch", "submit", *scans[:2], "--job", str(tmp_path / "b"), *service]) == 0
+    assert not_a_terminal.getvalue() == ""
+
+
 def test_a_batch_refused_at_validation_names_its_line_and_page(
     emulator: Emulator, service: list[str], scans: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -15,9 +15,9 @@ from qwen_ocr import QwenOCR
 from qwen_ocr.batch import BatchJobError, BatchNotFinishedError, BatchWaitTimeoutError
 from qwen_ocr.errors import InvalidArgumentError
 from qwen_ocr.testing import Emulator
+from tests.batch._support import fast_batch_emulator
 from tests.conftest import FAST_RETRY, make_image
 from tests.langchain.test_loader_support import BORN_DIGITAL, SKEW
-from tests.reliability._support import time_budget
 
 PER_REQUEST = {"request_id", "request_ids", "input_tokens", "output_tokens", "image_tokens", "total_tokens"}
 """The keys that differ between two readings of the same page (a request of its own, the service's own count)."""
@@ -26,8 +26,7 @@ WAIT: dict[str, Any] = {"poll_interval": 0.02, "timeout": 20.0}
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
-    with time_budget(60), Emulator() as emu:
-        emu.batches.configure(validating=0.01, in_progress=0.05, finalizing=0.01, cancelling=0.01)
+    with fast_batch_emulator(60) as emu:
         yield emu
 
 

@@ -16,8 +16,8 @@ from qwen_ocr.batch import BatchJobError, BatchNotFinishedError
 from qwen_ocr.errors import InvalidArgumentError
 from qwen_ocr.sources import named_sources
 from qwen_ocr.testing import Emulator
+from tests.batch._support import fast_batch_emulator
 from tests.conftest import FAST_RETRY, make_image
-from tests.reliability._support import time_budget
 
 from .conftest import CROM, FOUR_PAGES, KEY
 
@@ -28,8 +28,7 @@ WAIT: dict[str, Any] = {"poll_interval": 0.02, "timeout": 20.0}
 
 @pytest.fixture
 def batch_emulator() -> Iterator[Emulator]:
-    with time_budget(60), Emulator() as emu:
-        emu.batches.configure(validating=0.01, in_progress=0.05, finalizing=0.01, cancelling=0.01)
+    with fast_batch_emulator(60) as emu:
         yield emu
 
 

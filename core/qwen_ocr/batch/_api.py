@@ -24,10 +24,8 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -37,6 +35,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .._base import safe_cause, transport_error
+from .._files import replacing
 from ..errors import QwenOCRError, error_from_response
 from ..protocols.base import HTTPRequest
 from ..retry import retry_delay
@@ -390,31 +389,21 @@ class BatchAPI:
         return data
 
     def _download_once(self, file_id: str, target: Path) -> int:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".jsonl", dir=target.parent)
         written = 0
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                try:
-                    with self.client._http.stream(
-                        "GET", f"{self.base}/files/{file_id}/content", headers=self._headers()
-                    ) as response:
-                        if response.status_code >= 400:
-                            raise error_from_response(
-                                response.status_code, response.read(), response.headers, region=self.client.region
-                            )
-                        for piece in response.iter_bytes():
-                            handle.write(piece)
-                            written += len(piece)
-                except httpx.HTTPError as exc:
-                    raise transport_error(exc) from safe_cause(exc)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with replacing(target, suffix=".jsonl") as handle:
+            try:
+                with self.client._http.stream(
+                    "GET", f"{self.base}/files/{file_id}/content", headers=self._headers()
+                ) as response:
+                    if response.status_code >= 400:
+                        raise error_from_response(
+                            response.status_code, response.read(), response.headers, region=self.client.region
+                        )
+                    for piece in response.iter_bytes():
+                        handle.write(piece)
+                        written += len(piece)
+            except httpx.HTTPError as exc:
+                raise transport_error(exc) from safe_cause(exc)
         return written
 
 

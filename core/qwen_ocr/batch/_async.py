@@ -19,14 +19,12 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BatchWaitTimeoutError, InvalidArgumentError
-from ._job import BatchCost, BatchJob, JobStatus, _validation_error
+from ._job import BatchCost, BatchJob, JobStatus, _check_poll_interval, _pause, _validation_error
 
 if TYPE_CHECKING:
     from .._async_client import AsyncQwenOCR
@@ -52,11 +50,16 @@ class AsyncBatches:
     def __repr__(self) -> str:
         return f"AsyncBatches(base_url={self._aclient.base_url!r})"
 
-    async def submit(self, sources: Sources | Iterable[Any], **arguments: Any) -> AsyncBatchJob:
-        """Submit a job (see :meth:`Batches.submit <qwen_ocr.batch.Batches.submit>`), in a worker thread."""
+    async def submit(
+        self, sources: Sources | Iterable[Any], *, show_progress: bool = False, **arguments: Any
+    ) -> AsyncBatchJob:
+        """Submit a job (see :meth:`Batches.submit <qwen_ocr.batch.Batches.submit>`), in a worker thread;
+        ``show_progress``: the bars of the pages prepared, then of the lines uploaded."""
         client = _sync_client(self._aclient)
         try:
-            job = await asyncio.to_thread(lambda: client.batch.submit(sources, **arguments))
+            job = await asyncio.to_thread(
+                lambda: client.batch.submit(sources, show_progress=show_progress, **arguments)
+            )
         except BaseException:
             client.close()
             raise
@@ -108,20 +111,14 @@ class AsyncBatchJob:
 
     async def wait(self, *, poll_interval: float = 30.0, timeout: float | None = None) -> JobStatus:
         """See :meth:`BatchJob.wait <qwen_ocr.batch.BatchJob.wait>`; the waits between polls are on the loop."""
-        if not poll_interval > 0 or not math.isfinite(poll_interval):
-            raise InvalidArgumentError(f"poll_interval={poll_interval!r} must be a positive number of seconds.")
+        _check_poll_interval(poll_interval)
         start = time.monotonic()
         job = self.job
         while True:
             await asyncio.to_thread(job._drive)
             if job._state.done:
                 break
-            waited = time.monotonic() - start
-            if timeout is not None and waited >= timeout:
-                raise BatchWaitTimeoutError(
-                    f"the job {job.job_id} is not finished after {timeout:g} s; it goes on at the service."
-                )
-            await asyncio.sleep(poll_interval if timeout is None else max(0.0, min(poll_interval, timeout - waited)))
+            await asyncio.sleep(_pause(job.job_id, start, poll_interval, timeout))
         refused = [part for part in job._state.parts if part.problems]
         if refused:
             raise _validation_error(refused[0])

@@ -23,14 +23,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._closing import Closing
 from ..config import missing_key_error
 from ..cost import OUTPUT_TOKENS_PER_PAGE, PROMPT_TOKENS_PER_PAGE, price_usd
-from ..engine import OCR_OPTIONS, OnError, ReadOptions, _apply_policy, _tqdm, check_option_names
+from ..engine import OCR_OPTIONS, OnError, ReadOptions, _apply_policy, _Progress, _tqdm, check_option_names
 from ..errors import (
     BatchCancelledError,
     BatchJobError,
@@ -221,6 +221,7 @@ class Batches:
         name: str | None = None,
         recursive: bool = False,
         glob: str | None = None,
+        show_progress: bool = False,
         **options: Any,
     ) -> BatchJob:
         """Submit every selected page of ``sources`` as a batch job, and return without waiting for it.
@@ -240,6 +241,8 @@ class Batches:
             max_rounds: rounds in all for a page whose line fails with a retryable error (a server error, a
                 timeout, an expired batch): it is sent again in a follow-up batch, up to this many times in all.
             name, recursive, glob: how ``sources`` are expanded, as for :func:`~qwen_ocr.read_documents`.
+            show_progress: tqdm bars (as ``read_documents(show_progress=True)`` shows them): the pages prepared
+                (rendered, encoded, written into the input files), then the lines uploaded, batch by batch.
             **options: the other request options (``resolution``, ``min_pixels``, ``max_pixels``, ``max_tokens``,
                 ``temperature``), and ``password``, ``max_download_bytes``, ``download_timeout``,
                 ``allow_private_urls``.
@@ -275,6 +278,8 @@ class Batches:
                 "a new job_dir.",
                 code="BatchJobExists",
             )
+        if show_progress:
+            _tqdm()  # fail now (tqdm missing), not after the pages are prepared
         check_sources(sources)
         items = expand_sources(sources, name=name, recursive=recursive, glob=glob)
         store.directory.mkdir(parents=True, exist_ok=True)
@@ -292,20 +297,32 @@ class Batches:
             keyed_for=cache_protocol(client, the_model, read.task),
         )
         limits = TEST_LIMITS if the_model == TEST_MODEL else LIMITS
-        state.parts = build_pages(
-            client, store, state, items, read, image_url=image_url, keyed_for=state.keyed_for, limits=limits
-        )
+        prepared = _Progress(show_progress, read.pages, desc="Qwen-OCR batch: preparing")
+        try:
+            state.parts = build_pages(
+                client, store, state, items, read, image_url=image_url, keyed_for=state.keyed_for, limits=limits,
+                on_page=lambda record, first: prepared.count(
+                    record.source, record.total, first=first, file_failed=record.kind == "file_failed"
+                ),
+            )  # fmt: skip
+        finally:
+            prepared.close()
         store.save(state)  # the job exists from here on; nothing remote has happened yet
         job = BatchJob(store, state, client, owns_client=False)
-        job._drive()  # uploaded and created (each step journaled); not waited for
-        return job
+        bar = _tqdm()(total=state.lines, unit="line", desc="Qwen-OCR batch: uploading") if show_progress else None
+        try:
+            job._drive(sent=None if bar is None else lambda part: bar.update(part.lines))
+        finally:
+            if bar is not None:
+                bar.close()
+        return job  # uploaded and created (each step journaled); not waited for
 
     def open(self, job_dir: str | Path) -> BatchJob:
         """Reopen a job with this client (see :meth:`BatchJob.open`)."""
         return BatchJob.open(job_dir, client=self._client)
 
 
-class BatchJob:
+class BatchJob(Closing):
     """A batch job, in its directory. Get one from ``client.batch.submit(...)`` or :meth:`open`.
 
     Example::
@@ -359,14 +376,6 @@ class BatchJob:
         """Close the client this job made (a client passed in is yours to close)."""
         if self._owns_client:
             self._client.close()
-
-    def __enter__(self) -> BatchJob:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     @property
     def job_dir(self) -> Path:
@@ -456,8 +465,7 @@ class BatchJob:
             BatchValidationError: the job ended, but the service refused a batch at validation: the error names the
                 line (and its page); :meth:`results` marks that batch's pages with it.
         """
-        if not poll_interval > 0 or not math.isfinite(poll_interval):
-            raise InvalidArgumentError(f"poll_interval={poll_interval!r} must be a positive number of seconds.")
+        _check_poll_interval(poll_interval)
         start = time.monotonic()
         bar = _tqdm()(total=0, unit="line", desc="Qwen-OCR batch") if show_progress else None
         try:
@@ -467,13 +475,7 @@ class BatchJob:
                     _show(bar, self._state)
                 if self._state.done:
                     break
-                waited = time.monotonic() - start
-                if timeout is not None and waited >= timeout:
-                    raise BatchWaitTimeoutError(
-                        f"the job {self.job_id} is not finished after {timeout:g} s; it goes on at the service: wait "
-                        "again, or reopen it later with BatchJob.open(job_dir)."
-                    )
-                time.sleep(poll_interval if timeout is None else max(0.0, min(poll_interval, timeout - waited)))
+                time.sleep(_pause(self.job_id, start, poll_interval, timeout))
         finally:
             if bar is not None:
                 bar.close()
@@ -615,27 +617,7 @@ class BatchJob:
                 image_tokens += spec.max_image_tokens
         tokens_in = image_tokens + lines * prompt_tokens_per_page
         tokens_out = lines * (min(output_tokens_per_page, spec.max_tokens) if spec is not None else 0)
-        region = state.region or BATCH_REGION
-        usd: float | None
-        realtime: float | None
-        if spec is None:
-            usd = realtime = 0.0
-        else:
-            try:
-                usd = price_usd(tokens_in, tokens_out, model=state.model, region=region, batch=True)
-                realtime = price_usd(tokens_in, tokens_out, model=state.model, region=region)
-            except InvalidArgumentError:
-                usd = realtime = None
-        return BatchCost(
-            model=state.model,
-            region=region,
-            lines_billed=lines,
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
-            image_tokens=image_tokens,
-            usd=usd,
-            realtime_usd=realtime,
-        )
+        return _priced(state, lines, tokens_in, tokens_out, image_tokens)
 
     def cost(self) -> BatchCost:
         """What the job's successful lines cost at the Batch price (and would have in real time)."""
@@ -644,27 +626,7 @@ class BatchJob:
         billed = sum(p.billed for p in state.parts)
         tokens_in = sum(p.input_tokens for p in state.parts)
         tokens_out = sum(p.output_tokens for p in state.parts)
-        region = state.region or BATCH_REGION
-        usd: float | None
-        realtime: float | None
-        if state.model == TEST_MODEL:
-            usd = realtime = 0.0
-        else:
-            try:
-                usd = price_usd(tokens_in, tokens_out, model=state.model, region=region, batch=True)
-                realtime = price_usd(tokens_in, tokens_out, model=state.model, region=region)
-            except InvalidArgumentError:
-                usd = realtime = None
-        return BatchCost(
-            model=state.model,
-            region=region,
-            lines_billed=billed,
-            input_tokens=tokens_in,
-            output_tokens=tokens_out,
-            image_tokens=sum(p.image_tokens for p in state.parts),
-            usd=usd,
-            realtime_usd=realtime,
-        )
+        return _priced(state, billed, tokens_in, tokens_out, sum(p.image_tokens for p in state.parts))
 
     def delete_files(self) -> int:
         """Delete the job's files at the service (its uploaded input files, and the output and error files it
@@ -704,15 +666,15 @@ class BatchJob:
         if self._store.exists():
             self._state = self._store.load()
 
-    def _drive(self, *, poll: bool = True) -> None:
+    def _drive(self, *, poll: bool = True, sent: Callable[[PartState], None] | None = None) -> None:
         """One pass over the batches, holding the job's lock: send what is not sent (or mark it skipped when
         cancelled), poll what runs (``poll``), collect what ended (which may add follow-up batches, handled in the
-        same pass)."""
+        same pass). ``sent(part)`` is called as each batch is uploaded and created."""
         with self._store.locked():
             self._reload()
-            self._pass(poll)
+            self._pass(poll, sent)
 
-    def _pass(self, poll: bool) -> None:
+    def _pass(self, poll: bool, sent: Callable[[PartState], None] | None = None) -> None:
         position = 0
         while position < len(self._state.parts):
             part = self._state.parts[position]
@@ -724,6 +686,8 @@ class BatchJob:
                     self._skip(part)
                 else:
                     self._send(part)
+                    if sent is not None:
+                        sent(part)
                 continue
             if not _terminal(part) and poll and part.batch_id and self._update(part, self._api.get(part.batch_id)):
                 self._save()
@@ -920,6 +884,23 @@ class _Files:
         self._open.clear()
 
 
+def integration_results(
+    job: BatchJob, *, on_error: OnError, wait: bool, poll_interval: float, timeout: float | None, made_by: str
+) -> Iterator[PageResult]:
+    """The pages of ``job`` for an integration (``QwenOCRLoader.from_batch``, ``QwenOCRReader.from_batch``: named
+    by ``made_by``): after following it to its end when ``wait`` is on; a job not finished raises
+    :class:`~qwen_ocr.errors.BatchNotFinishedError` saying how to wait for it, in the integration's words."""
+    if wait:
+        job.wait(poll_interval=poll_interval, timeout=timeout)
+    try:
+        return job.results(on_error=on_error)
+    except BatchNotFinishedError as exc:
+        raise BatchNotFinishedError(
+            f"{exc.message.removesuffix(' call job.wait() first.').rstrip(';')}: wait for it first "
+            f"(BatchJob.open(job_dir).wait(), or qwen-ocr batch wait), or pass wait=True to {made_by}."
+        ) from None
+
+
 def _read_answer(body: dict[str, Any], record: PageRecord, region: str | None) -> Any:
     call = call_from_record(record.call or {}, region)
     content = json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -972,6 +953,23 @@ def _validation_error(part: PartState, line: int | None = None) -> BatchValidati
     )
 
 
+def _check_poll_interval(poll_interval: float) -> None:
+    if not poll_interval > 0 or not math.isfinite(poll_interval):
+        raise InvalidArgumentError(f"poll_interval={poll_interval!r} must be a positive number of seconds.")
+
+
+def _pause(job_id: str, start: float, poll_interval: float, timeout: float | None) -> float:
+    """The seconds to sleep before the next look at a job waited for since ``start`` (``time.monotonic()``);
+    :class:`BatchWaitTimeoutError` once ``timeout`` seconds have passed."""
+    waited = time.monotonic() - start
+    if timeout is not None and waited >= timeout:
+        raise BatchWaitTimeoutError(
+            f"the job {job_id} is not finished after {timeout:g} s; it goes on at the service: wait again, or reopen "
+            "it later with BatchJob.open(job_dir)."
+        )
+    return poll_interval if timeout is None else max(0.0, min(poll_interval, timeout - waited))
+
+
 def _show(bar: Any, state: JobState) -> None:
     total = sum(p.lines for p in state.parts)
     done = sum(
@@ -981,6 +979,32 @@ def _show(bar: Any, state: JobState) -> None:
     bar.total = total
     bar.n = done
     bar.refresh()
+
+
+def _priced(state: JobState, lines: int, tokens_in: int, tokens_out: int, image_tokens: int) -> BatchCost:
+    """The :class:`BatchCost` of these lines and tokens at the Batch price and the real-time price of the job's
+    model and region (free for ``batch-test-model``; ``None`` where no price is recorded)."""
+    region = state.region or BATCH_REGION
+    usd: float | None
+    realtime: float | None
+    if state.model == TEST_MODEL:
+        usd = realtime = 0.0
+    else:
+        try:
+            usd = price_usd(tokens_in, tokens_out, model=state.model, region=region, batch=True)
+            realtime = price_usd(tokens_in, tokens_out, model=state.model, region=region)
+        except InvalidArgumentError:
+            usd = realtime = None
+    return BatchCost(
+        model=state.model,
+        region=region,
+        lines_billed=lines,
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        image_tokens=image_tokens,
+        usd=usd,
+        realtime_usd=realtime,
+    )
 
 
 def _check_window(window: object) -> str:

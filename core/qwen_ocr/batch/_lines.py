@@ -245,10 +245,11 @@ def build_pages(
     image_url: Callable[[BatchPage], str | None] | None,
     keyed_for: str | None,
     limits: Limits,
+    on_page: Callable[[PageRecord, bool], None] | None = None,
 ) -> list[PartState]:
     """Write every selected page of ``items`` to ``pages.jsonl`` (and ``pages.idx``), and the lines of the pages
     that go to the model into the first round's input files; the parts written. ``state.pages``/``state.lines`` are
-    set."""
+    set. ``on_page(record, first)`` is called as each page is written (``first``: its file's first page)."""
     ocr = dict(options.ocr)
     endpoint_url = TEST_ENDPOINT if state.model == TEST_MODEL else CHAT_ENDPOINT
     writer = LineWriter(store, state, 1, limits)
@@ -257,7 +258,7 @@ def build_pages(
         timeout=options.download_timeout,
         allow_private=options.allow_private_urls,
     )
-    n = 0
+    n = last_file = 0
     workers = max(1, min(4, os.cpu_count() or 1))
     with (
         open(store.pages_path, "wb") as pages,
@@ -267,7 +268,7 @@ def build_pages(
     ):
 
         def emit(built: _Built) -> None:
-            nonlocal n
+            nonlocal n, last_file
             built.record.n = n
             offsets.write(OFFSET.pack(pages.tell()))
             if built.line is not None:
@@ -280,6 +281,9 @@ def build_pages(
                     )
                 writer.add(_line(n, endpoint_url, built.line))
             pages.write(built.record.dumps())
+            if on_page is not None:
+                on_page(built.record, n == 0 or built.record.file != last_file)
+            last_file = built.record.file
             n += 1
 
         for position, raw_item in enumerate(items):

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import struct
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .._files import atomic_write
 from ..errors import BatchJobError
 from ._api import RequestCounts
 
@@ -40,7 +39,6 @@ __all__ = [
     "Outcome",
     "PageRecord",
     "PartState",
-    "atomic_write",
 ]
 
 FORMAT = "qwen-ocr-batch/1"
@@ -181,22 +179,6 @@ class PageRecord:
     @classmethod
     def loads(cls, raw: bytes) -> PageRecord:
         return cls(**json.loads(raw))
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file renamed into place (fsynced): whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 class JobStore:

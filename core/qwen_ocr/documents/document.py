@@ -23,14 +23,13 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import IO, TYPE_CHECKING, Literal, Union
 
+from .._closing import Closing
 from ..budget import Resolution, pixel_budget
 from ..errors import InvalidArgumentError
 from ..imaging import (
@@ -171,7 +170,7 @@ def open_document(
     )
 
 
-class Document(contextlib.AbstractContextManager["Document"]):
+class Document(Closing):
     """An open document: iterate it for its selected pages; use it in ``with`` so that it is closed.
 
     Attributes:
@@ -222,11 +221,6 @@ class Document(contextlib.AbstractContextManager["Document"]):
     def __iter__(self) -> Iterator[Page]:
         for index in self.selected:
             yield self.page(index)
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self)} of {self.page_count} pages selected"
