@@ -15,8 +15,8 @@ a Ray cluster with Ray Data, the standard for batch inference on Ray:
 
 **One rate limit for the whole cluster.** The account's limits (RPM and TPM: given, or the model's documented ones
 from :func:`qwen_ocr.model_spec`) are not multiplied by the number of workers. One actor, :class:`RateLimiter`,
-holds the local :class:`~qwen_ocr.pacing.Pacer` (the same arithmetic as one process uses) on the wall clock
-shared by the machines, and grants every request its start time:
+holds the local :class:`~qwen_ocr.pacing.Pacer` (the same arithmetic as one process uses) and grants every
+request its start time, as a delay from its answer (never a clock reading: the machines' clocks need not agree):
 
 - each worker's client has a :class:`SharedPacer` as its pacer (the client's pacing hook,
   :class:`~qwen_ocr.pacing.PacerHook`), so every attempt asks it first, retries included;
@@ -25,8 +25,8 @@ shared by the machines, and grants every request its start time:
   held back and used late, and the successes ride along with the next call;
 - starts are spaced so that any ``1 s + margin`` holds at most ``RPM // 60`` of them (the service may enforce
   the limit per second) and any minute at most 0.95 x RPM; the margin is 20 ms plus the worst lateness the
-  workers report (their threads' late wake-ups, and grants that reach them after their start time, measured as
-  they run) plus 50 ms for each 429 that still got through;
+  workers report (their threads' late wake-ups, and the way back of the limiter's answers, half a round trip,
+  measured as they run) plus 50 ms for each 429 that still got through;
 - a 429 seen by any worker is reported at once: the limiter pauses every worker for the ``Retry-After`` and
   lowers the pace, which successes bring back step by step. With no limit known, the first 429s teach one.
 

@@ -2,9 +2,15 @@
 
 The limiter is the local :class:`~qwen_ocr.pacing.Pacer` (the same arithmetic: starts spaced so that any
 ``1 s + margin`` holds at most ``RPM // 60`` of them, at most 0.95 x RPM in any minute, the token budget, a 429
-pausing everyone and slowing the pace) living in one actor, on the wall clock, so that every process of the cluster
-gets its start times from one plan. Workers call it through :class:`SharedPacer`, which a client takes as its
-pacer (``client.pacer``, the :class:`~qwen_ocr.pacing.PacerHook`): every attempt, retries included, asks it first.
+pausing everyone and slowing the pace) living in one actor, so that every process of the cluster gets its start
+times from one plan. A start time travels as a delay (seconds from the moment the limiter answers), never as a
+clock reading, so the machines' clocks need not agree: a worker starts the request that long after the answer
+reaches it, so later than planned by the answer's way back. Each answer carries the limiter's clock reading; the
+worker's own reading on arrival minus it is the clocks' offset plus that way back, and its excess over the lowest
+of the last minute (the quickest way back seen, the offset being fixed) is how much later this answer came: the
+worker reports it as lateness, which widens everyone's margin. Workers call it through :class:`SharedPacer`, which
+a client takes as its pacer (``client.pacer``, the :class:`~qwen_ocr.pacing.PacerHook`): every attempt, retries
+included, asks it first.
 
 Example::
 
@@ -34,6 +40,7 @@ LIMITER_NAMESPACE = "qwen_ocr"
 
 _LATENESS_SPAN = 3.0  # seconds: a worker's reported lateness counts for this long (as the local wake monitor's)
 _MAX_BATCH = 64  # start times granted in one call, at most
+_GAP_SPAN = 60.0  # seconds: the quickest answer of this span stands for the clocks' offset
 
 
 class RateLimiterLostError(QwenOCRError):
@@ -43,7 +50,7 @@ class RateLimiterLostError(QwenOCRError):
 
 
 class RateLimiter:
-    """The account's pacer, as a Ray actor: grants request start times (wall-clock seconds) to every worker.
+    """The account's pacer, as a Ray actor: grants every worker's requests their start times, as delays.
 
     Create it with :func:`create_limiter`; workers reach it through :class:`SharedPacer`.
 
@@ -53,8 +60,8 @@ class RateLimiter:
         headroom: as :class:`~qwen_ocr.pacing.Pacer`'s (``None``: adaptive, the per-second limit with a margin).
 
     >>> limiter = RateLimiter(rpm=120, clock=lambda: 100.0)
-    >>> limiter.grant([None, None, None])
-    [100.0, 100.51, 101.02]
+    >>> limiter.grant([None, None, None])  # 2 in any second (+ a 20 ms margin) at 120 RPM
+    (100.0, [0.0, 0.51, 1.02])
     """
 
     def __init__(
@@ -63,7 +70,7 @@ class RateLimiter:
         tpm: float | None = None,
         headroom: float | None = None,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
         self._now = clock()
@@ -77,8 +84,10 @@ class RateLimiter:
         tokens: list[int | None],
         lateness: float = 0.0,
         outcomes: list[tuple[int | None, int | None]] | None = None,
-    ) -> list[float]:
-        """Start times (wall clock, ``time.time()``) for requests of ``tokens`` input tokens each, in order.
+    ) -> tuple[float, list[float]]:
+        """Start times for requests of ``tokens`` input tokens each, in order, as seconds to wait from now (the
+        moment of this answer): delays, not clock readings, so that workers on other machines need no clock in
+        common with this one; with this limiter's clock reading now (for the worker to time the answer's way back).
 
         Args:
             tokens: one entry per request (``None``: size unknown).
@@ -90,9 +99,9 @@ class RateLimiter:
             self._reports.append((self._now, lateness))
         for output_tokens, input_tokens in outcomes or ():
             self._pacer.on_success(output_tokens, input_tokens)
-        starts = [round(self._now + self._pacer.reserve(count), 6) for count in tokens]
+        starts = [round(self._pacer.reserve(count), 6) for count in tokens]
         self._granted += len(starts)
-        return starts
+        return self._now, starts
 
     def throttled(self, retry_after: float | None = None, default_pause: float = 1.0) -> None:
         """A worker got a 429: every worker pauses and the pace slows (see :meth:`Pacer.on_throttled`)."""
@@ -181,6 +190,7 @@ class SharedPacer:
         self._outcomes: list[tuple[int | None, int | None]] = []
         self.calls = 0
         """Calls made to the limiter (each grants a batch of start times)."""
+        self._gaps: deque[tuple[float, float]] = deque()  # (arrival, arrival - the limiter's clock): the last minute
         self.stats = PacerStats()
 
     def __repr__(self) -> str:
@@ -213,7 +223,7 @@ class SharedPacer:
         if ticket.error is not None:
             raise ticket.error
         assert ticket.start is not None
-        delay = max(0.0, ticket.start - time.time())
+        delay = max(0.0, ticket.start - time.monotonic())
         with self._cond:
             self.stats.count(delay)
         return delay
@@ -237,14 +247,14 @@ class SharedPacer:
         import ray
 
         lateness = _lateness()
-        asked = time.time()
         for attempt in range(2):
             try:
-                starts = ray.get(self._limiter.grant.remote([t.tokens for t in batch], lateness, outcomes))
+                stamp, delays = ray.get(self._limiter.grant.remote([t.tokens for t in batch], lateness, outcomes))
                 break
             except ray.exceptions.RayActorError:
                 if attempt == 0 and self._reconnect is not None:
                     self._limiter = self._reconnect()
+                    self._gaps.clear()  # another actor, maybe on another machine: another clock
                     continue
                 error = RateLimiterLostError(
                     "the cluster's rate limiter is gone (the driver that created it ended?); requests are not sent "
@@ -258,13 +268,24 @@ class SharedPacer:
                     ticket.error = exc
                 return
         self.calls += 1
-        now = time.time()
-        # The first start already past when the answer came: the round trip made this worker late; say so next time.
-        late = max(0.0, now - starts[0]) if starts and starts[0] >= asked - 1e-3 else 0.0
-        if late > 0:
-            _note_late(late)
-        for ticket, start in zip(batch, starts, strict=True):
-            ticket.start = start
+        received = time.monotonic()
+        _note_late(self._way_back(received, stamp))
+        for ticket, delay in zip(batch, delays, strict=True):
+            ticket.start = received + delay
+
+    def _way_back(self, received: float, stamp: float) -> float:
+        """How much later than the quickest answer of the last minute this one arrived: the delays count from the
+        limiter's answer, so every start of the batch is that much later than planned (said next time, as lateness).
+
+        ``received - stamp`` is the two clocks' offset (fixed, whatever it is) plus the answer's way back; the
+        lowest of the last minute stands for the offset (a minute also bounds the clocks' drift)."""
+        gap = received - stamp
+        while self._gaps and self._gaps[0][0] < received - _GAP_SPAN:
+            self._gaps.popleft()
+        while self._gaps and self._gaps[-1][1] >= gap:
+            self._gaps.pop()  # a later, lower gap makes the higher ones before it irrelevant to the minimum
+        self._gaps.append((received, gap))
+        return gap - self._gaps[0][1]
 
 
 _late_lock = threading.Lock()
@@ -283,7 +304,7 @@ def _lateness() -> float:
 
 
 def _note_late(seconds: float) -> None:
-    """Record a grant that arrived after its start time (folded into the lateness reported to the limiter)."""
+    """Record how late this worker's starts are against the limiter's plan (folded into the lateness it reports)."""
     now = time.monotonic()
     with _late_lock:
         _late.append((now, seconds))
