@@ -47,7 +47,7 @@ Example::
     pages.write_parquet("/shared/out/")      # reads the pages, writes one row per page
 
     pages = pages.materialize()              # to use the rows more than once without reading them again
-    failed = pages.filter(lambda row: row["error"] is not None).count()
+    failed = sum(row["error"] is not None for row in pages.iter_rows())
 """
 
 from __future__ import annotations
