@@ -26,6 +26,8 @@ from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
 from qwen_ocr.assembly import DEFAULT_PAGE_SEPARATOR, MODES, Mode
+from qwen_ocr.batch import BatchJob
+from qwen_ocr.batch._job import integration_results
 from qwen_ocr.engine import ON_ERROR, OnError
 from qwen_ocr.errors import InvalidArgumentError
 from qwen_ocr.reading import PageResult
@@ -99,8 +101,6 @@ class QwenOCRBatchLoader(BaseLoader):
         self.mode, self.content_format, self.page_separator = mode, content_format, page_separator
         self.include_lines, self.on_error = include_lines, on_error
         self.wait, self.poll_interval, self.timeout = wait, float(poll_interval), timeout
-        from qwen_ocr.batch import BatchJob  # the Batch API client (httpx) only when a job is opened
-
         BatchJob.open(self.job_dir, client=client).close()  # a job, of this client's host: said now, not at load
 
     def __repr__(self) -> str:
@@ -112,9 +112,6 @@ class QwenOCRBatchLoader(BaseLoader):
     def lazy_load(self) -> Iterator[Document]:
         """The job's Documents, file by file and page by page in input order, read from the job's files a page at
         a time (after waiting for the job when ``wait`` is on)."""
-        from qwen_ocr.batch import BatchJob
-        from qwen_ocr.batch._job import integration_results
-
         with BatchJob.open(self.job_dir, client=self.client) as job:
             pages = integration_results(
                 job, on_error=self.on_error, wait=self.wait, poll_interval=self.poll_interval, timeout=self.timeout,

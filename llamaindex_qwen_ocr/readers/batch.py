@@ -29,6 +29,8 @@ from llama_index.core.schema import Document
 from pydantic import Field, PrivateAttr, model_validator
 
 from qwen_ocr import QwenOCR  # a field's type: pydantic resolves it at run time
+from qwen_ocr.batch import BatchJob
+from qwen_ocr.batch._job import integration_results
 from qwen_ocr.engine import OnError, StrictSettings, fatal_noted
 from qwen_ocr.rendering import ContentFormat
 
@@ -84,8 +86,6 @@ class QwenOCRBatchReader(StrictSettings, BasePydanticReader):
 
     @model_validator(mode="after")
     def _a_job(self) -> QwenOCRBatchReader:
-        from qwen_ocr.batch import BatchJob  # the Batch API client (httpx) only when a job is opened
-
         BatchJob.open(self.job_dir, client=self.client).close()  # a job, of this client's host: said now
         return self
 
@@ -96,9 +96,6 @@ class QwenOCRBatchReader(StrictSettings, BasePydanticReader):
         Args:
             extra_info: metadata merged into every page (the page's own keys win).
         """
-        from qwen_ocr.batch import BatchJob
-        from qwen_ocr.batch._job import integration_results
-
         with (
             BatchJob.open(self.job_dir, client=self.client) as job,
             fatal_noted(self._warned, logger, "QwenOCRBatchReader"),

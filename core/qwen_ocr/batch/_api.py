@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .._base import safe_cause, transport_error
@@ -40,7 +39,9 @@ from ..errors import QwenOCRError, error_from_response
 from ..protocols.base import HTTPRequest
 from ..retry import retry_delay
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # httpx comes with the client's connection pool, not with this module (as for the client classes)
+    import httpx
+
     from .._client import QwenOCR
 
 __all__ = [
@@ -332,6 +333,8 @@ class BatchAPI:
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One attempt: the reply (read whole), or its typed error."""
+        import httpx
+
         try:
             response = self.client._http.request(method, self.base + path, headers=self._headers(), **kwargs)
         except httpx.HTTPError as exc:
@@ -389,6 +392,8 @@ class BatchAPI:
         return data
 
     def _download_once(self, file_id: str, target: Path) -> int:
+        import httpx
+
         written = 0
         with replacing(target, suffix=".jsonl") as handle:
             try:
